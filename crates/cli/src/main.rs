@@ -1,0 +1,87 @@
+//! `hoist`: the command line. Flag definitions, output formatting, and calls
+//! into `hoist_engine`; no pull logic lives here.
+
+mod images;
+mod pull;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Pull container images into a local store, without a daemon.
+#[derive(Parser)]
+#[command(name = "hoist", version, about, propagate_version = true)]
+struct Cli {
+    /// Root directory of the store [default: /var/lib/hoist as root,
+    /// $XDG_DATA_HOME/hoist otherwise]
+    #[arg(long, global = true, env = "HOIST_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pull an image from a registry
+    Pull(pull::PullArgs),
+    /// List, inspect and remove images
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
+    /// List stored blobs
+    #[command(subcommand)]
+    Content(images::ContentCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line naming the cause; the chain is joined with ": ".
+            #[allow(clippy::print_stderr, reason = "the binary reports errors")]
+            {
+                eprintln!("hoist: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let root = cli.root.unwrap_or_else(default_root);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Pull(args) => runtime.block_on(pull::run(&root, args)),
+        Command::Images(command) => images::run_images(&root, command),
+        Command::Content(command) => images::run_content(&root, command),
+    }
+}
+
+/// `/var/lib/hoist` for root, like containerd's `/var/lib/containerd`;
+/// otherwise the XDG data directory, like rootless podman.
+fn default_root() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/hoist");
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data_home.join("hoist")
+}
+
+/// Logs go to stderr, filtered by `HOIST_LOG` (e.g. `HOIST_LOG=debug`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOIST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

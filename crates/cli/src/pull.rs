@@ -1,0 +1,161 @@
+//! `hoist pull`: flags to `PullOptions`, and a plain progress line per blob.
+
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the binary prints")]
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use hoist_engine::{Credentials, Engine, Event, PlatformSelection, PullOptions, RegistryOptions};
+use hoist_oci::Platform;
+use tokio::sync::mpsc;
+
+/// Flags of `hoist pull`.
+#[derive(Args)]
+pub(crate) struct PullArgs {
+    /// Image reference, e.g. `alpine`, `127.0.0.1:5000/app:1.0`, `repo@sha256:…`
+    reference: String,
+
+    /// Pull this platform (os/arch[/variant]); repeat for several
+    #[arg(long = "platform", value_name = "PLATFORM", conflicts_with = "all_platforms")]
+    platforms: Vec<String>,
+
+    /// Pull every platform of a multi-platform image
+    #[arg(long)]
+    all_platforms: bool,
+
+    /// Talk plain HTTP to the registry
+    #[arg(long)]
+    plain_http: bool,
+
+    /// Registry credentials as USER:PASSWORD
+    #[arg(long, short = 'u', value_name = "USER:PASSWORD", env = "HOIST_USER", hide_env_values = true)]
+    user: Option<String>,
+
+    /// Trust this CA certificate (PEM) in addition to the system roots
+    #[arg(long, value_name = "FILE")]
+    tlscacert: Vec<PathBuf>,
+
+    /// Per-registry configuration directory, containerd's `certs.d` layout
+    /// (`<dir>/<host:port>/ca.crt`)
+    #[arg(long, value_name = "DIR")]
+    hosts_dir: Option<PathBuf>,
+
+    /// Fetch the content only; do not unpack layers into snapshots
+    #[arg(long)]
+    no_unpack: bool,
+
+    /// Download at most this many blobs at once
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    max_concurrent_downloads: usize,
+
+    /// Print nothing but the result
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
+    let engine = Engine::open(root).with_context(|| format!("opening {}", root.display()))?;
+    let options = pull_options(&args)?;
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let options = PullOptions {
+        progress: Some(sender),
+        ..options
+    };
+    let quiet = args.quiet;
+    let printer = tokio::spawn(print_progress(receiver, quiet));
+    let pulled = engine.pull(&args.reference, options).await;
+    // The engine dropped its senders; the printer drains what is left.
+    printer.await?;
+    let pulled = pulled?;
+    println!("{} {}", pulled.name, pulled.target.digest());
+    Ok(())
+}
+
+fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
+    let platforms = if args.all_platforms {
+        PlatformSelection::All
+    } else if args.platforms.is_empty() {
+        PlatformSelection::Host
+    } else {
+        PlatformSelection::Only(
+            args.platforms
+                .iter()
+                .map(|p| Platform::parse(p))
+                .collect::<Result<_, _>>()?,
+        )
+    };
+    let credentials = match &args.user {
+        Some(user) => {
+            let (username, password) = user
+                .split_once(':')
+                .context("--user takes USER:PASSWORD")?;
+            Some(Credentials {
+                username: username.to_string(),
+                password: password.to_string(),
+            })
+        }
+        None => None,
+    };
+    if args.max_concurrent_downloads == 0 {
+        anyhow::bail!("--max-concurrent-downloads must be at least 1");
+    }
+    let registry = RegistryOptions {
+        plain_http: args.plain_http,
+        credentials,
+        ca_files: args.tlscacert.clone(),
+        hosts_dir: args.hosts_dir.clone(),
+        ..RegistryOptions::default()
+    };
+    Ok(PullOptions {
+        platforms,
+        registry,
+        max_concurrent_downloads: args.max_concurrent_downloads,
+        progress: None,
+    })
+}
+
+/// Plain progress: one line per blob when it settles, on stderr so stdout
+/// carries only the result.
+async fn print_progress(mut events: mpsc::UnboundedReceiver<Event>, quiet: bool) {
+    while let Some(event) = events.recv().await {
+        if quiet {
+            continue;
+        }
+        match event {
+            Event::Resolved {
+                reference,
+                descriptor,
+            } => eprintln!("{reference}: resolved {}", descriptor.digest()),
+            Event::Done { digest, kind, size } => {
+                eprintln!("{kind:<8} {digest}: done ({})", human_size(size));
+            }
+            Event::AlreadyExists { digest, kind, .. } => {
+                eprintln!("{kind:<8} {digest}: already exists");
+            }
+            Event::Retrying {
+                digest,
+                attempt,
+                offset,
+            } => eprintln!("         {digest}: retrying (attempt {attempt}, from byte {offset})"),
+            _ => {}
+        }
+    }
+}
+
+/// Sizes as docker prints them: 1000-based units with three significant
+/// figures.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + UNITS[unit]
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests for the `hoist` binary against a real registry.

@@ -1,0 +1,69 @@
+//! The engine's error type: the failures of its parts, plus the pipeline's own.
+
+use std::path::PathBuf;
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A reference, platform or manifest could not be parsed or verified.
+    #[error(transparent)]
+    Oci(#[from] hoist_oci::Error),
+    /// The registry refused, failed or lied.
+    #[error(transparent)]
+    Remote(#[from] hoist_remote::Error),
+    /// The content store failed (including digest and size mismatches).
+    #[error(transparent)]
+    Content(#[from] hoist_content::Error),
+    /// The metadata database failed.
+    #[error(transparent)]
+    Metadata(#[from] hoist_metadata::Error),
+    /// No manifest in an index matches the requested platforms.
+    #[error("no manifest for platform {wanted} in {reference} (available: {})", available.join(", "))]
+    NoMatchingPlatform {
+        /// The reference being pulled.
+        reference: String,
+        /// The requested platforms, formatted.
+        wanted: String,
+        /// The platforms the index offers.
+        available: Vec<String>,
+    },
+    /// The manifest uses a format hoist does not pull.
+    #[error("{reference}: {media_type} is not supported: {hint}")]
+    UnsupportedManifest {
+        /// The reference being pulled.
+        reference: String,
+        /// The manifest's media type.
+        media_type: String,
+        /// What the user can do about it.
+        hint: &'static str,
+    },
+    /// No image by that name is recorded.
+    #[error("image not found: {0}")]
+    ImageNotFound(String),
+    /// A blob was stored but its body does not agree with its descriptor.
+    #[error("blob {digest}: {detail}")]
+    InvalidBlob {
+        /// The blob's digest.
+        digest: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A filesystem operation of the engine's own failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A background task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Error::Task(error.to_string())
+    }
+}

@@ -1,0 +1,30 @@
+//! Label keys shared with containerd, so GC references mean the same thing.
+
+/// Prefix of a GC edge from a blob to another blob (`…content.m.0`,
+/// `…content.config`, `…content.l.3`): the child stays alive while the
+/// parent does.
+pub(crate) const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
+
+/// Prefix of the label recording which repository a blob came from, per
+/// registry host: `containerd.io/distribution.source.<host>=<repository>`.
+pub(crate) const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source";
+
+/// The GC label key for child number `index` of an index (a manifest).
+pub(crate) fn manifest_ref(index: usize) -> String {
+    format!("{GC_REF_CONTENT}.m.{index}")
+}
+
+/// The GC label key for a manifest's config.
+pub(crate) fn config_ref() -> String {
+    format!("{GC_REF_CONTENT}.config")
+}
+
+/// The GC label key for layer number `index` of a manifest.
+pub(crate) fn layer_ref(index: usize) -> String {
+    format!("{GC_REF_CONTENT}.l.{index}")
+}
+
+/// The distribution-source label key for a registry host.
+pub(crate) fn distribution_source(host: &str) -> String {
+    format!("{DISTRIBUTION_SOURCE}.{host}")
+}

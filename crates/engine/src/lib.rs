@@ -1,0 +1,86 @@
+//! The hoist pull engine: the library a program embeds to pull images.
+//!
+//! An [`Engine`] owns one root directory: a content store ([`hoist_content`])
+//! under `<root>/content` and a metadata database ([`hoist_metadata`]) at
+//! `<root>/metadata.db`. [`Engine::pull`] runs the pipeline in [`pull`]:
+//! resolve the reference with [`hoist_remote`], fetch the index, manifests,
+//! configs and layers of the chosen platforms into the content store, record
+//! the GC references between them, and register the image. Progress leaves as
+//! typed [`Event`]s on a channel the caller owns, so rendering (terminal bars,
+//! docker's status lines, JSON) is the caller's business and never slows a
+//! pull down.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), hoist_engine::Error> {
+//! use hoist_engine::{Engine, PullOptions};
+//!
+//! let engine = Engine::open("/var/lib/hoist")?;
+//! let pulled = engine.pull("alpine:3.20", PullOptions::default()).await?;
+//! println!("{} {}", pulled.name, pulled.target.digest());
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod images;
+mod labels;
+mod progress;
+pub mod pull;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::Error;
+pub use hoist_oci::{Descriptor, Digest, Platform, Reference};
+pub use hoist_remote::{Credentials, RegistryOptions};
+pub use images::{ContentEntry, ImageSummary};
+pub use progress::{BlobKind, Event};
+pub use pull::{PlatformSelection, PullOptions, Pulled};
+
+/// Result alias for engine operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One hoist root: its content store and metadata database.
+///
+/// Cheap to clone; clones share the same stores. Several engines (in one
+/// process or several) may open the same root at once.
+#[derive(Clone)]
+pub struct Engine {
+    root: PathBuf,
+    content: hoist_content::Store,
+    db: Arc<hoist_metadata::Db>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the hoist root at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Engine> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|source| Error::Io {
+            path: root.clone(),
+            source,
+        })?;
+        let content = hoist_content::Store::open(root.join("content"))?;
+        let db = hoist_metadata::Db::open(&root.join("metadata.db"))?;
+        Ok(Engine {
+            root,
+            content,
+            db: Arc::new(db),
+        })
+    }
+
+    /// The root directory this engine manages.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The content store under `<root>/content`.
+    pub fn content(&self) -> &hoist_content::Store {
+        &self.content
+    }
+
+    /// The metadata database at `<root>/metadata.db`.
+    pub fn metadata(&self) -> &hoist_metadata::Db {
+        &self.db
+    }
+}

@@ -1,0 +1,609 @@
+//! The pull pipeline, readable top to bottom in [`Engine::pull`].
+//!
+//! A pull resolves a reference to a root descriptor, walks the tree below it
+//! (index → manifests of the chosen platforms → config and layers), stores
+//! every blob verified in the content store, records the GC references
+//! between blobs, and finally registers the image. Details live in the
+//! [`Session`] helpers below; the order of steps lives in `pull` alone.
+//!
+//! Crash ordering: a blob becomes visible only by the content store's atomic
+//! rename after verification; the image record is written only after every
+//! blob it needs is stored. A killed pull leaves ingests the next pull
+//! resumes by offset, and a lease that marks its blobs as in use.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use hoist_content::{Committed, Expected, Writer};
+use hoist_metadata::{Image, Labels, LeaseResource};
+use hoist_oci::manifest::{self, Children};
+use hoist_oci::media_type::{self, Kind};
+use hoist_oci::{Descriptor, Digest, Platform, PlatformMatcher, Reference};
+use hoist_remote::{RegistryOptions, Repository, Resolver};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::progress::{BlobKind, Event, Progress};
+use crate::{Engine, Error, Result, labels};
+
+/// Manifests, indexes and configs are read whole; this bounds them.
+const MAX_MANIFEST_SIZE: u64 = 8 << 20;
+
+/// How often one blob download may resume after a broken stream.
+const MAX_RESUMES: u32 = 5;
+
+/// Progress for a blob is reported at most once per this many bytes, so a
+/// fast link does not flood the channel.
+const PROGRESS_STEP: u64 = 256 << 10;
+
+/// Which platforms of a multi-platform image to pull.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlatformSelection {
+    /// The best match for the machine hoist runs on.
+    #[default]
+    Host,
+    /// The best match for each of these platforms.
+    Only(Vec<Platform>),
+    /// Every manifest of the index.
+    All,
+}
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Which platforms to fetch from an index.
+    pub platforms: PlatformSelection,
+    /// How to reach the registry: credentials, TLS, timeouts, retries.
+    pub registry: RegistryOptions,
+    /// At most this many blobs download at once (containerd's and docker's
+    /// default is 3).
+    pub max_concurrent_downloads: usize,
+    /// Where progress events go; `None` to pull silently.
+    pub progress: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platforms: PlatformSelection::Host,
+            registry: RegistryOptions::default(),
+            max_concurrent_downloads: 3,
+            progress: None,
+        }
+    }
+}
+
+/// What a successful pull produced.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Pulled {
+    /// The image name as recorded (the normalized reference).
+    pub name: String,
+    /// The root descriptor: an index or a manifest.
+    pub target: Descriptor,
+    /// How many blobs the image has for the chosen platforms.
+    pub blobs: usize,
+    /// How many bytes were downloaded by this pull (0 when all was stored).
+    pub downloaded: u64,
+}
+
+impl Engine {
+    /// Pulls `reference` into this engine's root.
+    ///
+    /// The reference is normalized the way docker does (`alpine` →
+    /// `docker.io/library/alpine:latest`). A digest reference whose manifest
+    /// is already stored resolves without touching the network.
+    pub async fn pull(&self, reference: &str, options: PullOptions) -> Result<Pulled> {
+        let reference = Reference::parse(reference)?;
+        let session = Session::new(self, &reference, &options)?;
+
+        // 1. Resolve the reference to the root descriptor.
+        let target = session.resolve().await?;
+
+        // 2. Hold a lease while we write, so a concurrent GC keeps our blobs.
+        let lease = session.begin_lease()?;
+
+        // 3. Fetch the root, walk to the chosen manifests, fetch their blobs.
+        let fetched = session.fetch_tree(&target, &lease).await;
+        let (blobs, downloaded) = match fetched {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                session.end_lease(&lease);
+                return Err(error);
+            }
+        };
+
+        // 4. Register the image; only now does it point at complete content.
+        let name = reference.to_string();
+        session.register_image(&name, &target)?;
+        session.end_lease(&lease);
+        session.progress.send(Event::ImageDone {
+            name: name.clone(),
+            digest: target.digest().clone(),
+        });
+        Ok(Pulled {
+            name,
+            target,
+            blobs,
+            downloaded,
+        })
+    }
+}
+
+/// One pull's state: where from, how, and the limits it runs under.
+struct Session<'a> {
+    engine: &'a Engine,
+    reference: &'a Reference,
+    repository: Repository,
+    resolver: Resolver,
+    platforms: &'a PlatformSelection,
+    downloads: Arc<Semaphore>,
+    progress: Progress,
+    /// Labels every stored blob gets: where it came from.
+    source_labels: Labels,
+}
+
+/// A blob to download, with its role in the image.
+#[derive(Clone)]
+struct Pending {
+    descriptor: Descriptor,
+    kind: BlobKind,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        engine: &'a Engine,
+        reference: &'a Reference,
+        options: &'a PullOptions,
+    ) -> Result<Session<'a>> {
+        let repository = Repository {
+            domain: reference.domain().to_string(),
+            name: reference.repository().to_string(),
+        };
+        let source_labels = Labels::from([(
+            labels::distribution_source(reference.domain()),
+            reference.repository().to_string(),
+        )]);
+        Ok(Session {
+            engine,
+            reference,
+            repository,
+            resolver: Resolver::new(options.registry.clone())?,
+            platforms: &options.platforms,
+            downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
+            progress: Progress::new(options.progress.clone()),
+            source_labels,
+        })
+    }
+
+    /// Resolves the reference; a stored digest reference needs no network
+    /// (as BuildKit's puller does).
+    async fn resolve(&self) -> Result<Descriptor> {
+        let reference = self.reference.to_string();
+        self.progress.send(Event::Resolving {
+            reference: reference.clone(),
+        });
+        let descriptor = match self.stored_descriptor()? {
+            Some(descriptor) => descriptor,
+            None => {
+                self.resolver
+                    .resolve(&self.repository, &self.reference.object())
+                    .await?
+            }
+        };
+        self.progress.send(Event::Resolved {
+            reference,
+            descriptor: descriptor.clone(),
+        });
+        Ok(descriptor)
+    }
+
+    fn stored_descriptor(&self) -> Result<Option<Descriptor>> {
+        let Some(digest) = self.reference.digest() else {
+            return Ok(None);
+        };
+        let Some(info) = self.engine.content.info(digest)? else {
+            return Ok(None);
+        };
+        let body = self.engine.content.read_blob(digest, MAX_MANIFEST_SIZE)?;
+        Ok(manifest::detect_media_type(&body)
+            .map(|media_type| Descriptor::new(media_type.as_str().into(), info.size, digest.clone())))
+    }
+
+    /// Walks the tree below `root`: manifests are fetched one by one (they
+    /// are small and decide what comes next), then configs and layers of all
+    /// chosen manifests download concurrently. Returns the number of blobs
+    /// and the bytes downloaded.
+    async fn fetch_tree(&self, root: &Descriptor, lease: &str) -> Result<(usize, u64)> {
+        let mut manifests = vec![root.clone()];
+        let mut leaves: Vec<Pending> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut count = 0;
+        let mut downloaded = 0;
+        while let Some(descriptor) = manifests.pop() {
+            if !seen.insert(descriptor.digest().clone()) {
+                continue;
+            }
+            count += 1;
+            let (body, bytes) = self.fetch_manifest(&descriptor, lease).await?;
+            downloaded += bytes;
+            let media_type = descriptor.media_type().to_string();
+            let mut gc_labels = Labels::new();
+            match manifest::children(&media_type, &body)? {
+                Children::Index(children) => {
+                    for (i, child) in self.select_platforms(&children)?.into_iter().enumerate() {
+                        gc_labels.insert(labels::manifest_ref(i), child.digest().to_string());
+                        manifests.push(child);
+                    }
+                }
+                Children::Manifest { config, layers } => {
+                    gc_labels.insert(labels::config_ref(), config.digest().to_string());
+                    leaves.push(Pending {
+                        kind: blob_kind(config.media_type().as_ref(), BlobKind::Config),
+                        descriptor: config,
+                    });
+                    for (i, layer) in layers.into_iter().enumerate() {
+                        gc_labels.insert(labels::layer_ref(i), layer.digest().to_string());
+                        leaves.push(Pending {
+                            kind: blob_kind(layer.media_type().as_ref(), BlobKind::Layer),
+                            descriptor: layer,
+                        });
+                    }
+                }
+                _ => {}
+            }
+            self.record_content(&descriptor, gc_labels)?;
+        }
+
+        leaves.retain(|pending| seen.insert(pending.descriptor.digest().clone()));
+        count += leaves.len();
+        for pending in &leaves {
+            self.progress.send(Event::Waiting {
+                digest: pending.descriptor.digest().clone(),
+                kind: pending.kind,
+                size: pending.descriptor.size(),
+            });
+        }
+        // Every blob gets a future at once (so each can report "already
+        // exists" immediately); the semaphore in `fetch_blob` bounds downloads.
+        let concurrency = leaves.len().max(1);
+        let bytes: Vec<u64> = futures_util::stream::iter(leaves)
+            .map(|pending| async move { self.fetch_blob(&pending, lease).await })
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await?;
+        downloaded += bytes.iter().sum::<u64>();
+        Ok((count, downloaded))
+    }
+
+    /// Chooses the manifests of an index that match the platform selection:
+    /// the best match per requested platform, or all of them.
+    fn select_platforms(&self, children: &[Descriptor]) -> Result<Vec<Descriptor>> {
+        let wanted = match self.platforms {
+            PlatformSelection::All => return Ok(children.to_vec()),
+            PlatformSelection::Host => vec![Platform::host()],
+            PlatformSelection::Only(platforms) => platforms.clone(),
+        };
+        let mut chosen: Vec<Descriptor> = Vec::new();
+        for platform in &wanted {
+            let matcher = PlatformMatcher::only(platform.clone());
+            match matcher.best_match(children).first() {
+                Some(best) => {
+                    if !chosen.iter().any(|c| c.digest() == best.digest()) {
+                        chosen.push((*best).clone());
+                    }
+                }
+                None => {
+                    return Err(Error::NoMatchingPlatform {
+                        reference: self.reference.to_string(),
+                        wanted: platform.to_string(),
+                        available: children
+                            .iter()
+                            .filter_map(manifest::platform_of)
+                            .map(|p| p.to_string())
+                            .collect(),
+                    });
+                }
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// Fetches an index or manifest into the content store (or reads the
+    /// stored copy) and returns its body and the bytes downloaded.
+    async fn fetch_manifest(&self, descriptor: &Descriptor, lease: &str) -> Result<(Bytes, u64)> {
+        let digest = descriptor.digest().clone();
+        let kind = match media_type::classify(descriptor.media_type().as_ref()) {
+            Kind::Index => BlobKind::Index,
+            Kind::Manifest => BlobKind::Manifest,
+            Kind::Schema1Manifest => {
+                return Err(Error::UnsupportedManifest {
+                    reference: self.reference.to_string(),
+                    media_type: descriptor.media_type().to_string(),
+                    hint: "Docker schema 1 images are deprecated; push the image again with a current client",
+                });
+            }
+            _ => BlobKind::Other,
+        };
+        if self.engine.content.contains(&digest) {
+            let body = self.engine.content.read_blob(&digest, MAX_MANIFEST_SIZE)?;
+            self.progress.send(Event::AlreadyExists {
+                digest,
+                kind,
+                size: descriptor.size(),
+            });
+            return Ok((body.into(), 0));
+        }
+        self.protect(lease, &digest)?;
+        let body = self
+            .resolver
+            .fetch_manifest(&self.repository, descriptor)
+            .await?;
+        let store = self.engine.content.clone();
+        let expected = expected_of(descriptor);
+        let stored = body.clone();
+        tokio::task::spawn_blocking(move || -> Result<Committed> {
+            match store.writer(&expected.digest.to_string(), expected) {
+                Ok(mut writer) => {
+                    writer.truncate(0)?;
+                    writer.write_all(&stored).map_err(hoist_content::Error::from)?;
+                    Ok(writer.commit()?)
+                }
+                Err(hoist_content::Error::AlreadyExists(_)) => Ok(Committed::AlreadyExists),
+                Err(error) => Err(error.into()),
+            }
+        })
+        .await??;
+        self.progress.send(Event::Done {
+            digest,
+            kind,
+            size: descriptor.size(),
+        });
+        Ok((body.clone(), body.len() as u64))
+    }
+
+    /// Downloads one config or layer into the content store, streaming,
+    /// resuming after broken connections at the ingest's offset. Returns the
+    /// bytes downloaded (0 when the blob was already stored).
+    async fn fetch_blob(&self, pending: &Pending, lease: &str) -> Result<u64> {
+        let descriptor = &pending.descriptor;
+        let digest = descriptor.digest().clone();
+        let size = descriptor.size();
+        let already = |engine: &Engine| -> Result<u64> {
+            self.progress.send(Event::AlreadyExists {
+                digest: digest.clone(),
+                kind: pending.kind,
+                size,
+            });
+            record(engine, descriptor, &self.source_labels)?;
+            Ok(0)
+        };
+        if self.engine.content.contains(&digest) {
+            return already(self.engine);
+        }
+        let _permit = self
+            .downloads
+            .acquire()
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
+        self.protect(lease, &digest)?;
+
+        // The ingest is named by the digest, so every writer of this blob, in
+        // this process or another, takes the same lock; the loser of the race
+        // sees AlreadyExists instead of writing a second copy.
+        let store = self.engine.content.clone();
+        let expected = expected_of(descriptor);
+        let opened = tokio::task::spawn_blocking(move || {
+            store.writer(&expected.digest.to_string(), expected)
+        })
+        .await?;
+        let mut writer = match opened {
+            Ok(writer) => writer,
+            Err(hoist_content::Error::AlreadyExists(_)) => return already(self.engine),
+            Err(error) => return Err(error.into()),
+        };
+
+        let resumed_at = writer.offset();
+        let mut attempt = 1;
+        loop {
+            let offset = writer.offset();
+            let (returned, outcome) = self.stream_attempt(pending, writer, offset).await?;
+            writer = returned;
+            match outcome {
+                Ok(()) => break,
+                Err(error) if attempt < MAX_RESUMES && is_retryable(&error) => {
+                    attempt += 1;
+                    tracing::debug!(%digest, attempt, %error, "blob stream broke; resuming");
+                    self.progress.send(Event::Retrying {
+                        digest: digest.clone(),
+                        attempt,
+                        offset: writer.offset(),
+                    });
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+
+        self.progress.send(Event::Verifying {
+            digest: digest.clone(),
+            kind: pending.kind,
+        });
+        tokio::task::spawn_blocking(move || writer.commit()).await??;
+        record(self.engine, descriptor, &self.source_labels)?;
+        self.progress.send(Event::Done {
+            digest,
+            kind: pending.kind,
+            size,
+        });
+        Ok(size.saturating_sub(resumed_at))
+    }
+
+    /// One attempt at streaming a blob from `offset` into `writer`. The
+    /// network side runs here; the disk side runs on a blocking thread fed
+    /// through a small bounded channel, so memory stays bounded and the
+    /// runtime never blocks on disk. The writer comes back either way, so a
+    /// failed attempt can resume where it stopped.
+    async fn stream_attempt(
+        &self,
+        pending: &Pending,
+        mut writer: Writer,
+        offset: u64,
+    ) -> Result<(Writer, Result<()>)> {
+        let descriptor = &pending.descriptor;
+        let mut stream = match self
+            .resolver
+            .fetch_blob(&self.repository, descriptor, offset)
+            .await
+        {
+            Ok(stream) => stream,
+            Err(error) => return Ok((writer, Err(error.into()))),
+        };
+        if stream.offset() != offset {
+            // The server ignored our Range request and starts from the top.
+            let start = stream.offset();
+            writer = tokio::task::spawn_blocking(move || -> Result<Writer> {
+                writer.truncate(start)?;
+                Ok(writer)
+            })
+            .await??;
+        }
+
+        let (chunks, mut received) = mpsc::channel::<Bytes>(16);
+        let sink = tokio::task::spawn_blocking(move || {
+            let mut result = Ok(());
+            while let Some(chunk) = received.blocking_recv() {
+                if let Err(error) = writer.write_all(&chunk) {
+                    result = Err(error);
+                    break;
+                }
+            }
+            (writer, result)
+        });
+
+        let total = descriptor.size();
+        let mut current = stream.offset();
+        let mut reported = current;
+        let pumped: Result<()> = async {
+            while let Some(chunk) = stream.next_chunk().await? {
+                current += chunk.len() as u64;
+                if current > total {
+                    return Err(Error::InvalidBlob {
+                        digest: descriptor.digest().to_string(),
+                        detail: format!("registry sent more than the {total} bytes the descriptor names"),
+                    });
+                }
+                if chunks.send(chunk).await.is_err() {
+                    // The disk side stopped; its error is reported below.
+                    break;
+                }
+                if current - reported >= PROGRESS_STEP || current == total {
+                    reported = current;
+                    self.progress.send(Event::Downloading {
+                        digest: descriptor.digest().clone(),
+                        kind: pending.kind,
+                        current,
+                        total,
+                    });
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(chunks);
+        let (writer, written) = sink.await?;
+        if let Err(source) = written {
+            // A disk error (full disk, I/O error) is not worth a retry.
+            return Err(hoist_content::Error::from(source).into());
+        }
+        Ok((writer, pumped))
+    }
+
+    fn record_content(&self, descriptor: &Descriptor, gc_labels: Labels) -> Result<()> {
+        let mut all = self.source_labels.clone();
+        all.extend(gc_labels);
+        record(self.engine, descriptor, &all)
+    }
+
+    fn begin_lease(&self) -> Result<String> {
+        let now = SystemTime::now();
+        let nanos = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let id = format!("hoist-pull-{}-{nanos}", std::process::id());
+        let lease_labels = Labels::from([("hoist.pull".to_string(), self.reference.to_string())]);
+        // A lease outlives a killed pull for a day at most.
+        let expires = now + Duration::from_secs(24 * 3600);
+        self.engine
+            .db
+            .create_lease(&id, &lease_labels, Some(expires))?;
+        Ok(id)
+    }
+
+    /// Adds a blob to the pull's lease before any byte of it is written, so
+    /// a garbage collector running meanwhile leaves the ingest and the blob.
+    fn protect(&self, lease: &str, digest: &Digest) -> Result<()> {
+        let resource = LeaseResource {
+            kind: "content".to_string(),
+            id: digest.to_string(),
+        };
+        self.engine.db.add_lease_resource(lease, &resource)?;
+        Ok(())
+    }
+
+    fn end_lease(&self, lease: &str) {
+        if let Err(error) = self.engine.db.delete_lease(lease) {
+            tracing::warn!(%error, lease, "could not delete the pull's lease");
+        }
+    }
+
+    fn register_image(&self, name: &str, target: &Descriptor) -> Result<()> {
+        let now = SystemTime::now();
+        self.engine.db.put_image(&Image {
+            name: name.to_string(),
+            target: target.clone(),
+            labels: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        })?;
+        Ok(())
+    }
+}
+
+/// Records a stored blob in the metadata store, merging `labels` into any
+/// it already has.
+fn record(engine: &Engine, descriptor: &Descriptor, labels: &Labels) -> Result<()> {
+    engine
+        .db
+        .put_content(descriptor.digest(), descriptor.size(), labels)?;
+    Ok(())
+}
+
+fn expected_of(descriptor: &Descriptor) -> Expected {
+    Expected {
+        digest: descriptor.digest().clone(),
+        size: Some(descriptor.size()),
+    }
+}
+
+fn blob_kind(media_type: &str, default: BlobKind) -> BlobKind {
+    match media_type::classify(media_type) {
+        Kind::Config => BlobKind::Config,
+        Kind::Layer(_) => BlobKind::Layer,
+        _ => default,
+    }
+}
+
+/// Whether a failed blob stream is worth resuming: network trouble is,
+/// a lying registry or a full disk is not.
+fn is_retryable(error: &Error) -> bool {
+    match error {
+        Error::Remote(error) => error.is_retryable(),
+        _ => false,
+    }
+}

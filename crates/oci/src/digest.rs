@@ -1,0 +1,248 @@
+//! Content digests: strict parsing, streaming hashing and verification.
+//!
+//! The [`Digest`] type itself comes from `oci-spec`; this module adds what a
+//! pull needs on top of it: hashing bytes as they stream by, and a parser that
+//! only accepts the algorithms we can actually verify.
+
+use oci_spec::image::{Digest, DigestAlgorithm};
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::error::{DigestErrorKind, Error, Result};
+
+/// Hashes bytes as they arrive and yields the [`Digest`] at the end.
+///
+/// ```
+/// use hoist_oci::digest::{Digester, sha256_digest};
+///
+/// let mut d = Digester::new();
+/// d.update(b"hello ");
+/// d.update(b"world");
+/// assert_eq!(d.finalize(), sha256_digest(b"hello world"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Digester {
+    state: State,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Default for Digester {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Digester {
+    /// A sha256 digester, the algorithm of nearly all content in the wild.
+    pub fn new() -> Self {
+        Self {
+            state: State::Sha256(Sha256::new()),
+        }
+    }
+
+    /// A digester for the algorithm of `expected`, so content can be checked
+    /// against the digest it was addressed by.
+    pub fn for_algorithm(expected: &Digest) -> Result<Self> {
+        let state = match expected.algorithm() {
+            DigestAlgorithm::Sha256 => State::Sha256(Sha256::new()),
+            DigestAlgorithm::Sha512 => State::Sha512(Sha512::new()),
+            other => {
+                return Err(Error::UnsupportedDigestAlgorithm {
+                    algorithm: other.to_string(),
+                });
+            }
+        };
+        Ok(Self { state })
+    }
+
+    /// Feeds more bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.state {
+            State::Sha256(h) => h.update(bytes),
+            State::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything fed so far.
+    pub fn finalize(self) -> Digest {
+        let (algorithm, hex) = match self.state {
+            State::Sha256(h) => ("sha256", hex::encode(h.finalize())),
+            State::Sha512(h) => ("sha512", hex::encode(h.finalize())),
+        };
+        Digest::try_from(format!("{algorithm}:{hex}"))
+            .expect("a freshly computed sha256/sha512 digest is always well formed")
+    }
+}
+
+/// The sha256 digest of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> Digest {
+    let mut d = Digester::new();
+    d.update(bytes);
+    d.finalize()
+}
+
+/// Checks that `bytes` hash to `expected`, using `expected`'s algorithm.
+pub fn verify(expected: &Digest, bytes: &[u8]) -> Result<()> {
+    let mut d = Digester::for_algorithm(expected)?;
+    d.update(bytes);
+    let actual = d.finalize();
+    if &actual == expected {
+        Ok(())
+    } else {
+        Err(Error::DigestMismatch {
+            expected: expected.clone(),
+            actual,
+        })
+    }
+}
+
+/// The encoded (hex) part of a digest, e.g. the file name under `blobs/sha256/`.
+pub fn hex_of(d: &Digest) -> &str {
+    d.digest()
+}
+
+/// Parses `algorithm:hex`, accepting only sha256 (64 hex) and sha512 (128 hex)
+/// in lowercase, unlike `Digest::from_str`, which accepts any algorithm name.
+///
+/// Untrusted digests (from references, `Docker-Content-Digest` headers) should
+/// go through here so that an unverifiable digest is refused up front.
+pub fn parse_digest(s: &str) -> Result<Digest> {
+    validate(s)
+        .map(|()| Digest::try_from(s).expect("validated digests are accepted by oci-spec"))
+        .map_err(|reason| Error::InvalidDigest {
+            digest: s.to_owned(),
+            reason,
+        })
+}
+
+pub(crate) fn validate(s: &str) -> std::result::Result<(), DigestErrorKind> {
+    let (algorithm, hex) = s.split_once(':').ok_or(DigestErrorKind::MissingAlgorithm)?;
+    let expected = match algorithm {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return Err(DigestErrorKind::UnsupportedAlgorithm),
+    };
+    if hex.len() != expected {
+        return Err(DigestErrorKind::WrongLength {
+            expected,
+            found: hex.len(),
+        });
+    }
+    if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(DigestErrorKind::NotLowercaseHex);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY_SHA256: &str =
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn sha256_of_empty_input_is_the_well_known_value() {
+        assert_eq!(sha256_digest(b"").to_string(), EMPTY_SHA256);
+    }
+
+    #[test]
+    fn streaming_equals_one_shot() {
+        let mut d = Digester::new();
+        for chunk in b"abcdefghij".chunks(3) {
+            d.update(chunk);
+        }
+        assert_eq!(d.finalize(), sha256_digest(b"abcdefghij"));
+    }
+
+    #[test]
+    fn verify_accepts_matching_bytes() {
+        let d = sha256_digest(b"{}");
+        assert_eq!(verify(&d, b"{}"), Ok(()));
+    }
+
+    #[test]
+    fn verify_reports_expected_and_actual_on_mismatch() {
+        let expected = sha256_digest(b"a");
+        let err = verify(&expected, b"b").unwrap_err();
+        assert_eq!(
+            err,
+            Error::DigestMismatch {
+                expected,
+                actual: sha256_digest(b"b")
+            }
+        );
+    }
+
+    #[test]
+    fn verify_supports_sha512() {
+        let mut d =
+            Digester::for_algorithm(&parse_digest(&format!("sha512:{}", "0".repeat(128))).unwrap())
+                .unwrap();
+        d.update(b"");
+        let digest = d.finalize();
+        assert_eq!(digest.algorithm(), &DigestAlgorithm::Sha512);
+        assert!(digest.to_string().starts_with("sha512:cf83e1357eefb8bd"));
+        assert_eq!(verify(&digest, b""), Ok(()));
+    }
+
+    #[test]
+    fn for_algorithm_rejects_sha384() {
+        let d = Digest::try_from(format!("sha384:{}", "a".repeat(96))).unwrap();
+        assert_eq!(
+            Digester::for_algorithm(&d).unwrap_err(),
+            Error::UnsupportedDigestAlgorithm {
+                algorithm: "sha384".into()
+            }
+        );
+    }
+
+    #[test]
+    fn hex_of_strips_the_algorithm() {
+        assert_eq!(hex_of(&sha256_digest(b"")), &EMPTY_SHA256[7..]);
+    }
+
+    #[test]
+    fn parse_digest_names_the_cause() {
+        let cases = [
+            ("abc", DigestErrorKind::MissingAlgorithm),
+            ("md5:abc", DigestErrorKind::UnsupportedAlgorithm),
+            (
+                "sha256:abc",
+                DigestErrorKind::WrongLength {
+                    expected: 64,
+                    found: 3,
+                },
+            ),
+            (
+                &format!("sha256:{}", "A".repeat(64)),
+                DigestErrorKind::NotLowercaseHex,
+            ),
+            (
+                &format!("sha256:{}", "g".repeat(64)),
+                DigestErrorKind::NotLowercaseHex,
+            ),
+        ];
+        for (input, reason) in cases {
+            assert_eq!(
+                parse_digest(input).unwrap_err(),
+                Error::InvalidDigest {
+                    digest: input.to_owned(),
+                    reason
+                },
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn digest_mismatch_message_is_one_line() {
+        let err = verify(&sha256_digest(b"a"), b"b").unwrap_err().to_string();
+        assert!(err.starts_with("digest mismatch: expected sha256:"));
+        assert!(!err.contains('\n'));
+    }
+}

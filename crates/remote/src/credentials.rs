@@ -1,0 +1,459 @@
+//! Where credentials come from: `--user` and docker's `config.json`
+//! (`auths`, `credHelpers`, `credsStore`).
+//!
+//! Lookups are lazy and cached per host so that a credential helper runs at
+//! most once per host, and only when a registry actually asks for auth.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// A username and password (or identity token) for one registry.
+///
+/// `Debug` redacts the password so credentials never reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name; [`Credentials::IDENTITY_TOKEN_USER`] marks an identity token.
+    pub username: String,
+    /// The password, or the identity (refresh) token.
+    pub password: String,
+}
+
+impl Credentials {
+    /// The user name docker's credential helpers use to say the secret is an
+    /// identity token (an OAuth2 refresh token) rather than a password.
+    pub const IDENTITY_TOKEN_USER: &'static str = "<token>";
+
+    /// Username and password.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// An identity token, used as an OAuth2 refresh token.
+    pub fn identity_token(token: impl Into<String>) -> Self {
+        Credentials::new(Self::IDENTITY_TOKEN_USER, token)
+    }
+
+    /// Whether the secret is an identity token.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == Self::IDENTITY_TOKEN_USER
+    }
+
+    /// Value for an `Authorization: Basic …` header.
+    pub(crate) fn basic_header(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The parts of docker's `config.json` that concern pulling.
+#[derive(Default, Deserialize)]
+pub(crate) struct DockerConfig {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+/// Where the credentials for one host are to be found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    Inline(Credentials),
+    Helper(String),
+    None,
+}
+
+/// The key docker stores Docker Hub's credentials under.
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+/// Normalize a config key or registry domain to a bare `host[:port]`, mapping
+/// Docker Hub's several names to `docker.io`.
+pub(crate) fn normalize_host(key: &str) -> String {
+    let rest = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_owned()
+        }
+        _ => host,
+    }
+}
+
+/// The server URL a credential helper is asked about (docker's convention).
+pub(crate) fn helper_server_url(domain: &str) -> String {
+    if normalize_host(domain) == "docker.io" {
+        DOCKER_HUB_KEY.to_owned()
+    } else {
+        domain.to_owned()
+    }
+}
+
+impl DockerConfig {
+    pub(crate) fn parse(text: &[u8], path: &Path) -> Result<DockerConfig> {
+        serde_json::from_slice(text)
+            .map_err(|e| Error::Credentials(format!("cannot parse {}: {e}", path.display())))
+    }
+
+    /// Load the config at `path`, or the default location; a missing file is
+    /// an empty config, a broken one an error.
+    pub(crate) fn load(path: Option<&Path>) -> Result<DockerConfig> {
+        let path = match path {
+            Some(p) => p.to_owned(),
+            None => match default_config_path() {
+                Some(p) => p,
+                None => return Ok(DockerConfig::default()),
+            },
+        };
+        match std::fs::read(&path) {
+            Ok(text) => DockerConfig::parse(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerConfig::default()),
+            Err(e) => Err(Error::Credentials(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Decide where `domain`'s credentials live. Order: a per-host helper,
+    /// then an `auths` entry carrying a secret, then the default store.
+    pub(crate) fn source_for(&self, domain: &str) -> Result<Source> {
+        let want = normalize_host(domain);
+        if let Some(helper) = self
+            .cred_helpers
+            .iter()
+            .find(|(k, _)| normalize_host(k) == want)
+            .map(|(_, v)| v)
+        {
+            return Ok(Source::Helper(helper.clone()));
+        }
+        // Exact key first: a config may hold both `host` and `https://host`.
+        let entry = self.auths.get(domain).or_else(|| {
+            self.auths
+                .iter()
+                .filter(|(k, _)| normalize_host(k) == want)
+                .min_by_key(|(k, _)| k.as_str())
+                .map(|(_, v)| v)
+        });
+        if let Some(entry) = entry
+            && let Some(creds) = entry.credentials(domain)?
+        {
+            return Ok(Source::Inline(creds));
+        }
+        if let Some(store) = self.creds_store.as_ref().filter(|s| !s.is_empty()) {
+            return Ok(Source::Helper(store.clone()));
+        }
+        Ok(Source::None)
+    }
+}
+
+impl AuthEntry {
+    fn credentials(&self, domain: &str) -> Result<Option<Credentials>> {
+        if let Some(token) = self.identitytoken.as_ref().filter(|t| !t.is_empty()) {
+            return Ok(Some(Credentials::identity_token(token.clone())));
+        }
+        if let Some(auth) = self.auth.as_ref().filter(|a| !a.is_empty()) {
+            let raw = base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+                .decode(auth.trim())
+                .map_err(|_| {
+                    Error::Credentials(format!("invalid base64 in auths entry for {domain}"))
+                })?;
+            let text = String::from_utf8(raw).map_err(|_| {
+                Error::Credentials(format!("auths entry for {domain} is not UTF-8"))
+            })?;
+            let (user, pass) = text.split_once(':').ok_or_else(|| {
+                Error::Credentials(format!(
+                    "auths entry for {domain} is not of the form user:password"
+                ))
+            })?;
+            return Ok(Some(Credentials::new(user, pass)));
+        }
+        match (&self.username, &self.password) {
+            (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Credentials::new(u, p))),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn default_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+}
+
+/// How long a credential helper may take; they sometimes prompt or hang.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Run `program get` with `server_url` on stdin; `Ok(None)` when the helper
+/// has nothing for that server.
+pub(crate) async fn run_helper(program: &Path, server_url: &str) -> Result<Option<Credentials>> {
+    #[derive(Deserialize)]
+    struct HelperOutput {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    let name = program.display().to_string();
+    let mut child = match tokio::process::Command::new(program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A config copied from a desktop often names a helper that is not
+            // installed; docker would fail, but public pulls should still work.
+            tracing::warn!(helper = %name, "credential helper not installed, continuing without credentials");
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::Credentials(format!("cannot run {name}: {e}"))),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(server_url.as_bytes())
+            .await
+            .map_err(|e| Error::Credentials(format!("{name}: writing stdin: {e}")))?;
+    }
+    let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| Error::Credentials(format!("{name} timed out")))?
+        .map_err(|e| Error::Credentials(format!("{name}: {e}")))?;
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        if text.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(Error::Credentials(format!(
+            "{name} failed: {}",
+            text.lines().next().unwrap_or("").trim()
+        )));
+    }
+    let parsed: HelperOutput = serde_json::from_slice(&output.stdout)
+        .map_err(|e| Error::Credentials(format!("{name}: invalid output: {e}")))?;
+    if parsed.secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials::new(parsed.username, parsed.secret)))
+}
+
+/// Credentials for every host a resolver talks to.
+pub(crate) struct CredentialStore {
+    explicit: Option<Credentials>,
+    config: DockerConfig,
+    cache: Mutex<HashMap<String, Option<Credentials>>>,
+}
+
+impl std::fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialStore")
+            .field("explicit", &self.explicit.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialStore {
+    pub(crate) fn new(explicit: Option<Credentials>, config: DockerConfig) -> Self {
+        CredentialStore {
+            explicit,
+            config,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Credentials for the registry `domain` (as written in a reference).
+    /// `explicit_applies` is true only when the request goes to the pulled
+    /// repository's own registry, so `--user` never leaks to other hosts.
+    pub(crate) async fn get(
+        &self,
+        domain: &str,
+        explicit_applies: bool,
+    ) -> Result<Option<Credentials>> {
+        if explicit_applies && let Some(c) = &self.explicit {
+            return Ok(Some(c.clone()));
+        }
+        let key = normalize_host(domain);
+        let mut cache = self.cache.lock().await;
+        if let Some(hit) = cache.get(&key) {
+            return Ok(hit.clone());
+        }
+        let found = match self.config.source_for(domain)? {
+            Source::Inline(c) => Some(c),
+            Source::Helper(helper) => {
+                let program = PathBuf::from(format!("docker-credential-{helper}"));
+                run_helper(&program, &helper_server_url(domain)).await?
+            }
+            Source::None => None,
+        };
+        cache.insert(key, found.clone());
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> DockerConfig {
+        DockerConfig::parse(text.as_bytes(), Path::new("config.json")).unwrap()
+    }
+
+    #[test]
+    fn debug_redacts_password() {
+        let c = Credentials::new("alice", "hunter2");
+        let s = format!("{c:?}");
+        assert!(s.contains("alice"));
+        assert!(!s.contains("hunter2"));
+    }
+
+    #[test]
+    fn auth_base64_and_key_forms() {
+        let c = cfg(r#"{"auths":{
+            "https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNzOndpdGg6Y29sb25z"},
+            "http://127.0.0.1:5000/v1/":{"auth":"YTpi"},
+            "reg.example.com":{"username":"u","password":"p"},
+            "nopad.example.com":{"auth":"YTpiYw"},
+            "id.example.com":{"auth":"","identitytoken":"tok"},
+            "empty.example.com":{}
+        }}"#);
+        assert_eq!(
+            c.source_for("docker.io").unwrap(),
+            Source::Inline(Credentials::new("user", "pass:with:colons"))
+        );
+        assert_eq!(
+            c.source_for("127.0.0.1:5000").unwrap(),
+            Source::Inline(Credentials::new("a", "b"))
+        );
+        assert_eq!(
+            c.source_for("reg.example.com").unwrap(),
+            Source::Inline(Credentials::new("u", "p"))
+        );
+        assert_eq!(
+            c.source_for("nopad.example.com").unwrap(),
+            Source::Inline(Credentials::new("a", "bc"))
+        );
+        assert_eq!(
+            c.source_for("id.example.com").unwrap(),
+            Source::Inline(Credentials::identity_token("tok"))
+        );
+        assert_eq!(c.source_for("empty.example.com").unwrap(), Source::None);
+        assert_eq!(c.source_for("other:5000").unwrap(), Source::None);
+    }
+
+    #[test]
+    fn docker_hub_aliases() {
+        for key in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            let c = cfg(&format!(r#"{{"auths":{{"{key}":{{"auth":"YTpi"}}}}}}"#));
+            assert_eq!(
+                c.source_for("docker.io").unwrap(),
+                Source::Inline(Credentials::new("a", "b")),
+                "{key}"
+            );
+        }
+        assert_eq!(helper_server_url("docker.io"), DOCKER_HUB_KEY);
+        assert_eq!(helper_server_url("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn helpers_take_precedence() {
+        let c = cfg(r#"{"auths":{"a.io":{"auth":"YTpi"},"b.io":{}},
+            "credHelpers":{"a.io":"ecr"},"credsStore":"desktop"}"#);
+        assert_eq!(c.source_for("a.io").unwrap(), Source::Helper("ecr".into()));
+        assert_eq!(
+            c.source_for("b.io").unwrap(),
+            Source::Helper("desktop".into())
+        );
+    }
+
+    #[test]
+    fn bad_config_is_a_credentials_error() {
+        let err = DockerConfig::parse(b"{not json", Path::new("/x/config.json"))
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::Credentials(_)));
+        let c = cfg(r#"{"auths":{"h":{"auth":"!!!"}}}"#);
+        assert!(matches!(c.source_for("h"), Err(Error::Credentials(_))));
+        let c = cfg(r#"{"auths":{"h":{"auth":"bm9jb2xvbg=="}}}"#);
+        assert!(matches!(c.source_for("h"), Err(Error::Credentials(_))));
+    }
+
+    #[test]
+    fn missing_config_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DockerConfig::load(Some(&dir.path().join("config.json"))).unwrap();
+        assert_eq!(c.source_for("docker.io").unwrap(), Source::None);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn runs_a_credential_helper() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("docker-credential-fake");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nread url\nif [ \"$url\" = \"reg.io\" ]; then\n  echo '{\"ServerURL\":\"reg.io\",\"Username\":\"<token>\",\"Secret\":\"idtok\"}'\nelse\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let got = run_helper(&script, "reg.io").await.unwrap().unwrap();
+        assert!(got.is_identity_token());
+        assert_eq!(got.password, "idtok");
+        assert_eq!(run_helper(&script, "other.io").await.unwrap(), None);
+        let missing = dir.path().join("docker-credential-missing");
+        assert_eq!(run_helper(&missing, "x").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn explicit_only_for_its_host() {
+        let store = CredentialStore::new(Some(Credentials::new("u", "p")), DockerConfig::default());
+        assert!(store.get("127.0.0.1:5000", true).await.unwrap().is_some());
+        assert!(store.get("127.0.0.1:5000", false).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,244 @@
+//! Fetching known descriptors: manifests and small blobs into memory
+//! (bounded and verified), layers as a [`BlobStream`] that can start at an
+//! offset for resumed downloads.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use oci_spec::image::Descriptor;
+use reqwest::header::{ACCEPT, CONTENT_RANGE, HeaderMap, RANGE};
+use reqwest::{Method, StatusCode};
+
+use crate::error::{Error, Result, classify_reqwest};
+use crate::resolver::{ApiRequest, Resolver, digest_bytes, read_bounded};
+use crate::transport::{authority, with_retry};
+use crate::{MANIFEST_ACCEPT, Repository};
+
+/// A blob body arriving chunk by chunk.
+///
+/// The caller hashes what it writes; a failure mid-stream is not retried
+/// here, the caller resumes with a new [`Resolver::fetch_blob`] at its offset.
+pub struct BlobStream {
+    response: reqwest::Response,
+    offset: u64,
+    total: Option<u64>,
+    host: String,
+    read_timeout: Duration,
+}
+
+impl std::fmt::Debug for BlobStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URL: a storage redirect's query string is a credential.
+        f.debug_struct("BlobStream")
+            .field("host", &self.host)
+            .field("offset", &self.offset)
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobStream {
+    /// Where the stream really starts in the blob: the requested offset, or
+    /// 0 when the server ignored the range and sent the whole blob.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The blob's full size as the server reported it, if it did.
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    /// The next chunk, `None` at the end. Each wait is bounded by the
+    /// read timeout, so a stalled server yields [`Error::Timeout`].
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        match tokio::time::timeout(self.read_timeout, self.response.chunk()).await {
+            Err(_) => Err(Error::Timeout {
+                host: self.host.clone(),
+            }),
+            Ok(Err(e)) => Err(classify_reqwest(&e, &self.host)),
+            Ok(Ok(chunk)) => Ok(chunk),
+        }
+    }
+}
+
+/// Parse `Content-Range: bytes <start>-<end>/<total|*>` into (start, total).
+pub(crate) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    let end: u64 = end.trim().parse().ok()?;
+    if end < start {
+        return None;
+    }
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((start, total))
+}
+
+impl Resolver {
+    /// Fetch a manifest or index by descriptor
+    /// (`GET /v2/<name>/manifests/<digest>`), bounded by
+    /// `max_manifest_size` and verified against the descriptor's size and
+    /// digest.
+    pub async fn fetch_manifest(&self, repo: &Repository, desc: &Descriptor) -> Result<Bytes> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, MANIFEST_ACCEPT.parse().expect("static header"));
+        self.fetch_verified(repo, desc, "manifests", headers).await
+    }
+
+    /// Fetch a small blob such as an image config
+    /// (`GET /v2/<name>/blobs/<digest>`) into memory, with the same bound
+    /// and checks as [`fetch_manifest`](Self::fetch_manifest).
+    pub async fn fetch_small_blob(&self, repo: &Repository, desc: &Descriptor) -> Result<Bytes> {
+        self.fetch_verified(repo, desc, "blobs", HeaderMap::new())
+            .await
+    }
+
+    async fn fetch_verified(
+        &self,
+        repo: &Repository,
+        desc: &Descriptor,
+        kind: &str,
+        headers: HeaderMap,
+    ) -> Result<Bytes> {
+        let limit = self.options().max_manifest_size;
+        if desc.size() > limit {
+            return Err(Error::ManifestTooLarge { limit });
+        }
+        let digest = desc.digest().to_string();
+        let reference = repo.reference(&digest);
+        let path = format!("/v2/{}/{kind}/{digest}", repo.name);
+        let policy = self.options().retry.clone();
+        with_retry(&policy, &reference, || async {
+            let req = ApiRequest {
+                method: Method::GET,
+                path: path.clone(),
+                headers: headers.clone(),
+                reference: &reference,
+            };
+            let resp = self.send(repo, &req).await?;
+            if !resp.status().is_success() {
+                return Err(self.error_from(resp, repo, &reference).await);
+            }
+            let host = authority(resp.url());
+            let body = read_bounded(
+                resp,
+                limit,
+                Some(desc.size()),
+                &host,
+                self.options().read_timeout,
+            )
+            .await?;
+            if body.len() as u64 != desc.size() {
+                return Err(Error::SizeMismatch {
+                    expected: desc.size(),
+                    actual: body.len() as u64,
+                });
+            }
+            let actual = digest_bytes(desc.digest().algorithm(), &body)?;
+            if actual != digest {
+                return Err(Error::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+            Ok(body)
+        })
+        .await
+    }
+
+    /// Stream a blob starting at `offset` (`Range: bytes=<offset>-` when
+    /// non-zero). Check [`BlobStream::offset`]: a server may ignore the range
+    /// and send the whole blob. The caller verifies the digest.
+    pub async fn fetch_blob(
+        &self,
+        repo: &Repository,
+        desc: &Descriptor,
+        offset: u64,
+    ) -> Result<BlobStream> {
+        let digest = desc.digest().to_string();
+        let reference = repo.reference(&digest);
+        let path = format!("/v2/{}/blobs/{digest}", repo.name);
+        let mut headers = HeaderMap::new();
+        if offset > 0 {
+            headers.insert(
+                RANGE,
+                format!("bytes={offset}-").parse().expect("ascii header"),
+            );
+        }
+        let policy = self.options().retry.clone();
+        let read_timeout = self.options().read_timeout;
+        // Only getting the response is retried; the body is the caller's.
+        with_retry(&policy, &reference, || async {
+            let req = ApiRequest {
+                method: Method::GET,
+                path: path.clone(),
+                headers: headers.clone(),
+                reference: &reference,
+            };
+            let resp = self.send(repo, &req).await?;
+            let status = resp.status();
+            let host = authority(resp.url());
+            let (start, total) = match status {
+                StatusCode::PARTIAL_CONTENT => {
+                    let range = resp
+                        .headers()
+                        .get(CONTENT_RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_content_range)
+                        .ok_or_else(|| {
+                            Error::InvalidResponse(format!(
+                                "{host}: 206 without a valid Content-Range"
+                            ))
+                        })?;
+                    if range.0 != offset {
+                        return Err(Error::InvalidResponse(format!(
+                            "{host}: asked for bytes from {offset}, got from {}",
+                            range.0
+                        )));
+                    }
+                    range
+                }
+                s if s.is_success() => (0, resp.content_length()),
+                StatusCode::RANGE_NOT_SATISFIABLE => {
+                    return Err(Error::InvalidResponse(format!(
+                        "{host}: range from {offset} not satisfiable for {reference}"
+                    )));
+                }
+                _ => return Err(self.error_from(resp, repo, &reference).await),
+            };
+            if start != offset {
+                tracing::debug!(%reference, offset, "server ignored the range, streaming from 0");
+            }
+            Ok(BlobStream {
+                response: resp,
+                offset: start,
+                total,
+                host,
+                read_timeout,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, Some(200)))
+        );
+        assert_eq!(parse_content_range("bytes 0-0/*"), Some((0, None)));
+        assert_eq!(parse_content_range("bytes 5-1/9"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_content_range("bytes */200"), None);
+    }
+}

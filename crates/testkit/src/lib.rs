@@ -1,0 +1,58 @@
+//! Real parts for hoist's end-to-end tests.
+//!
+//! `hoist-testkit` is a dev-dependency: it starts real servers on 127.0.0.1 and
+//! builds real images, so tests exercise the registry protocol against the same
+//! software a user talks to. Nothing here mocks the Distribution API.
+//!
+//! - [`registry`]: [`Registry`] runs the CNCF distribution registry
+//!   (`/usr/bin/docker-registry`) on a free port in a temporary directory, in
+//!   its variants: plain HTTP, htpasswd basic auth, bearer tokens (with an
+//!   in-process [`TokenServer`]) and TLS with a generated CA. It also pushes
+//!   images through the Distribution API.
+//! - [`token`]: [`TokenServer`], a Docker token-auth server (GET and OAuth2
+//!   POST) that signs ES256 JWTs the registry verifies, and counts requests.
+//! - [`fixture`]: [`Image`], [`Layer`] and [`LayerBuilder`] build images in
+//!   pure Rust, deterministically: OCI or Docker media types, plain, gzip or
+//!   zstd layers, single-platform manifests and multi-platform indexes, and
+//!   write them as OCI image layouts.
+//! - [`proxy`]: [`FaultProxy`], a reverse proxy in front of a registry that
+//!   injects faults (corrupt or truncated blobs, error statuses).
+//! - [`skopeo`]: pushes an OCI layout with the real `skopeo`.
+//!
+//! Every server stops when its value is dropped. Servers are usable from sync
+//! tests and from inside a tokio runtime alike (blocking HTTP runs on a helper
+//! thread, and in-process servers own their runtime).
+//!
+//! ```no_run
+//! use hoist_testkit::{Compression, Format, Registry, simple_image};
+//!
+//! let registry = Registry::token("alice", "s3cret");
+//! let image = simple_image(Format::Oci, Compression::Gzip, "linux/amd64");
+//! let pushed = registry.push(&image, "library/app", "1.0");
+//! assert_eq!(pushed.digest, image.manifest_digest());
+//! // `pushed.reference` is "127.0.0.1:PORT/library/app:1.0"
+//! let (_media_type, body) = registry.get_manifest("library/app", "1.0");
+//! assert_eq!(body, image.manifest_bytes());
+//! ```
+#![deny(missing_docs)]
+
+pub mod fixture;
+mod pki;
+pub mod proxy;
+pub mod registry;
+pub mod skopeo;
+pub mod token;
+mod util;
+
+pub use fixture::{
+    Compression, Format, Image, Layer, LayerBuilder, layer, sha256_digest, simple_image,
+    simple_index,
+};
+pub use proxy::{Fault, FaultProxy};
+pub use registry::{Auth, Pushed, Registry, RegistryConfig};
+pub use skopeo::skopeo_copy_layout_to_registry;
+pub use token::{TokenServer, TokenServerConfig};
+
+/// The `reqwest` this crate uses, for tests that talk to a [`Registry`] directly
+/// (see [`Registry::client`]).
+pub use reqwest;

@@ -1,0 +1,283 @@
+//! A fault-injecting HTTP reverse proxy to put in front of a [`Registry`].
+//!
+//! [`FaultProxy`] listens on 127.0.0.1 (plain HTTP) and forwards every request
+//! (method, path, query, headers including `Authorization`, body) to its
+//! upstream, streaming the response back with its headers; a `Location` that
+//! points at the upstream is rewritten to point at the proxy. The upstream may
+//! be HTTPS (a TLS registry): the proxy trusts the registry's CA.
+//!
+//! Faults ([`Fault`]) apply to requests arriving after [`FaultProxy::set_fault`].
+//!
+//! ```no_run
+//! use hoist_testkit::{Fault, FaultProxy, Registry};
+//!
+//! let registry = Registry::plain();
+//! let proxy = FaultProxy::for_registry(&registry);
+//! proxy.set_fault(Fault::Status { code: 503, times: 2 });
+//! // pull from format!("{}/app:1.0", proxy.host()) ...
+//! assert!(proxy.requests() >= 0);
+//! ```
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+use crate::registry::Registry;
+use crate::util::Background;
+
+/// What the proxy does to requests.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// Pass everything through.
+    #[default]
+    None,
+    /// Flip one byte (the middle one) of every successful `GET
+    /// /v2/…/blobs/<digest>` response body, keeping its length.
+    FlipByteInBlobs,
+    /// Answer the next `times` requests (any kind) with status `code` and an
+    /// empty body, then pass through.
+    Status {
+        /// The HTTP status code.
+        code: u16,
+        /// How many requests get it.
+        times: usize,
+    },
+    /// Send only the first `after` bytes of every `GET /v2/…/blobs/<digest>`
+    /// response body (with the upstream's `Content-Length`), then break the
+    /// connection.
+    TruncateBlobs {
+        /// Bytes sent before the cut.
+        after: usize,
+    },
+}
+
+struct Shared {
+    upstream: String,
+    client: reqwest::Client,
+    fault: Mutex<Fault>,
+    requests: AtomicUsize,
+    log: Mutex<Vec<String>>,
+    base_url: Mutex<String>,
+}
+
+/// A running fault-injecting reverse proxy. Stops on drop.
+pub struct FaultProxy {
+    shared: Arc<Shared>,
+    server: Background,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("host", &self.host())
+            .field("upstream", &self.shared.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FaultProxy {
+    /// A proxy for `upstream` (`http://127.0.0.1:PORT` or `https://…`),
+    /// trusting `ca_pem` for an HTTPS upstream.
+    pub fn start(upstream: &str, ca_pem: Option<&str>) -> FaultProxy {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ca_pem) = ca_pem {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA certificate"),
+            );
+        }
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            client: builder.build().expect("build proxy client"),
+            fault: Mutex::new(Fault::None),
+            requests: AtomicUsize::new(0),
+            log: Mutex::new(Vec::new()),
+            base_url: Mutex::new(String::new()),
+        });
+        let router = Router::new()
+            .fallback(forward)
+            .with_state(shared.clone());
+        let server = Background::serve("proxy", router);
+        *shared.base_url.lock().expect("lock") = format!("http://{}", server.addr());
+        FaultProxy { shared, server }
+    }
+
+    /// A proxy in front of `registry` (trusting its CA if it is TLS).
+    pub fn for_registry(registry: &Registry) -> FaultProxy {
+        FaultProxy::start(&registry.base_url(), registry.ca_cert_pem())
+    }
+
+    /// Replaces the current fault.
+    pub fn set_fault(&self, fault: Fault) {
+        *self.shared.fault.lock().expect("fault lock") = fault;
+    }
+
+    /// `127.0.0.1:PORT`, for image references through the proxy.
+    pub fn host(&self) -> String {
+        self.server.addr().to_string()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Every request so far as `"METHOD /path?query"`, plus `" range=…"`
+    /// when it had a `Range` header.
+    pub fn request_log(&self) -> Vec<String> {
+        self.shared.log.lock().expect("log lock").clone()
+    }
+}
+
+/// `/v2/<name>/blobs/<digest>` (not uploads).
+fn is_blob_path(path: &str) -> bool {
+    path.starts_with("/v2/")
+        && path
+            .rsplit_once("/blobs/")
+            .is_some_and(|(_, digest)| digest.contains(':') && !digest.contains('/'))
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+    "content-length",
+];
+
+async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let (parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    {
+        let mut line = format!("{} {path_and_query}", parts.method);
+        if let Some(range) = parts.headers.get("range").and_then(|v| v.to_str().ok()) {
+            line.push_str(&format!(" range={range}"));
+        }
+        shared.log.lock().expect("log lock").push(line);
+    }
+
+    let fault = {
+        let mut fault = shared.fault.lock().expect("fault lock");
+        let current = fault.clone();
+        if let Fault::Status { code, times } = &mut *fault {
+            if *times > 0 {
+                *times -= 1;
+                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
+                return status.into_response();
+            }
+        }
+        current
+    };
+
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
+        .expect("valid method");
+    let mut upstream_request = shared
+        .client
+        .request(method, format!("{}{path_and_query}", shared.upstream));
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            upstream_request = upstream_request.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        upstream_request = upstream_request.body(body);
+    }
+    let upstream = match upstream_request.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            return (StatusCode::BAD_GATEWAY, format!("upstream: {e:?}")).into_response();
+        }
+    };
+
+    let status = StatusCode::from_u16(upstream.status().as_u16()).expect("status");
+    let mut response = Response::builder().status(status);
+    let proxy_base = shared.base_url.lock().expect("lock").clone();
+    for (name, value) in upstream.headers() {
+        if name.as_str() != "connection"
+            && name.as_str() != "transfer-encoding"
+            && name.as_str() != "keep-alive"
+        {
+            let mut value = value.as_bytes().to_vec();
+            if name.as_str() == "location" {
+                if let Some(rest) = value.strip_prefix(shared.upstream.as_bytes()) {
+                    value = [proxy_base.as_bytes(), rest].concat();
+                }
+            }
+            response = response.header(
+                HeaderName::from_bytes(name.as_str().as_bytes()).expect("header name"),
+                HeaderValue::from_bytes(&value).expect("header value"),
+            );
+        }
+    }
+
+    let blob_get = parts.method == Method::GET && is_blob_path(parts.uri.path());
+    let success = status.is_success();
+    let body = match fault {
+        Fault::FlipByteInBlobs if blob_get && success => match upstream.bytes().await {
+            Ok(bytes) => {
+                let mut bytes = bytes.to_vec();
+                if !bytes.is_empty() {
+                    let middle = bytes.len() / 2;
+                    bytes[middle] ^= 0xff;
+                }
+                Body::from(bytes)
+            }
+            Err(e) => return (StatusCode::BAD_GATEWAY, format!("upstream: {e:?}")).into_response(),
+        },
+        Fault::TruncateBlobs { after } if blob_get && success => {
+            // State: (upstream stream, bytes still to send, finished).
+            let cut = futures_util::stream::unfold(
+                (upstream.bytes_stream(), after, false),
+                |(mut stream, left, done)| async move {
+                    if done {
+                        return None;
+                    }
+                    if left == 0 {
+                        let cut = std::io::Error::other("truncated by FaultProxy");
+                        return Some((Err(cut), (stream, 0, true)));
+                    }
+                    match stream.next().await {
+                        Some(Ok(chunk)) => {
+                            let take = chunk.len().min(left);
+                            Some((Ok(chunk.slice(..take)), (stream, left - take, false)))
+                        }
+                        Some(Err(e)) => Some((Err(std::io::Error::other(e)), (stream, 0, true))),
+                        None => None,
+                    }
+                },
+            );
+            Body::from_stream(cut)
+        }
+        _ => Body::from_stream(
+            upstream
+                .bytes_stream()
+                .map(|chunk| chunk.map_err(std::io::Error::other)),
+        ),
+    };
+    response.body(body).expect("response")
+}
