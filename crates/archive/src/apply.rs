@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Digest;
@@ -194,6 +195,16 @@ fn bad_header(path: &str, field: &str, e: &io::Error) -> Error {
     Error::malformed(format!("entry {path}: bad {field}: {e}"))
 }
 
+/// A numeric header field; an empty one (all NUL or spaces) is 0, as Go's
+/// reader (docker, containerd) takes it, where the tar crate reports an error.
+fn numeric(parsed: io::Result<u64>, raw: &[u8], label: &str, field: &str) -> Result<u64> {
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(bad_header(label, field, &e)),
+    }
+}
+
 /// Owner, mode, times and xattrs of an entry.
 struct Meta {
     mode: u32,
@@ -269,8 +280,11 @@ struct Applier<'o> {
     options: &'o ApplyOptions,
     lowers: Lowers,
     tuning: Tuning,
-    /// Paths this layer created (Delete mode's opaque whiteout keeps them).
-    created: HashSet<Vec<u8>>,
+    /// Names this layer created, as (parent dev, parent inode, name), which
+    /// Delete mode's opaque whiteout keeps. Keyed by the parent directory's
+    /// identity rather than by path, so that a directory reached through an
+    /// in-root symlink is recognized whichever name the tar used for it.
+    created: HashSet<(u64, u64, Vec<u8>)>,
     /// Directory metadata to apply last.
     dirs: HashMap<RootedPath, DirMeta>,
     entries: u64,
@@ -300,7 +314,11 @@ impl<'o> Applier<'o> {
     }
 
     /// Applies one entry; returns where its data ends in the stream.
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, source: &SourceError) -> Result<u64> {
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        source: &SourceError,
+    ) -> Result<u64> {
         let header = entry.header().clone();
         let raw_path = entry.path_bytes().into_owned();
         let label = String::from_utf8_lossy(&raw_path).into_owned();
@@ -361,13 +379,15 @@ impl<'o> Applier<'o> {
         self.entries += 1;
 
         let path = RootedPath::parse(&raw_path)?;
-        let mode = header.mode().map_err(|e| bad_header(&label, "mode", &e))? & 0o7777;
-        let uid = id(header.uid().map_err(|e| bad_header(&label, "uid", &e))?, &label)?;
-        let gid = id(header.gid().map_err(|e| bad_header(&label, "gid", &e))?, &label)?;
+        let old = header.as_old();
+        let mode =
+            numeric(header.mode().map(u64::from), &old.mode, &label, "mode")? as u32 & 0o7777;
+        let uid = id(numeric(header.uid(), &old.uid, &label, "uid")?, &label)?;
+        let gid = id(numeric(header.gid(), &old.gid, &label, "gid")?, &label)?;
         let mtime = match pax_mtime {
             Some(t) => t,
             None => Time {
-                sec: i64::try_from(header.mtime().map_err(|e| bad_header(&label, "mtime", &e))?)
+                sec: i64::try_from(numeric(header.mtime(), &old.mtime, &label, "mtime")?)
                     .unwrap_or(i64::MAX),
                 nsec: 0,
             },
@@ -477,11 +497,16 @@ impl<'o> Applier<'o> {
     /// or, in overlay mode, with the owner, mode, times and xattrs of the
     /// same directory in a lower layer (an upper directory's attributes hide
     /// the lower one's in the merged view, so defaults would change it).
-    fn make_implicit_dir(&mut self, parent: BorrowedFd<'_>, path: &RootedPath, name: &[u8]) -> Result<()> {
+    fn make_implicit_dir(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        path: &RootedPath,
+        name: &[u8],
+    ) -> Result<()> {
         let io_err = |e: io::Error| Error::io(path.relative(), e);
         rustix::fs::mkdirat(parent, component_path(name), Mode::from_raw_mode(0o700))
             .map_err(|e| io_err(e.into()))?;
-        self.created.insert(path.key());
+        self.mark_created(parent, name).map_err(io_err)?;
         let dir = fsops::open_dir_nofollow(parent, name).map_err(io_err)?;
         let found = if self.lowers.is_empty() {
             None
@@ -502,8 +527,11 @@ impl<'o> Applier<'o> {
                     .map_err(|e| io_err(e.into()))?;
                 }
                 let label = String::from_utf8_lossy(&path.key()).into_owned();
-                for (k, v) in fsops::get_xattrs(lower_dir.as_fd()).map_err(|e| Error::io(&found.lower, e))? {
-                    fsops::set_xattr(&XattrTarget::Fd(dir.as_fd()), &k, &v, &label).map_err(io_err)?;
+                for (k, v) in
+                    fsops::get_xattrs(lower_dir.as_fd()).map_err(|e| Error::io(&found.lower, e))?
+                {
+                    fsops::set_xattr(&XattrTarget::Fd(dir.as_fd()), &k, &v, &label)
+                        .map_err(io_err)?;
                 }
                 self.dirs.insert(
                     path.clone(),
@@ -515,7 +543,8 @@ impl<'o> Applier<'o> {
             }
             _ => {
                 // mkdirat's mode is cut by the umask; set 0755 exactly.
-                rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755)).map_err(|e| io_err(e.into()))?;
+                rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))
+                    .map_err(|e| io_err(e.into()))?;
             }
         }
         Ok(())
@@ -528,14 +557,27 @@ impl<'o> Applier<'o> {
         fsops::remove_at(parent, name).map_err(|e| Error::io(path.relative(), e))
     }
 
-    fn chown(&self, parent: BorrowedFd<'_>, name: &[u8], meta: &Meta, path: &RootedPath) -> Result<()> {
+    fn chown(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        meta: &Meta,
+        path: &RootedPath,
+    ) -> Result<()> {
         if self.options.same_owner {
-            fsops::chown_at(parent, name, meta.uid, meta.gid).map_err(|e| Error::io(path.relative(), e))?;
+            fsops::chown_at(parent, name, meta.uid, meta.gid)
+                .map_err(|e| Error::io(path.relative(), e))?;
         }
         Ok(())
     }
 
-    fn set_xattrs(&self, target: &XattrTarget<'_>, meta: &Meta, path: &RootedPath, label: &str) -> Result<()> {
+    fn set_xattrs(
+        &self,
+        target: &XattrTarget<'_>,
+        meta: &Meta,
+        path: &RootedPath,
+        label: &str,
+    ) -> Result<()> {
         for (k, v) in &meta.xattrs {
             fsops::set_xattr(target, k, v, label).map_err(|e| Error::io(path.relative(), e))?;
         }
@@ -575,13 +617,20 @@ impl<'o> Applier<'o> {
                     .map_err(|e| io_err(e.into()))?;
             }
         }
-        self.created.insert(path.key());
+        self.mark_created(parent, name).map_err(io_err)?;
         self.chown(parent, name, meta, path)?;
         if !meta.xattrs.is_empty() {
             let dir = fsops::open_dir_nofollow(parent, name).map_err(io_err)?;
             self.set_xattrs(&XattrTarget::Fd(dir.as_fd()), meta, path, label)?;
         }
         self.defer_dir(path, meta);
+        Ok(())
+    }
+
+    /// Records that this layer created `name` in the directory `parent`.
+    fn mark_created(&mut self, parent: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+        let st = rustix::fs::fstat(parent)?;
+        self.created.insert((st.st_dev, st.st_ino, name.to_vec()));
         Ok(())
     }
 
@@ -649,14 +698,22 @@ impl<'o> Applier<'o> {
         self.set_xattrs(&XattrTarget::Fd(file.as_fd()), meta, path, label)?;
         rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode)).map_err(|e| io_err(e.into()))?;
         rustix::fs::futimens(&file, &meta.mtime.timestamps()).map_err(|e| io_err(e.into()))?;
-        self.created.insert(path.key());
+        self.mark_created(parent, name).map_err(io_err)?;
         Ok(())
     }
 
-    fn symlink(&mut self, path: &RootedPath, target: &[u8], meta: &Meta, label: &str) -> Result<()> {
+    fn symlink(
+        &mut self,
+        path: &RootedPath,
+        target: &[u8],
+        meta: &Meta,
+        label: &str,
+    ) -> Result<()> {
         let io_err = |e: io::Error| Error::io(path.relative(), e);
         if target.contains(&0) {
-            return Err(Error::malformed(format!("symlink {label}: target contains a NUL byte")));
+            return Err(Error::malformed(format!(
+                "symlink {label}: target contains a NUL byte"
+            )));
         }
         let Some((parent, name)) = self.parent_of(path)? else {
             self.skip(label, "a symlink cannot replace the root");
@@ -676,14 +733,16 @@ impl<'o> Applier<'o> {
         self.chown(parent, name, meta, path)?;
         self.set_xattrs(&XattrTarget::NoFollow(parent, name), meta, path, label)?;
         fsops::utimes_at(parent, name, &meta.mtime.timestamps()).map_err(io_err)?;
-        self.created.insert(path.key());
+        self.mark_created(parent, name).map_err(io_err)?;
         Ok(())
     }
 
     fn hardlink(&mut self, path: &RootedPath, target: &[u8], label: &str) -> Result<()> {
         let target = RootedPath::parse(target)?;
         let Some((target_parent, target_name)) = target.split_last() else {
-            return Err(Error::malformed(format!("hardlink {label} points at the root")));
+            return Err(Error::malformed(format!(
+                "hardlink {label} points at the root"
+            )));
         };
         if path.is_root() {
             self.skip(label, "a hardlink cannot replace the root");
@@ -696,16 +755,22 @@ impl<'o> Applier<'o> {
         let target_err = |e: io::Error| Error::io(target.relative(), e);
         // The target is resolved inside the root like any name, so `../x`
         // and `/etc/passwd` name files of this tree, never the host's.
-        let mut source = self.find_in_root(&target_parent, target_name).map_err(target_err)?;
+        let mut source = self
+            .find_in_root(&target_parent, target_name)
+            .map_err(target_err)?;
         if source.is_none() && !self.lowers.is_empty() {
             self.copy_up(&target)?;
-            source = self.find_in_root(&target_parent, target_name).map_err(target_err)?;
+            source = self
+                .find_in_root(&target_parent, target_name)
+                .map_err(target_err)?;
         }
         let Some((source_dir, source_stat)) = source else {
             return Err(target_err(Errno::NOENT.into()));
         };
         if file_type(&source_stat) == FileType::Directory {
-            return Err(Error::malformed(format!("hardlink {label} points at a directory")));
+            return Err(Error::malformed(format!(
+                "hardlink {label} points at a directory"
+            )));
         }
         let (parent, name) = self.parent_of(path)?.expect("not the root");
         let parent = parent.as_fd();
@@ -724,15 +789,21 @@ impl<'o> Applier<'o> {
             AtFlags::empty(),
         )
         .map_err(|e| Error::io(path.relative(), io::Error::from(e)))?;
-        self.created.insert(path.key());
+        self.mark_created(parent, name)
+            .map_err(|e| Error::io(path.relative(), e))?;
         Ok(())
     }
 
     /// The parent fd and `lstat` of `parent/name` in the root, if it exists.
-    fn find_in_root(&mut self, parent: &RootedPath, name: &[u8]) -> io::Result<Option<(OwnedFd, rustix::fs::Stat)>> {
+    fn find_in_root(
+        &mut self,
+        parent: &RootedPath,
+        name: &[u8],
+    ) -> io::Result<Option<(OwnedFd, rustix::fs::Stat)>> {
         let dir = match self.root.open_dir(parent) {
             Ok(fd) => fd,
-            Err(e) if matches!(e.raw_os_error(), Some(c) if c == Errno::NOENT.raw_os_error() || c == Errno::NOTDIR.raw_os_error()) => {
+            Err(e) if matches!(e.raw_os_error(), Some(c) if c == Errno::NOENT.raw_os_error() || c == Errno::NOTDIR.raw_os_error()) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -769,7 +840,11 @@ impl<'o> Applier<'o> {
                 let dst = rustix::fs::openat(
                     parent,
                     component_path(name),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| io_err(e.into()))?;
@@ -786,15 +861,18 @@ impl<'o> Applier<'o> {
                 }
                 let label = String::from_utf8_lossy(&target.key()).into_owned();
                 for (k, v) in fsops::get_xattrs(src.as_fd()).map_err(lower_err)? {
-                    fsops::set_xattr(&XattrTarget::Fd(dst.as_fd()), &k, &v, &label).map_err(io_err)?;
+                    fsops::set_xattr(&XattrTarget::Fd(dst.as_fd()), &k, &v, &label)
+                        .map_err(io_err)?;
                 }
-                rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.st_mode & 0o7777)).map_err(|e| io_err(e.into()))?;
+                rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.st_mode & 0o7777))
+                    .map_err(|e| io_err(e.into()))?;
                 rustix::fs::futimens(&dst, &times).map_err(|e| io_err(e.into()))?;
             }
             FileType::Symlink => {
                 let link = rustix::fs::readlinkat(&found.parent, component_path(name), Vec::new())
                     .map_err(|e| lower_err(e.into()))?;
-                rustix::fs::symlinkat(link.as_c_str(), parent, component_path(name)).map_err(|e| io_err(e.into()))?;
+                rustix::fs::symlinkat(link.as_c_str(), parent, component_path(name))
+                    .map_err(|e| io_err(e.into()))?;
                 if self.options.same_owner {
                     fsops::chown_at(parent, name, st.st_uid, st.st_gid).map_err(io_err)?;
                 }
@@ -867,7 +945,7 @@ impl<'o> Applier<'o> {
         fsops::chmod_opath(node.as_fd(), meta.mode).map_err(io_err)?;
         self.set_xattrs(&XattrTarget::NoFollow(parent, name), meta, path, label)?;
         fsops::utimes_at(parent, name, &meta.mtime.timestamps()).map_err(io_err)?;
-        self.created.insert(path.key());
+        self.mark_created(parent, name).map_err(io_err)?;
         Ok(())
     }
 
@@ -900,7 +978,6 @@ impl<'o> Applier<'o> {
                     Err(e) => return Err(Error::io(dir.relative(), e)),
                 };
                 fsops::remove_at(parent.as_fd(), target).map_err(io_err)?;
-                self.created.remove(&path.key());
             }
             WhiteoutMode::Overlay => {
                 let parent = self.ensure_dir(dir)?;
@@ -950,9 +1027,10 @@ impl<'o> Applier<'o> {
     /// not create, descending into directories it did create.
     fn clear_lower(&self, fd: BorrowedFd<'_>, dir: &RootedPath) -> Result<()> {
         let io_err = |e: io::Error| Error::io(dir.relative(), e);
+        let st = rustix::fs::fstat(fd).map_err(|e| io_err(e.into()))?;
         for name in fsops::list_dir(fd).map_err(io_err)? {
             let child = dir.join(&name);
-            if self.created.contains(&child.key()) {
+            if self.created.contains(&(st.st_dev, st.st_ino, name.clone())) {
                 let is_dir = lstat_at(fd, &name)
                     .map_err(io_err)?
                     .is_some_and(|st| file_type(&st) == FileType::Directory);
@@ -981,10 +1059,13 @@ impl<'o> Applier<'o> {
                 .open_in(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW)
             {
                 Ok(fd) => fd,
-                Err(e) if is_absent(&e) || e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => continue,
+                Err(e) if is_absent(&e) || e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => {
+                    continue;
+                }
                 Err(e) => return Err(io_err(e)),
             };
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode)).map_err(|e| io_err(e.into()))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode))
+                .map_err(|e| io_err(e.into()))?;
             if let Some((atime, mtime)) = meta.times {
                 let times = Timestamps {
                     last_access: atime.timestamps().last_access,
@@ -1010,8 +1091,6 @@ fn id(raw: u64, label: &str) -> Result<u32> {
         .ok_or_else(|| Error::malformed(format!("entry {label}: uid/gid {raw} out of range")))
 }
 
-use std::os::unix::ffi::OsStrExt as _;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1030,6 +1109,118 @@ mod tests {
         assert_eq!((t.sec, t.nsec), (-1, 750_000_000));
         assert!(parse_pax_time(b"x").is_none());
         assert!(parse_pax_time(b"1.x").is_none());
+    }
+
+    /// A tar of `(type, name, link target, data)` entries, names written raw.
+    fn tar_of(entries: &[(tar::EntryType, &str, &str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (kind, name, link, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(data.len() as u64);
+            if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+                h.set_device_major(1).unwrap();
+                h.set_device_minor(5).unwrap();
+            }
+            let bytes = h.as_mut_bytes();
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            bytes[157..157 + link.len()].copy_from_slice(link.as_bytes());
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn apply_tuned(root: &Path, tar: &[u8], tuning: Tuning) -> Result<Applied> {
+        apply_with(
+            root,
+            tar,
+            Compression::None,
+            &ApplyOptions::default(),
+            tuning,
+        )
+    }
+
+    #[test]
+    fn devices_are_skipped_without_privileges() {
+        use tar::EntryType as T;
+        let dir = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[
+            (T::Char, "dev/zero", "", b""),
+            (T::Block, "dev/sda", "", b""),
+            (T::Fifo, "dev/fifo", "", b""),
+        ]);
+        let tuning = Tuning {
+            can_mknod: false,
+            force_fallback: false,
+        };
+        let applied = apply_tuned(dir.path(), &tar, tuning).unwrap();
+        assert_eq!(applied.skipped, ["dev/zero", "dev/sda"]);
+        assert!(!dir.path().join("dev/zero").exists());
+        assert!(dir.path().join("dev/fifo").exists());
+    }
+
+    #[test]
+    fn fallback_walker_applies_and_confines() {
+        use tar::EntryType as T;
+        let tuning = Tuning {
+            can_mknod: false,
+            force_fallback: true,
+        };
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("root");
+        let canary = outer.path().join("canary");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::create_dir(&canary).unwrap();
+        std::fs::write(canary.join("file"), b"precious").unwrap();
+
+        let tar = tar_of(&[
+            (T::Directory, "a/", "", b""),
+            (T::Regular, "a/b/c", "", b"c"),
+            (T::Link, "a/h", "a/b/c", b""),
+            (T::Regular, "../x", "", b"x"),
+            (T::Regular, "a/.wh.h", "", b""),
+        ]);
+        apply_tuned(&root, &tar, tuning).unwrap();
+        assert_eq!(std::fs::read(root.join("a/b/c")).unwrap(), b"c");
+        assert_eq!(std::fs::read(root.join("x")).unwrap(), b"x");
+        assert!(!root.join("a/h").exists());
+
+        // Without openat2 no symlink is followed at all, in-root or not.
+        for entries in [
+            &[
+                (T::Symlink, "evil", "/", &b""[..]),
+                (T::Regular, "evil/pwned", "", b"p"),
+            ][..],
+            &[
+                (T::Symlink, "evil", "../canary", &b""[..]),
+                (T::Regular, "evil/file", "", b"p"),
+            ][..],
+            &[
+                (T::Symlink, "in", "a", &b""[..]),
+                (T::Regular, "in/file", "", b"p"),
+            ][..],
+            &[
+                (T::Symlink, "evil", "../canary", &b""[..]),
+                (T::Link, "h", "evil/file", b""),
+            ][..],
+        ] {
+            let err = apply_tuned(&root, &tar_of(entries), tuning).unwrap_err();
+            assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        }
+        // A whiteout through a symlink deletes nothing.
+        let tar = tar_of(&[
+            (T::Symlink, "link", "../canary", b""),
+            (T::Regular, "link/.wh.file", "", b""),
+        ]);
+        apply_tuned(&root, &tar, tuning).unwrap();
+        assert_eq!(std::fs::read(canary.join("file")).unwrap(), b"precious");
+        assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(outer.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -16,11 +16,20 @@ use crate::name::{RootedPath, component_path, is_plain_component};
 
 /// Opens `path` below `root` with `flags` on the final component, following
 /// no symlink: a symlink anywhere on the path gives `ELOOP` or `ENOTDIR`.
-pub(crate) fn open_beneath(root: BorrowedFd<'_>, path: &RootedPath, flags: OFlags) -> io::Result<OwnedFd> {
+pub(crate) fn open_beneath(
+    root: BorrowedFd<'_>,
+    path: &RootedPath,
+    flags: OFlags,
+) -> io::Result<OwnedFd> {
     let components = path.components();
     let Some((last, dirs)) = components.split_last() else {
         // The root itself.
-        return Ok(rustix::fs::openat(root, ".", flags | OFlags::CLOEXEC, Mode::empty())?);
+        return Ok(rustix::fs::openat(
+            root,
+            ".",
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?);
     };
     let mut dir: Option<OwnedFd> = None;
     for name in dirs {
@@ -70,7 +79,11 @@ mod tests {
     use crate::root::Root;
 
     fn open(root: &Root, name: &str, flags: OFlags) -> io::Result<OwnedFd> {
-        open_beneath(root.fd().as_fd(), &RootedPath::parse(name.as_bytes()).unwrap(), flags)
+        open_beneath(
+            root.fd().as_fd(),
+            &RootedPath::parse(name.as_bytes()).unwrap(),
+            flags,
+        )
     }
 
     #[test]

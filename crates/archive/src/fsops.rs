@@ -163,7 +163,12 @@ pub(crate) enum XattrTarget<'a> {
 /// (an unprivileged run setting `trusted.*` or `security.*`, a file system
 /// without xattrs, `user.*` on a symlink) is logged and skipped, as rootless
 /// tools do; any other failure is an error.
-pub(crate) fn set_xattr(target: &XattrTarget<'_>, name: &[u8], value: &[u8], label: &str) -> io::Result<()> {
+pub(crate) fn set_xattr(
+    target: &XattrTarget<'_>,
+    name: &[u8],
+    value: &[u8],
+    label: &str,
+) -> io::Result<()> {
     // Xattr names are bytes like file names; a NUL cannot reach the syscall.
     let key = std::ffi::OsStr::from_bytes(name);
     let result = if name.is_empty() || name.contains(&0) {

@@ -82,7 +82,9 @@ impl Root {
                     Ok(fd) => return Ok(fd),
                     Err(Errno::AGAIN) if tries < EAGAIN_RETRIES => tries += 1,
                     Err(Errno::NOSYS) => {
-                        tracing::warn!("openat2 is not available; resolving paths without following symlinks");
+                        tracing::warn!(
+                            "openat2 is not available; resolving paths without following symlinks"
+                        );
                         self.use_fallback = true;
                         break;
                     }

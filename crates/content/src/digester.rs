@@ -66,7 +66,9 @@ mod tests {
 
     #[test]
     fn unknown_algorithm_is_rejected() {
-        let err = Digester::new(&DigestAlgorithm::from("blake3")).err().unwrap();
+        let err = Digester::new(&DigestAlgorithm::from("blake3"))
+            .err()
+            .unwrap();
         assert!(matches!(err, Error::UnsupportedAlgorithm(a) if a == "blake3"));
     }
 }

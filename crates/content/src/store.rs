@@ -289,13 +289,19 @@ impl Store {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         match fs::rename(dir, &trash) {
-            Ok(()) => fs::remove_dir_all(&trash).at(&trash),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Io {
-                path: dir.to_owned(),
-                source: e,
-            }),
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir.to_owned(),
+                    source: e,
+                });
+            }
         }
+        // Once renamed, the ingest is gone for everyone, so failing to delete
+        // the trash is not an error: the next `Store::open` sweeps it.
+        remove_trash(&trash);
+        Ok(())
     }
 
     /// Removes leftovers of removals interrupted by a crash; nothing ever reuses them.
@@ -305,11 +311,31 @@ impl Store {
             return;
         };
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TRASH_PREFIX)
-                && let Err(error) = fs::remove_dir_all(entry.path())
-                && error.kind() != ErrorKind::NotFound
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(TRASH_PREFIX)
             {
-                tracing::warn!(path = %entry.path().display(), %error, "could not remove ingest trash");
+                remove_trash(&entry.path());
+            }
+        }
+    }
+}
+
+/// Deletes a renamed-away ingest directory.
+///
+/// A writer that resolved the old path just before the rename can still create
+/// a `lock` file inside it, so a removal racing with it is retried.
+fn remove_trash(trash: &Path) {
+    let mut attempts = 0;
+    loop {
+        match fs::remove_dir_all(trash) {
+            Ok(()) => return,
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty && attempts < 8 => attempts += 1,
+            Err(error) => {
+                tracing::warn!(path = %trash.display(), %error, "could not remove ingest trash");
+                return;
             }
         }
     }
@@ -332,7 +358,12 @@ fn read_status(dir: &Path) -> Result<Option<IngestStatus>> {
     let reference = match fs::read_to_string(&ref_path) {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Io { path: ref_path, source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                path: ref_path,
+                source: e,
+            });
+        }
     };
     let data = dir.join("data");
     let (offset, updated) = match fs::metadata(&data) {
@@ -340,9 +371,19 @@ fn read_status(dir: &Path) -> Result<Option<IngestStatus>> {
         Err(e) if e.kind() == ErrorKind::NotFound => match fs::metadata(dir) {
             Ok(meta) => (0, meta.modified().at(dir)?),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::Io { path: dir.to_owned(), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir.to_owned(),
+                    source: e,
+                });
+            }
         },
-        Err(e) => return Err(Error::Io { path: data, source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                path: data,
+                source: e,
+            });
+        }
     };
     let total = fs::read_to_string(dir.join("total"))
         .ok()

@@ -93,7 +93,12 @@ pub(crate) fn open(
     if let Some(size) = expected.size
         && len > size
     {
-        tracing::debug!(reference, len, size, "ingest longer than expected; restarting it");
+        tracing::debug!(
+            reference,
+            len,
+            size,
+            "ingest longer than expected; restarting it"
+        );
         data.set_len(0).at(&data_path)?;
         len = 0;
     }
@@ -124,7 +129,23 @@ pub(crate) fn open(
 pub(crate) fn lock_ingest(dir: &Path, wait: Wait) -> Result<Option<File>> {
     let lock_path = dir.join("lock");
     loop {
-        fs::create_dir_all(dir).at(dir)?;
+        // Not create_dir_all: it reports EEXIST when the directory exists but is
+        // renamed away (by a concurrent remove) before it can confirm that.
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let parent = dir.parent().expect("an ingest directory has a parent");
+                fs::create_dir_all(parent).at(parent)?;
+                continue;
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir.to_owned(),
+                    source: e,
+                });
+            }
+        }
         let file = match OpenOptions::new()
             .read(true)
             .write(true)
@@ -272,7 +293,10 @@ impl Writer {
 
         data.sync_all().at(&data_path)?;
         let target = store.blob_path(&actual);
-        let parent = target.parent().expect("a blob path has a parent").to_owned();
+        let parent = target
+            .parent()
+            .expect("a blob path has a parent")
+            .to_owned();
         fs::create_dir_all(&parent).at(&parent)?;
         // A hard link fails if the target exists, so a blob is never replaced
         // and we learn whether another writer got there first.
@@ -289,9 +313,7 @@ impl Writer {
                 }
             }
         };
-        File::open(&parent)
-            .and_then(|d| d.sync_all())
-            .at(&parent)?;
+        File::open(&parent).and_then(|d| d.sync_all()).at(&parent)?;
         if outcome == Committed::New {
             // Blobs are immutable; read-only permissions make accidental writes fail loudly.
             let mut perms = data.metadata().at(&target)?.permissions();

@@ -47,7 +47,10 @@ fn commit_moves_verified_bytes_into_blobs() {
         store.blob_path(&digest),
         store.root().join("blobs/sha256").join(digest.digest())
     );
-    assert_eq!(store.info(&digest).unwrap().unwrap().size, body.len() as u64);
+    assert_eq!(
+        store.info(&digest).unwrap().unwrap().size,
+        body.len() as u64
+    );
     assert!(store.ingests().unwrap().is_empty());
 }
 
@@ -122,7 +125,14 @@ fn commit_without_known_size_checks_only_the_digest() {
         .writer("r", Expected::new(sha256(b"data"), None))
         .unwrap();
     assert_eq!(copy(w, &b"data"[..]).unwrap(), Committed::New);
-    assert!(!store.root().join("ingest").read_dir().unwrap().any(|_| true));
+    assert!(
+        !store
+            .root()
+            .join("ingest")
+            .read_dir()
+            .unwrap()
+            .any(|_| true)
+    );
 }
 
 #[test]
@@ -347,16 +357,27 @@ fn writers_in_two_processes_serialize() {
 #[test]
 fn read_blob_refuses_blobs_over_the_limit() {
     let (_dir, store) = store();
-    copy(store.writer("r", expect(b"0123456789")).unwrap(), &b"0123456789"[..]).unwrap();
+    copy(
+        store.writer("r", expect(b"0123456789")).unwrap(),
+        &b"0123456789"[..],
+    )
+    .unwrap();
     let err = store.read_blob(&sha256(b"0123456789"), 9).unwrap_err();
     assert!(matches!(err, Error::TooLarge { limit: 9 }));
-    assert_eq!(store.read_blob(&sha256(b"0123456789"), 10).unwrap().len(), 10);
+    assert_eq!(
+        store.read_blob(&sha256(b"0123456789"), 10).unwrap().len(),
+        10
+    );
 }
 
 #[test]
 fn read_blob_detects_corrupted_blob() {
     let (_dir, store) = store();
-    copy(store.writer("r", expect(b"pristine")).unwrap(), &b"pristine"[..]).unwrap();
+    copy(
+        store.writer("r", expect(b"pristine")).unwrap(),
+        &b"pristine"[..],
+    )
+    .unwrap();
     let path = store.blob_path(&sha256(b"pristine"));
     std::fs::remove_file(&path).unwrap();
     std::fs::write(&path, b"tampered").unwrap();
@@ -390,7 +411,12 @@ fn list_returns_blobs_sorted_and_delete_removes_them() {
     for body in [&b"one"[..], b"two", b"three"] {
         copy(store.writer("r", expect(body)).unwrap(), body).unwrap();
     }
-    let listed: Vec<_> = store.list().unwrap().into_iter().map(|i| i.digest).collect();
+    let listed: Vec<_> = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.digest)
+        .collect();
     let mut want = vec![sha256(b"one"), sha256(b"two"), sha256(b"three")];
     want.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
     assert_eq!(listed, want);
@@ -437,7 +463,13 @@ fn sha512_blobs_are_verified_and_stored_under_sha512() {
         .writer("r", Expected::new(digest.clone(), Some(body.len() as u64)))
         .unwrap();
     assert_eq!(copy(w, &body[..]).unwrap(), Committed::New);
-    assert!(store.root().join("blobs/sha512").join(digest.digest()).is_file());
+    assert!(
+        store
+            .root()
+            .join("blobs/sha512")
+            .join(digest.digest())
+            .is_file()
+    );
     assert_eq!(store.read_blob(&digest, 100).unwrap(), body);
     assert_eq!(store.list().unwrap()[0].digest, digest);
 }
@@ -446,9 +478,7 @@ fn sha512_blobs_are_verified_and_stored_under_sha512() {
 fn unsupported_algorithm_is_rejected_before_any_write() {
     let (_dir, store) = store();
     let digest = Digest::from_str("blake3:abcdef").unwrap();
-    let err = store
-        .writer("r", Expected::new(digest, None))
-        .unwrap_err();
+    let err = store.writer("r", Expected::new(digest, None)).unwrap_err();
     assert!(matches!(err, Error::UnsupportedAlgorithm(a) if a == "blake3"));
     assert!(store.ingests().unwrap().is_empty());
 }

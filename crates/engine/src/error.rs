@@ -49,6 +49,15 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
+    /// Writing a blob's bytes to its ingest failed (a full disk, an I/O
+    /// error); the ingest keeps what was written before.
+    #[error("writing blob {digest}")]
+    Write {
+        /// The blob's digest.
+        digest: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// A filesystem operation of the engine's own failed.
     #[error("{}: {source}", path.display())]
     Io {

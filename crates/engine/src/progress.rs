@@ -25,7 +25,7 @@ pub enum BlobKind {
 
 impl std::fmt::Display for BlobKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             BlobKind::Index => "index",
             BlobKind::Manifest => "manifest",
             BlobKind::Config => "config",

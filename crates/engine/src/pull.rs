@@ -347,10 +347,14 @@ impl<'a> Session<'a> {
         let expected = expected_of(descriptor);
         let stored = body.clone();
         tokio::task::spawn_blocking(move || -> Result<Committed> {
+            let expected_digest = expected.digest.clone();
             match store.writer(&expected.digest.to_string(), expected) {
                 Ok(mut writer) => {
                     writer.truncate(0)?;
-                    writer.write_all(&stored).map_err(hoist_content::Error::from)?;
+                    writer.write_all(&stored).map_err(|source| Error::Write {
+                        digest: expected_digest.to_string(),
+                        source,
+                    })?;
                     Ok(writer.commit()?)
                 }
                 Err(hoist_content::Error::AlreadyExists(_)) => Ok(Committed::AlreadyExists),
@@ -518,7 +522,10 @@ impl<'a> Session<'a> {
         let (writer, written) = sink.await?;
         if let Err(source) = written {
             // A disk error (full disk, I/O error) is not worth a retry.
-            return Err(hoist_content::Error::from(source).into());
+            return Err(Error::Write {
+                digest: descriptor.digest().to_string(),
+                source,
+            });
         }
         Ok((writer, pumped))
     }

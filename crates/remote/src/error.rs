@@ -161,8 +161,15 @@ impl Error {
 
     /// Whether the failure happened before any HTTP response arrived, so a
     /// loopback host may be retried over plain http.
+    ///
+    /// An untrusted certificate is excluded: that server does speak TLS, and
+    /// the certificate error says more than an http attempt's failure would.
     pub(crate) fn is_transport_setup(&self) -> bool {
-        matches!(self, Error::Connect { .. } | Error::Tls { .. })
+        match self {
+            Error::Connect { .. } => true,
+            Error::Tls { detail, .. } => !detail.starts_with(UNTRUSTED_CERTIFICATE),
+            _ => false,
+        }
     }
 }
 
@@ -222,13 +229,16 @@ fn chain<'a>(
     out
 }
 
+/// How TLS details about certificate verification start.
+const UNTRUSTED_CERTIFICATE: &str = "certificate is not trusted";
+
 pub(crate) fn tls_detail(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let links = chain(err);
     for e in &links {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(match tls {
                 rustls::Error::InvalidCertificate(reason) => {
-                    format!("certificate is not trusted ({reason:?})")
+                    format!("{UNTRUSTED_CERTIFICATE} ({reason:?})")
                 }
                 rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
                     format!("handshake failed, is the server speaking TLS? ({tls})")
@@ -241,7 +251,7 @@ pub(crate) fn tls_detail(err: &(dyn std::error::Error + 'static)) -> Option<Stri
         let text = e.to_string();
         let lower = text.to_ascii_lowercase();
         if lower.contains("certificate") || text.contains("UnknownIssuer") {
-            return Some(format!("certificate is not trusted ({text})"));
+            return Some(format!("{UNTRUSTED_CERTIFICATE} ({text})"));
         }
         if lower.contains("tls") || lower.contains("handshake") {
             return Some(text);

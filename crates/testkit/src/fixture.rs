@@ -239,7 +239,10 @@ impl LayerBuilder {
     pub fn add_raw_file(&mut self, name: &str, contents: &[u8], mode: u32) -> &mut Self {
         let mut header = Self::header(tar::EntryType::Regular, mode, contents.len() as u64);
         let field = &mut header.as_old_mut().name;
-        assert!(name.len() <= field.len(), "raw tar name longer than 100 bytes");
+        assert!(
+            name.len() <= field.len(),
+            "raw tar name longer than 100 bytes"
+        );
         field.fill(0);
         field[..name.len()].copy_from_slice(name.as_bytes());
         header.set_cksum();
@@ -566,7 +569,11 @@ impl Image {
                 layers,
                 ..
             } => std::iter::once((config_digest.as_str(), config.as_slice()))
-                .chain(layers.iter().map(|l| (l.digest.as_str(), l.blob.as_slice())))
+                .chain(
+                    layers
+                        .iter()
+                        .map(|l| (l.digest.as_str(), l.blob.as_slice())),
+                )
                 .collect(),
             Body::Index { .. } => Vec::new(),
         }
@@ -627,8 +634,8 @@ fn noise(seed: &str, len: usize) -> Vec<u8> {
 /// A small image of three layers whose content is seeded with `platform`, so
 /// different platforms give different digests:
 ///
-/// 1. `etc/` (0755), `etc/hostname` ("hoist-<platform>\n"), `bin/` (0755);
-/// 2. `hello.txt` (0644, "hello from <platform>\n") and the symlink
+/// 1. `etc/` (0755), `etc/hostname` (`"hoist-<platform>\n"`), `bin/` (0755);
+/// 2. `hello.txt` (0644, `"hello from <platform>\n"`) and the symlink
 ///    `bin/hello -> ../hello.txt`;
 /// 3. `data/blob.bin` (0644), 64 KiB of incompressible bytes, so its blob is
 ///    big enough to cut in the middle.
@@ -636,7 +643,11 @@ pub fn simple_image(format: Format, compression: Compression, platform: &str) ->
     let layers = vec![
         layer(compression, format, |l| {
             l.add_dir("etc", 0o755)
-                .add_file("etc/hostname", format!("hoist-{platform}\n").as_bytes(), 0o644)
+                .add_file(
+                    "etc/hostname",
+                    format!("hoist-{platform}\n").as_bytes(),
+                    0o644,
+                )
                 .add_dir("bin", 0o755);
         }),
         layer(compression, format, |l| {
@@ -648,11 +659,8 @@ pub fn simple_image(format: Format, compression: Compression, platform: &str) ->
             .add_symlink("bin/hello", "../hello.txt");
         }),
         layer(compression, format, |l| {
-            l.add_dir("data", 0o755).add_file(
-                "data/blob.bin",
-                &noise(platform, 64 * 1024),
-                0o644,
-            );
+            l.add_dir("data", 0o755)
+                .add_file("data/blob.bin", &noise(platform, 64 * 1024), 0o644);
         }),
     ];
     Image::single(format, platform, layers)

@@ -15,7 +15,7 @@
 //! let proxy = FaultProxy::for_registry(&registry);
 //! proxy.set_fault(Fault::Status { code: 503, times: 2 });
 //! // pull from format!("{}/app:1.0", proxy.host()) ...
-//! assert!(proxy.requests() >= 0);
+//! assert_eq!(proxy.requests(), 0);
 //! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,9 +48,10 @@ pub enum Fault {
         /// How many requests get it.
         times: usize,
     },
-    /// Send only the first `after` bytes of every `GET /v2/…/blobs/<digest>`
-    /// response body (with the upstream's `Content-Length`), then break the
-    /// connection.
+    /// Send only the first `after` bytes of every successful `GET
+    /// /v2/…/blobs/<digest>` response body (200 or 206, with the upstream's
+    /// `Content-Length`), then break the connection. (If the socket buffer is
+    /// full at the cut, the client may receive fewer bytes.)
     TruncateBlobs {
         /// Bytes sent before the cut.
         after: usize,
@@ -101,9 +102,7 @@ impl FaultProxy {
             log: Mutex::new(Vec::new()),
             base_url: Mutex::new(String::new()),
         });
-        let router = Router::new()
-            .fallback(forward)
-            .with_state(shared.clone());
+        let router = Router::new().fallback(forward).with_state(shared.clone());
         let server = Background::serve("proxy", router);
         *shared.base_url.lock().expect("lock") = format!("http://{}", server.addr());
         FaultProxy { shared, server }
@@ -180,18 +179,18 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let fault = {
         let mut fault = shared.fault.lock().expect("fault lock");
         let current = fault.clone();
-        if let Fault::Status { code, times } = &mut *fault {
-            if *times > 0 {
-                *times -= 1;
-                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
-                return status.into_response();
-            }
+        if let Fault::Status { code, times } = &mut *fault
+            && *times > 0
+        {
+            *times -= 1;
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
+            return status.into_response();
         }
         current
     };
 
-    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
-        .expect("valid method");
+    let method =
+        reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).expect("valid method");
     let mut upstream_request = shared
         .client
         .request(method, format!("{}{path_and_query}", shared.upstream));
@@ -223,10 +222,10 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             && name.as_str() != "keep-alive"
         {
             let mut value = value.as_bytes().to_vec();
-            if name.as_str() == "location" {
-                if let Some(rest) = value.strip_prefix(shared.upstream.as_bytes()) {
-                    value = [proxy_base.as_bytes(), rest].concat();
-                }
+            if name.as_str() == "location"
+                && let Some(rest) = value.strip_prefix(shared.upstream.as_bytes())
+            {
+                value = [proxy_base.as_bytes(), rest].concat();
             }
             response = response.header(
                 HeaderName::from_bytes(name.as_str().as_bytes()).expect("header name"),
@@ -258,6 +257,9 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
                         return None;
                     }
                     if left == 0 {
+                        // Let hyper flush what was sent before the error
+                        // makes it drop the connection.
+                        tokio::task::yield_now().await;
                         let cut = std::io::Error::other("truncated by FaultProxy");
                         return Some((Err(cut), (stream, 0, true)));
                     }

@@ -262,7 +262,11 @@ impl Registry {
                 .unwrap_or_else(|e| panic!("spawn {REGISTRY_BINARY}: {e}"));
             let scheme = if tls.is_some() { "https" } else { "http" };
             let client = http_client(tls.as_ref().map(|t| t.ca_pem.as_str()));
-            match wait_ready(&mut child, &client, &format!("{scheme}://127.0.0.1:{port}/v2/")) {
+            match wait_ready(
+                &mut child,
+                &client,
+                &format!("{scheme}://127.0.0.1:{port}/v2/"),
+            ) {
                 Ok(()) => {
                     return Registry {
                         child,
@@ -277,8 +281,9 @@ impl Registry {
                 Err(reason) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default())
-                        .into_owned();
+                    let log =
+                        String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default())
+                            .into_owned();
                     if attempt == 1 && log.contains("address already in use") {
                         continue;
                     }
@@ -394,7 +399,10 @@ impl Registry {
                     .expect("GET token");
                 let status = response.status();
                 let body: serde_json::Value = response.json().expect("token response json");
-                assert!(status.is_success(), "token server answered {status}: {body}");
+                assert!(
+                    status.is_success(),
+                    "token server answered {status}: {body}"
+                );
                 Some(format!(
                     "Bearer {}",
                     body["token"].as_str().expect("token in response")
@@ -411,7 +419,11 @@ impl Registry {
     pub fn push(&self, image: &Image, repository: &str, tag: &str) -> Pushed {
         off_runtime(|| {
             let session = Session::new(self, repository, "pull,push");
-            let manifests = image.children().iter().map(Image::manifest_digest).collect();
+            let manifests = image
+                .children()
+                .iter()
+                .map(Image::manifest_digest)
+                .collect();
             session.push_image(image, tag);
             let digest = image.manifest_digest();
             Pushed {
@@ -491,8 +503,11 @@ impl Registry {
     pub fn delete_blob(&self, repository: &str, digest: &str) {
         off_runtime(|| {
             let session = Session::new(self, repository, "*");
-            let response =
-                session.send(session.client.delete(session.url(&format!("blobs/{digest}"))));
+            let response = session.send(
+                session
+                    .client
+                    .delete(session.url(&format!("blobs/{digest}"))),
+            );
             session.expect(response, StatusCode::ACCEPTED, "DELETE blob");
         });
     }
@@ -542,7 +557,9 @@ fn wait_ready(child: &mut Child, client: &Client, url: &str) -> Result<(), Strin
     match (ready, exited) {
         (Some(true), _) => Ok(()),
         (_, Some(status)) => Err(format!("the registry exited with {status}")),
-        _ => Err(format!("timed out after {READY_DEADLINE:?}; last: {last_error}")),
+        _ => Err(format!(
+            "timed out after {READY_DEADLINE:?}; last: {last_error}"
+        )),
     }
 }
 

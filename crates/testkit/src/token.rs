@@ -225,14 +225,16 @@ impl Shared {
             .collect()
     }
 
-    fn check_service(&self, service: Option<&str>) -> Result<(), Response> {
+    fn check_service(&self, service: Option<&str>) -> Result<(), Box<Response>> {
         match service {
-            Some(service) if service != self.config.service => Err((
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({"error": "invalid_request",
+            Some(service) if service != self.config.service => Err(Box::new(
+                (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "invalid_request",
                     "error_description": format!("unknown service {service:?}")})),
-            )
-                .into_response()),
+                )
+                    .into_response(),
+            )),
             _ => Ok(()),
         }
     }
@@ -310,7 +312,7 @@ async fn get_token(
     shared.get_requests.fetch_add(1, Ordering::SeqCst);
     let params = pairs(query.as_deref().unwrap_or(""));
     if let Err(response) = shared.check_service(first(&params, "service")) {
-        return response;
+        return *response;
     }
     let scopes: Vec<String> = params
         .iter()
@@ -343,7 +345,7 @@ async fn post_token(State(shared): State<Arc<Shared>>, body: String) -> Response
     shared.post_requests.fetch_add(1, Ordering::SeqCst);
     let params = pairs(&body);
     if let Err(response) = shared.check_service(first(&params, "service")) {
-        return response;
+        return *response;
     }
     let scopes: Vec<String> = first(&params, "scope")
         .unwrap_or("")

@@ -1,0 +1,416 @@
+//! Hostile layers: each case runs in a sandbox with a canary directory beside
+//! the root, and must leave everything outside the root exactly as it was,
+//! whether the apply succeeds (confined) or fails (refused).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use hoist_archive::{Applied, ApplyOptions, Compression, Error, Result, WhiteoutMode, apply_layer};
+
+use crate::support::{Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root};
+
+/// Applies `tar` in a fresh sandbox, checks the canary, and hands back the
+/// result and the sandbox for case-specific checks.
+fn run(tar: &[u8]) -> (Result<Applied>, Sandbox) {
+    let sandbox = Sandbox::new();
+    let result = apply(&sandbox.root, tar);
+    assert_canary_unchanged(&sandbox);
+    (result, sandbox)
+}
+
+fn run_overlay(tar: &[u8]) -> (Result<Applied>, Sandbox) {
+    let sandbox = Sandbox::new();
+    let options = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        ..ApplyOptions::default()
+    };
+    let result = apply_with(&sandbox.root, tar, &options);
+    assert_canary_unchanged(&sandbox);
+    (result, sandbox)
+}
+
+fn read(root: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(root.join(name)).unwrap()
+}
+
+#[test]
+fn dot_dot_names_are_clamped_inside() {
+    for name in ["../x", "../../../../x", "a/../../x", "./../x", "/x", "//x"] {
+        let mut l = Layer::new();
+        l.file(name, b"payload", 0o644);
+        let (result, sb) = run(&l.finish());
+        result.unwrap();
+        assert_eq!(read(&sb.root, "x"), b"payload", "{name}");
+    }
+    let mut l = Layer::new();
+    l.file("../canary/file", b"overwrite!", 0o644)
+        .dir("../canary/dir", 0o777);
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert_eq!(read(&sb.root, "canary/file"), b"overwrite!");
+}
+
+#[test]
+fn absolute_names_land_inside() {
+    let mut l = Layer::new();
+    l.file("/abs/x", b"abs", 0o644)
+        .file("/etc/passwd", b"root::0:0::/:/bin/sh\n", 0o644);
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert_eq!(read(&sb.root, "abs/x"), b"abs");
+    assert!(!Path::new("/abs/x").exists());
+}
+
+#[test]
+fn symlink_to_host_root_does_not_redirect_writes() {
+    let name = format!("hoist-archive-pwned-{}", std::process::id());
+    let mut l = Layer::new();
+    l.symlink("evil", "/")
+        .file(&format!("evil/{name}"), b"pwned", 0o644);
+    l.symlink("evil2", "../../../../..")
+        .file(&format!("evil2/{name}-2"), b"pwned", 0o644);
+    l.dir("evil/tmp", 0o777);
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    // `/` means the root here.
+    assert_eq!(read(&sb.root, &name), b"pwned");
+    assert_eq!(read(&sb.root, &format!("{name}-2")), b"pwned");
+    assert!(!Path::new("/").join(&name).exists());
+    assert!(!Path::new("/").join(format!("{name}-2")).exists());
+    // The host's /tmp keeps its mode.
+    assert_eq!(std::fs::metadata("/tmp").unwrap().mode() & 0o7777, 0o1777);
+}
+
+#[test]
+fn symlink_to_sibling_does_not_redirect_writes() {
+    // `../canary` means `<root>/canary`, which does not exist: writing
+    // through the dangling link is refused, never redirected to the sibling.
+    let refused: [&dyn Fn(&mut Layer); 3] = [
+        &|l| {
+            l.symlink("evil", "../canary")
+                .file("evil/pwned", b"pwned", 0o644);
+        },
+        &|l| {
+            l.symlink("evil", "../canary")
+                .file("evil/file", b"x", 0o644);
+        },
+        &|l| {
+            l.symlink("d", "../canary/dir").dir("d/inner", 0o777);
+        },
+    ];
+    for build in refused {
+        let mut l = Layer::new();
+        build(&mut l);
+        let (result, sb) = run(&l.finish());
+        assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
+        assert!(!sb.root.join("canary").exists());
+    }
+    // A file or directory over a symlink replaces the symlink itself.
+    let mut l = Layer::new();
+    l.symlink("f", "../canary/file")
+        .file("f", b"replaces the symlink", 0o600);
+    l.symlink("d", "../canary/dir").dir("d", 0o777);
+    l.symlink("l", "../canary/link").hardlink("l", "f");
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert_eq!(read(&sb.root, "f"), b"replaces the symlink");
+    assert!(
+        std::fs::symlink_metadata(sb.root.join("d"))
+            .unwrap()
+            .is_dir()
+    );
+    assert_eq!(
+        std::fs::symlink_metadata(sb.root.join("l"))
+            .unwrap()
+            .nlink(),
+        2
+    );
+}
+
+#[test]
+fn metadata_is_never_applied_through_a_symlink() {
+    // A directory's mode and mtime are applied at the end; by then a later
+    // entry has replaced it with a symlink to the canary.
+    let mut l = Layer::new();
+    l.dir("d", 0o777).symlink("d", "../canary");
+    l.dir("e", 0o777).symlink("e", "/").dir("e", 0o700);
+    let mut h = Layer::header(tar::EntryType::Symlink, 0o777);
+    h.set_uid(4242);
+    l.raw(
+        h,
+        b"own",
+        Some(b"../canary/file"),
+        &[("SCHILY.xattr.user.x", b"y")],
+        &[],
+    );
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert!(
+        std::fs::symlink_metadata(sb.root.join("d"))
+            .unwrap()
+            .is_symlink()
+    );
+    if is_root() {
+        assert_eq!(
+            std::fs::symlink_metadata(sb.root.join("own"))
+                .unwrap()
+                .uid(),
+            4242
+        );
+    }
+}
+
+#[test]
+fn hardlinks_cannot_reach_outside_inodes() {
+    for target in [
+        "../canary/file",
+        "/etc/passwd",
+        "evil/file",
+        "evil/passwd",
+        "../../../../etc/passwd",
+    ] {
+        let mut l = Layer::new();
+        l.symlink("evil", "../canary").hardlink("h", target);
+        let (result, sb) = run(&l.finish());
+        // No such file inside the root: refused.
+        assert!(result.is_err(), "{target}");
+        assert!(!sb.root.join("h").exists());
+    }
+    // Symlink then hardlink *through* it as the link's own path.
+    let mut l = Layer::new();
+    l.file("inside", b"in", 0o644)
+        .symlink("evil", "../canary")
+        .hardlink("evil/h", "inside");
+    let (result, sb) = run(&l.finish());
+    assert!(result.is_err());
+    assert_eq!(
+        std::fs::metadata(sb.root.join("inside")).unwrap().nlink(),
+        1
+    );
+    // A link whose target is a symlink to the outside links the symlink
+    // itself, never the file behind it.
+    let mut l = Layer::new();
+    l.symlink("s", "../canary/file").hardlink("h", "s");
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert!(
+        std::fs::symlink_metadata(sb.root.join("h"))
+            .unwrap()
+            .is_symlink()
+    );
+    // With a decoy inside the root, `../canary/file` links the decoy.
+    let mut l = Layer::new();
+    l.file("canary/file", b"decoy", 0o644)
+        .hardlink("h", "../canary/file");
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert_eq!(read(&sb.root, "h"), b"decoy");
+    assert_eq!(std::fs::metadata(sb.root.join("h")).unwrap().nlink(), 2);
+}
+
+#[test]
+fn symlink_named_dot_does_not_replace_the_root() {
+    for name in [".", "./", "/", "a/.."] {
+        let mut l = Layer::new();
+        l.symlink(name, "../canary").file("after", b"a", 0o644);
+        let (result, sb) = run(&l.finish());
+        let applied = result.unwrap();
+        assert_eq!(applied.skipped.len(), 1, "{name}");
+        assert!(std::fs::symlink_metadata(&sb.root).unwrap().is_dir());
+        assert_eq!(read(&sb.root, "after"), b"a");
+    }
+    // A file, hardlink or fifo naming the root is skipped too.
+    let mut l = Layer::new();
+    l.file(".", b"x", 0o644)
+        .file("x", b"x", 0o644)
+        .hardlink("/", "x");
+    l.raw(
+        Layer::header(tar::EntryType::Fifo, 0o644),
+        b"./",
+        None,
+        &[],
+        &[],
+    );
+    let (result, _sb) = run(&l.finish());
+    assert_eq!(result.unwrap().skipped.len(), 3);
+}
+
+#[test]
+fn directory_entry_for_the_root_only_updates_metadata() {
+    let mut l = Layer::new();
+    l.file("keep", b"k", 0o644)
+        .dir("/", 0o700)
+        .dir("..", 0o777)
+        .dir("../..", 0o711);
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert_eq!(read(&sb.root, "keep"), b"k");
+    assert_eq!(std::fs::metadata(&sb.root).unwrap().mode() & 0o7777, 0o711);
+}
+
+#[test]
+fn whiteouts_naming_dot_or_dot_dot_delete_nothing() {
+    let mut l = Layer::new();
+    l.file("a/x", b"x", 0o644)
+        .whiteout(".wh...")
+        .whiteout("a/.wh...")
+        .whiteout("a/.wh..");
+    l.whiteout(".wh.").whiteout("a/.wh.");
+    let tar = l.finish();
+    let (result, sb) = run(&tar);
+    result.unwrap();
+    assert_eq!(read(&sb.root, "a/x"), b"x");
+    if is_root() {
+        let (result, sb) = run_overlay(&tar);
+        result.unwrap();
+        assert_eq!(read(&sb.root, "a/x"), b"x");
+    }
+}
+
+#[test]
+fn whiteouts_through_symlinks_stay_inside() {
+    let mut l = Layer::new();
+    l.symlink("link", "../canary")
+        .whiteout("link/.wh.file")
+        .whiteout("link/.wh.dir");
+    l.whiteout("link/.wh..wh..opq");
+    l.symlink("abs", "/")
+        .file("victim", b"v", 0o644)
+        .whiteout("abs/.wh.victim");
+    let tar = l.finish();
+    let (result, sb) = run(&tar);
+    result.unwrap();
+    // `abs -> /` is the root itself: its whiteout deleted the root's victim.
+    assert!(!sb.root.join("victim").exists());
+    if is_root() {
+        // Overlay mode: a whiteout or opaque marker under a dangling in-root
+        // symlink is refused (or confined); never outside.
+        let (_result, _sb) = run_overlay(&tar);
+    }
+}
+
+#[test]
+fn opaque_inside_symlinked_directory_empties_nothing_outside() {
+    let mut l = Layer::new();
+    l.dir("canary", 0o755).file("canary/in-root", b"r", 0o644);
+    l.symlink("link", "../canary").whiteout("link/.wh..wh..opq");
+    let tar = l.finish();
+    let (result, sb) = run(&tar);
+    result.unwrap();
+    // The opaque marker resolved to <root>/canary, whose entries this layer made.
+    assert_eq!(read(&sb.root, "canary/in-root"), b"r");
+    if is_root() {
+        let (result, sb) = run_overlay(&tar);
+        result.unwrap();
+        assert_eq!(
+            crate::support::xattr(&sb.root.join("canary"), "trusted.overlay.opaque").as_deref(),
+            Some(&b"y"[..])
+        );
+    }
+}
+
+#[test]
+fn device_nodes_stay_inside() {
+    let mut l = Layer::new();
+    let mut h = Layer::header(tar::EntryType::Char, 0o666);
+    h.set_device_major(1).unwrap();
+    h.set_device_minor(3).unwrap();
+    l.raw(h.clone(), b"../dev/null", None, &[], &[]);
+    l.symlink("evil", "../canary");
+    l.raw(h.clone(), b"../canary/file", None, &[], &[]);
+    let mut b = Layer::header(tar::EntryType::Block, 0o600);
+    b.set_device_major(8).unwrap();
+    b.set_device_minor(0).unwrap();
+    l.raw(b, b"/sda", None, &[], &[]);
+    let (result, sb) = run(&l.finish());
+    let applied = result.unwrap();
+    if is_root() {
+        assert!(sb.root.join("dev/null").exists());
+        assert!(sb.root.join("canary/file").exists());
+        assert!(sb.root.join("sda").exists());
+    } else {
+        assert_eq!(applied.skipped.len(), 3);
+    }
+}
+
+#[test]
+fn pax_size_disagreeing_with_ustar_size_is_malformed() {
+    // The PAX record claims 1024 bytes, the ustar header 5: a parser using
+    // one sees the next header where another sees file data.
+    let mut l = Layer::new();
+    let mut h = Layer::header(tar::EntryType::Regular, 0o644);
+    h.set_size(5);
+    l.raw(h, b"smuggler", None, &[("size", b"1024")], b"12345");
+    l.file("../canary/file", b"smuggled", 0o644);
+    let (result, sb) = run(&l.finish());
+    assert!(matches!(result, Err(Error::Malformed { .. })), "{result:?}");
+    assert!(!sb.root.join("canary").exists());
+}
+
+#[test]
+fn truncated_streams_are_errors() {
+    let mut l = Layer::new();
+    l.file("a", &[7u8; 3000], 0o644).file("b", b"b", 0o644);
+    let tar = l.finish();
+    // Cut inside a's data, inside b's header, and at the end of b's data
+    // (no end-of-archive blocks).
+    let b_end = 512 + 3072 + 512 + 512;
+    for cut in [512 + 1000, 512 + 3072 + 100, b_end] {
+        let (result, _sb) = run(&tar[..cut]);
+        assert!(
+            matches!(result, Err(Error::Malformed { .. })),
+            "cut {cut}: {result:?}"
+        );
+    }
+    // A gzip stream cut short.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let sandbox = Sandbox::new();
+    let result = apply_layer(
+        &sandbox.root,
+        &gz[..gz.len() / 2],
+        Compression::Gzip,
+        &ApplyOptions::default(),
+    );
+    assert!(result.is_err());
+    assert_canary_unchanged(&sandbox);
+}
+
+#[test]
+fn nul_in_pax_path_is_malformed() {
+    let mut l = Layer::new();
+    l.raw(
+        Layer::header(tar::EntryType::Regular, 0o644),
+        b"x",
+        None,
+        &[("path", b"../canary/file\0.txt")],
+        b"x",
+    );
+    let (result, _sb) = run(&l.finish());
+    assert!(matches!(result, Err(Error::Malformed { .. })), "{result:?}");
+}
+
+#[test]
+fn deep_replacement_stays_inside() {
+    // A file replacing a directory removes the directory tree with the
+    // removal confined: a symlink inside the tree is unlinked, not followed.
+    let mut l = Layer::new();
+    l.dir("tree", 0o755)
+        .symlink("tree/out", "../../canary")
+        .symlink("tree/abs", "/");
+    l.dir("tree/sub", 0o755)
+        .symlink("tree/sub/file", "../../../canary/file");
+    l.file("tree", b"flat", 0o644);
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert_eq!(read(&sb.root, "tree"), b"flat");
+    // Opaque and plain whiteouts over the same kind of tree.
+    let mut l = Layer::new();
+    l.dir("t", 0o755)
+        .symlink("t/out", "../../canary")
+        .whiteout(".wh.t");
+    let (result, sb) = run(&l.finish());
+    result.unwrap();
+    assert!(!sb.root.join("t").exists());
+}

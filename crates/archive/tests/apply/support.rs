@@ -1,0 +1,296 @@
+//! Helpers: a tar builder that can write hostile headers, an applier with
+//! defaults, and the canary sandbox that proves nothing outside the root changed.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use hoist_archive::{Applied, ApplyOptions, Compression, Result, apply_layer};
+
+/// Builds a layer tar entry by entry. Names go into the header raw, so any
+/// bytes (`..`, absolute, non-UTF-8) can be written; names over 100 bytes
+/// use a PAX `path` record.
+pub(crate) struct Layer {
+    builder: tar::Builder<Vec<u8>>,
+}
+
+/// The mtime every entry gets unless told otherwise.
+pub(crate) const MTIME: u64 = 1_600_000_000;
+
+impl Layer {
+    pub(crate) fn new() -> Self {
+        Self {
+            builder: tar::Builder::new(Vec::new()),
+        }
+    }
+
+    /// A ustar header of `kind` with `name`, mode, owner 0:0 and [`MTIME`].
+    pub(crate) fn header(kind: tar::EntryType, mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(MTIME);
+        h.set_size(0);
+        h
+    }
+
+    /// Appends `header` with `name`, `link` target, PAX records and data,
+    /// writing the names raw (no validation, as a hostile tool would).
+    pub(crate) fn raw(
+        &mut self,
+        mut header: tar::Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        pax: &[(&str, &[u8])],
+        data: &[u8],
+    ) -> &mut Self {
+        let mut records: Vec<(&str, &[u8])> = pax.to_vec();
+        if name.len() > 100 {
+            records.push(("path", name));
+        }
+        if let Some(link) = link
+            && link.len() > 100
+        {
+            records.push(("linkpath", link));
+        }
+        if !records.is_empty() {
+            self.builder.append_pax_extensions(records).unwrap();
+        }
+        let bytes = header.as_mut_bytes();
+        let n = name.len().min(100);
+        bytes[..100].fill(0);
+        bytes[..n].copy_from_slice(&name[..n]);
+        if let Some(link) = link {
+            let n = link.len().min(100);
+            bytes[157..257].fill(0);
+            bytes[157..157 + n].copy_from_slice(&link[..n]);
+        }
+        if header.entry_type().is_file() {
+            header.set_size(data.len() as u64);
+        }
+        header.set_cksum();
+        self.builder.append(&header, data).unwrap();
+        self
+    }
+
+    pub(crate) fn file(&mut self, name: &str, data: &[u8], mode: u32) -> &mut Self {
+        self.raw(
+            Self::header(tar::EntryType::Regular, mode),
+            name.as_bytes(),
+            None,
+            &[],
+            data,
+        )
+    }
+
+    pub(crate) fn dir(&mut self, name: &str, mode: u32) -> &mut Self {
+        self.raw(
+            Self::header(tar::EntryType::Directory, mode),
+            name.as_bytes(),
+            None,
+            &[],
+            &[],
+        )
+    }
+
+    pub(crate) fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.raw(
+            Self::header(tar::EntryType::Symlink, 0o777),
+            name.as_bytes(),
+            Some(target.as_bytes()),
+            &[],
+            &[],
+        )
+    }
+
+    pub(crate) fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.raw(
+            Self::header(tar::EntryType::Link, 0o644),
+            name.as_bytes(),
+            Some(target.as_bytes()),
+            &[],
+            &[],
+        )
+    }
+
+    /// A whiteout marker file (`.wh.*`), as docker writes them.
+    pub(crate) fn whiteout(&mut self, name: &str) -> &mut Self {
+        self.file(name, b"", 0o644)
+    }
+
+    /// The tar bytes, end-of-archive blocks included.
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
+        let builder = std::mem::replace(&mut self.builder, tar::Builder::new(Vec::new()));
+        builder.into_inner().unwrap()
+    }
+}
+
+/// Applies a plain tar with default options (Delete mode, owners when root).
+pub(crate) fn apply(root: &Path, tar: &[u8]) -> Result<Applied> {
+    apply_layer(root, tar, Compression::None, &ApplyOptions::default())
+}
+
+/// Applies with options.
+pub(crate) fn apply_with(root: &Path, tar: &[u8], options: &ApplyOptions) -> Result<Applied> {
+    apply_layer(root, tar, Compression::None, options)
+}
+
+pub(crate) fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+pub(crate) fn os(bytes: &[u8]) -> &OsStr {
+    OsStr::from_bytes(bytes)
+}
+
+/// An extended attribute of `path` (not following a final symlink).
+pub(crate) fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
+        Ok(n) => {
+            buf.truncate(n);
+            Some(buf)
+        }
+        Err(_) => None,
+    }
+}
+
+/// One file's observable state, for before/after comparison.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct State {
+    kind: String,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    ino: u64,
+    nlink: u64,
+    mtime: (i64, i64),
+    content: Vec<u8>,
+}
+
+pub(crate) fn state(path: &Path) -> State {
+    let md = std::fs::symlink_metadata(path).unwrap();
+    let ft = md.file_type();
+    let (kind, content) = if ft.is_symlink() {
+        (
+            "symlink",
+            std::fs::read_link(path)
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+    } else if ft.is_dir() {
+        ("dir", Vec::new())
+    } else if ft.is_file() {
+        ("file", std::fs::read(path).unwrap())
+    } else if ft.is_fifo() {
+        ("fifo", Vec::new())
+    } else {
+        ("other", Vec::new())
+    };
+    State {
+        kind: kind.into(),
+        mode: md.mode(),
+        uid: md.uid(),
+        gid: md.gid(),
+        ino: md.ino(),
+        nlink: md.nlink(),
+        mtime: (md.mtime(), md.mtime_nsec()),
+        content,
+    }
+}
+
+/// A temp directory holding `root/` (where layers go) and, beside it,
+/// `canary/` with a file, a subdirectory and a symlink: everything a hostile
+/// layer might try to reach.
+pub(crate) struct Sandbox {
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) root: PathBuf,
+    #[allow(dead_code)]
+    pub(crate) canary: PathBuf,
+    before: BTreeMap<PathBuf, State>,
+    host_passwd: Option<u64>,
+}
+
+impl Sandbox {
+    pub(crate) fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let canary = tmp.path().join("canary");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::create_dir_all(canary.join("dir")).unwrap();
+        std::fs::write(canary.join("file"), b"precious").unwrap();
+        std::fs::write(canary.join("dir/inner"), b"also precious").unwrap();
+        std::os::unix::fs::symlink("file", canary.join("link")).unwrap();
+        let mut sandbox = Self {
+            tmp,
+            root,
+            canary,
+            before: BTreeMap::new(),
+            host_passwd: None,
+        };
+        sandbox.before = sandbox.outside();
+        sandbox.host_passwd = std::fs::metadata("/etc/passwd").ok().map(|m| m.nlink());
+        sandbox
+    }
+
+    /// Everything in the temp dir except below `root/`, plus the temp dir
+    /// and the root directory entries themselves (their contents excluded).
+    fn outside(&self) -> BTreeMap<PathBuf, State> {
+        let mut out = BTreeMap::new();
+        walk(self.tmp.path(), &self.root, &mut out);
+        out
+    }
+}
+
+fn walk(dir: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, State>) {
+    out.insert(dir.to_path_buf(), state(dir));
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for path in names {
+        if path == skip {
+            continue;
+        }
+        let md = std::fs::symlink_metadata(&path).unwrap();
+        if md.is_dir() {
+            walk(&path, skip, out);
+        } else {
+            out.insert(path.clone(), state(&path));
+        }
+    }
+}
+
+/// Asserts that nothing outside the sandbox's root changed: every canary
+/// file byte-for-byte, mode, owner, inode, link count and mtime; no new
+/// sibling; the host's `/etc/passwd` link count.
+pub(crate) fn assert_canary_unchanged(sandbox: &Sandbox) {
+    let after = sandbox.outside();
+    for (path, before) in &sandbox.before {
+        // The temp dir's own mtime is not at stake, only what is in it.
+        if path == sandbox.tmp.path() {
+            continue;
+        }
+        assert_eq!(after.get(path), Some(before), "{} changed", path.display());
+    }
+    let new: Vec<_> = after
+        .keys()
+        .filter(|p| !sandbox.before.contains_key(*p))
+        .collect();
+    assert!(new.is_empty(), "created outside the root: {new:?}");
+    assert_eq!(
+        std::fs::metadata("/etc/passwd").ok().map(|m| m.nlink()),
+        sandbox.host_passwd,
+        "/etc/passwd link count changed"
+    );
+    assert!(
+        std::fs::metadata(&sandbox.root).unwrap().is_dir(),
+        "root is no longer a directory"
+    );
+}

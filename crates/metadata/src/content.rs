@@ -1,0 +1,126 @@
+//! The `content` table: one record per blob, carrying its labels (GC
+//! references, distribution sources) since the blob store has none.
+
+use std::time::SystemTime;
+
+use oci_spec::image::Digest;
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::db::{
+    Db, Labels, corrupt, from_nanos, labels_from_sql, labels_to_sql, now, size_from_sql,
+    size_to_sql, to_nanos,
+};
+use crate::error::Result;
+
+const TABLE: &str = "content";
+
+/// What the database records about one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentRecord {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// The blob's size in bytes.
+    pub size: u64,
+    /// Labels such as `containerd.io/gc.ref.content.l.0`.
+    pub labels: Labels,
+    /// When the blob was first recorded.
+    pub created_at: SystemTime,
+    /// When the record was last written.
+    pub updated_at: SystemTime,
+}
+
+const COLUMNS: &str = "digest, size, labels, created_at, updated_at";
+
+struct Raw {
+    digest: String,
+    size: i64,
+    labels: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl Raw {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            digest: row.get(0)?,
+            size: row.get(1)?,
+            labels: row.get(2)?,
+            created_at: row.get(3)?,
+            updated_at: row.get(4)?,
+        })
+    }
+
+    fn decode(self) -> Result<ContentRecord> {
+        let digest = Digest::try_from(self.digest.as_str())
+            .map_err(|e| corrupt(TABLE, &self.digest, format!("digest: {e}")))?;
+        Ok(ContentRecord {
+            size: size_from_sql(self.size, TABLE, &self.digest)?,
+            labels: labels_from_sql(&self.labels, TABLE, &self.digest)?,
+            digest,
+            created_at: from_nanos(self.created_at),
+            updated_at: from_nanos(self.updated_at),
+        })
+    }
+}
+
+impl Db {
+    /// Records a blob, or updates its record, merging `labels` into the
+    /// existing ones: keys in `labels` are added or overwritten, others kept.
+    pub fn put_content(&self, digest: &Digest, size: u64, labels: &Labels) -> Result<()> {
+        let size = size_to_sql(size)?;
+        self.write(|tx| {
+            // json_patch merges objects key by key; label values are strings,
+            // never null, so it never deletes a key.
+            tx.execute(
+                "INSERT INTO content (digest, size, labels, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (digest) DO UPDATE SET
+                     size = excluded.size,
+                     labels = json_patch(content.labels, excluded.labels),
+                     updated_at = excluded.updated_at",
+                params![
+                    digest.to_string(),
+                    size,
+                    labels_to_sql(labels),
+                    to_nanos(now())
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The record of blob `digest`, if any.
+    pub fn get_content(&self, digest: &Digest) -> Result<Option<ContentRecord>> {
+        let raw = self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM content WHERE digest = ?1"),
+                    [digest.to_string()],
+                    Raw::from_row,
+                )
+                .optional()?)
+        })?;
+        raw.map(Raw::decode).transpose()
+    }
+
+    /// Every blob record, ordered by digest.
+    pub fn list_content(&self) -> Result<Vec<ContentRecord>> {
+        let raws = self.read(|conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {COLUMNS} FROM content ORDER BY digest"))?;
+            let rows = stmt.query_map([], Raw::from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        raws.into_iter().map(Raw::decode).collect()
+    }
+
+    /// Removes the record of blob `digest`; `false` if there was none.
+    pub fn delete_content(&self, digest: &Digest) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM content WHERE digest = ?1",
+                [digest.to_string()],
+            )? > 0)
+        })
+    }
+}
