@@ -41,7 +41,7 @@ pub(crate) enum ContentCommand {
     },
 }
 
-fn open(root: &Path) -> anyhow::Result<Engine> {
+pub(crate) fn open(root: &Path) -> anyhow::Result<Engine> {
     Engine::open(root).with_context(|| format!("opening {}", root.display()))
 }
 
@@ -72,8 +72,11 @@ pub(crate) fn run_images(root: &Path, command: ImagesCommand) -> anyhow::Result<
         }
         ImagesCommand::Rm { references } => {
             for reference in references {
-                let name = engine.remove_image(&reference)?;
-                println!("{name}");
+                let removed = engine.remove_image(&reference)?;
+                println!("{}", removed.name);
+                for key in removed.snapshots {
+                    println!("removed snapshot {key}");
+                }
             }
         }
     }
@@ -110,7 +113,7 @@ pub(crate) fn run_content(root: &Path, command: ContentCommand) -> anyhow::Resul
 }
 
 /// Left-aligned columns separated by two spaces, like `ctr` and `docker`.
-fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
+pub(crate) fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

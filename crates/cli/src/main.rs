@@ -3,6 +3,7 @@
 
 mod images;
 mod pull;
+mod snapshots;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,11 @@ enum Command {
     /// List stored blobs
     #[command(subcommand)]
     Content(images::ContentCommand),
+    /// List snapshots and show how to mount them
+    #[command(subcommand)]
+    Snapshots(snapshots::SnapshotsCommand),
+    /// Write the flattened root filesystem of a pulled image to a directory
+    Rootfs(snapshots::RootfsArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => runtime.block_on(pull::run(&root, args)),
         Command::Images(command) => images::run_images(&root, command),
         Command::Content(command) => images::run_content(&root, command),
+        Command::Snapshots(command) => snapshots::run_snapshots(&root, command),
+        Command::Rootfs(args) => snapshots::run_rootfs(&root, args),
     }
 }
 

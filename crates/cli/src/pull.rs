@@ -45,6 +45,11 @@ pub(crate) struct PullArgs {
     #[arg(long)]
     no_unpack: bool,
 
+    /// Snapshotter to unpack into: overlay or native [default: overlay where
+    /// the kernel can mount it, native otherwise]
+    #[arg(long, value_name = "NAME", value_parser = ["overlay", "native"])]
+    snapshotter: Option<String>,
+
     /// Download at most this many blobs at once
     #[arg(long, default_value_t = 3, value_name = "N")]
     max_concurrent_downloads: usize,
@@ -69,6 +74,11 @@ pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     printer.await?;
     let pulled = pulled?;
     println!("{} {}", pulled.name, pulled.target.digest());
+    if let Some(snapshotter) = &pulled.snapshotter {
+        for chain_id in &pulled.chain_ids {
+            println!("unpacked {snapshotter} {chain_id}");
+        }
+    }
     Ok(())
 }
 
@@ -111,6 +121,8 @@ fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
         platforms,
         registry,
         max_concurrent_downloads: args.max_concurrent_downloads,
+        unpack: !args.no_unpack,
+        snapshotter: args.snapshotter.clone(),
         progress: None,
     })
 }
@@ -138,6 +150,12 @@ async fn print_progress(mut events: mpsc::UnboundedReceiver<Event>, quiet: bool)
                 attempt,
                 offset,
             } => eprintln!("         {digest}: retrying (attempt {attempt}, from byte {offset})"),
+            Event::LayerUnpacked { digest, chain_id } => {
+                eprintln!("unpack   {digest}: done (snapshot {chain_id})");
+            }
+            Event::LayerAlreadyUnpacked { digest, .. } => {
+                eprintln!("unpack   {digest}: already unpacked");
+            }
             _ => {}
         }
     }

@@ -1,1 +1,14 @@
 //! End-to-end tests for the `hoist` binary against a real registry.
+//!
+//! One test binary; each topic module says in its `//!` what belongs there.
+//! Every test starts its own registry (on a free port) and uses its own
+//! temporary root, so all of them run in parallel.
+
+mod auth;
+mod concurrency;
+mod faults;
+mod platforms;
+mod pull;
+mod references;
+mod tls;
+mod util;

@@ -18,6 +18,28 @@ pub enum Error {
     /// The metadata database failed.
     #[error(transparent)]
     Metadata(#[from] hoist_metadata::Error),
+    /// The snapshotter failed.
+    #[error(transparent)]
+    Snapshot(#[from] hoist_snapshot::Error),
+    /// A layer could not be applied (malformed, hostile, or its diffID does
+    /// not match the config); its snapshot was discarded.
+    #[error("unpacking layer {layer}")]
+    Unpack {
+        /// The layer's digest.
+        layer: String,
+        /// Why it failed.
+        source: hoist_archive::Error,
+    },
+    /// A layer has a media type hoist cannot unpack.
+    #[error("layer {layer} ({media_type}): {hint}")]
+    UnsupportedLayer {
+        /// The layer's digest.
+        layer: String,
+        /// Its media type.
+        media_type: String,
+        /// What the user can do about it.
+        hint: &'static str,
+    },
     /// No manifest in an index matches the requested platforms.
     #[error("no manifest for platform {wanted} in {reference} (available: {})", available.join(", "))]
     NoMatchingPlatform {

@@ -29,6 +29,16 @@ pub struct ImageSummary {
     pub updated_at: SystemTime,
 }
 
+/// What removing an image removed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RemovedImage {
+    /// The image name removed.
+    pub name: String,
+    /// Snapshot keys removed because no image needed them any more.
+    pub snapshots: Vec<String>,
+}
+
 /// A stored blob with its metadata labels.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -63,15 +73,16 @@ impl Engine {
         }
     }
 
-    /// Removes the image record named by `reference`. Blobs stay until
-    /// garbage collection, since other images may share them.
-    pub fn remove_image(&self, reference: &str) -> Result<String> {
+    /// Removes the image record named by `reference`, then the snapshots
+    /// no remaining image needs. Blobs stay until garbage collection, since
+    /// other images may share them.
+    pub fn remove_image(&self, reference: &str) -> Result<RemovedImage> {
         let name = normalized_name(reference)?;
-        if self.db.delete_image(&name)? {
-            Ok(name)
-        } else {
-            Err(Error::ImageNotFound(name))
+        if !self.db.delete_image(&name)? {
+            return Err(Error::ImageNotFound(name));
         }
+        let snapshots = self.prune_snapshots()?;
+        Ok(RemovedImage { name, snapshots })
     }
 
     /// Every blob in the content store with its labels.

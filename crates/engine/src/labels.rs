@@ -28,3 +28,12 @@ pub(crate) fn layer_ref(index: usize) -> String {
 pub(crate) fn distribution_source(host: &str) -> String {
     format!("{DISTRIBUTION_SOURCE}.{host}")
 }
+
+/// Prefix of the image label naming, per snapshotter, the top chainIDs the
+/// image was unpacked to (comma-separated, one per platform).
+pub(crate) const UNPACKED: &str = "hoist.io/unpacked";
+
+/// The image label key recording an unpack into `snapshotter`.
+pub(crate) fn unpacked(snapshotter: &str) -> String {
+    format!("{UNPACKED}.{snapshotter}")
+}

@@ -27,16 +27,20 @@ mod images;
 mod labels;
 mod progress;
 pub mod pull;
+mod snapshots;
+mod unpack;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use error::Error;
 pub use hoist_oci::{Descriptor, Digest, Platform, Reference};
 pub use hoist_remote::{Credentials, RegistryOptions};
-pub use images::{ContentEntry, ImageSummary};
+pub use images::{ContentEntry, ImageSummary, RemovedImage};
 pub use progress::{BlobKind, Event};
 pub use pull::{PlatformSelection, PullOptions, Pulled};
+pub use hoist_snapshot::{Info as SnapshotInfo, Mount, Snapshotter};
 
 /// Result alias for engine operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -50,6 +54,8 @@ pub struct Engine {
     root: PathBuf,
     content: hoist_content::Store,
     db: Arc<hoist_metadata::Db>,
+    /// Snapshotters opened so far, by name; opening probes the kernel once.
+    snapshotters: Arc<Mutex<HashMap<String, Arc<dyn Snapshotter>>>>,
 }
 
 impl Engine {
@@ -66,6 +72,7 @@ impl Engine {
             root,
             content,
             db: Arc::new(db),
+            snapshotters: Arc::default(),
         })
     }
 
@@ -82,5 +89,27 @@ impl Engine {
     /// The metadata database at `<root>/metadata.db`.
     pub fn metadata(&self) -> &hoist_metadata::Db {
         &self.db
+    }
+
+    /// The snapshotter called `name` (`overlay` or `native`) under
+    /// `<root>/snapshots/<name>`; `None` picks overlay where the kernel can
+    /// mount it and native otherwise.
+    pub fn snapshotter(&self, name: Option<&str>) -> Result<Arc<dyn Snapshotter>> {
+        let base = self.root.join("snapshots");
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => hoist_snapshot::default_name(&base).to_string(),
+        };
+        let mut opened = self
+            .snapshotters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(snapshotter) = opened.get(&name) {
+            return Ok(snapshotter.clone());
+        }
+        let snapshotter: Arc<dyn Snapshotter> =
+            Arc::from(hoist_snapshot::open(&name, &base.join(&name), self.db.clone())?);
+        opened.insert(name, snapshotter.clone());
+        Ok(snapshotter)
     }
 }

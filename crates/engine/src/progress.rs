@@ -105,6 +105,29 @@ pub enum Event {
         /// Its size.
         size: u64,
     },
+    /// A layer is being applied into a snapshot.
+    Extracting {
+        /// The layer blob.
+        digest: Digest,
+        /// Compressed bytes applied so far.
+        current: u64,
+        /// The blob's size.
+        total: u64,
+    },
+    /// A layer was applied, its diffID verified, and its snapshot committed.
+    LayerUnpacked {
+        /// The layer blob.
+        digest: Digest,
+        /// The committed snapshot's chainID.
+        chain_id: Digest,
+    },
+    /// A layer's snapshot already existed; nothing was applied.
+    LayerAlreadyUnpacked {
+        /// The layer blob.
+        digest: Digest,
+        /// The existing snapshot's chainID.
+        chain_id: Digest,
+    },
     /// The image is recorded.
     ImageDone {
         /// The image name.

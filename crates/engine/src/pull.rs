@@ -30,7 +30,7 @@ use crate::progress::{BlobKind, Event, Progress};
 use crate::{Engine, Error, Result, labels};
 
 /// Manifests, indexes and configs are read whole; this bounds them.
-const MAX_MANIFEST_SIZE: u64 = 8 << 20;
+pub(crate) const MAX_MANIFEST_SIZE: u64 = 8 << 20;
 
 /// How often one blob download may resume after a broken stream.
 const MAX_RESUMES: u32 = 5;
@@ -62,6 +62,11 @@ pub struct PullOptions {
     /// At most this many blobs download at once (containerd's and docker's
     /// default is 3).
     pub max_concurrent_downloads: usize,
+    /// Unpack the layers into snapshots after fetching (`ctr`'s default).
+    pub unpack: bool,
+    /// The snapshotter to unpack into (`overlay` or `native`); `None` picks
+    /// overlay where the kernel can mount it, native otherwise.
+    pub snapshotter: Option<String>,
     /// Where progress events go; `None` to pull silently.
     pub progress: Option<mpsc::UnboundedSender<Event>>,
 }
@@ -72,6 +77,8 @@ impl Default for PullOptions {
             platforms: PlatformSelection::Host,
             registry: RegistryOptions::default(),
             max_concurrent_downloads: 3,
+            unpack: true,
+            snapshotter: None,
             progress: None,
         }
     }
@@ -89,6 +96,10 @@ pub struct Pulled {
     pub blobs: usize,
     /// How many bytes were downloaded by this pull (0 when all was stored).
     pub downloaded: u64,
+    /// The snapshotter the image was unpacked into, if it was unpacked.
+    pub snapshotter: Option<String>,
+    /// The top chainID of each unpacked manifest: the snapshot to mount.
+    pub chain_ids: Vec<Digest>,
 }
 
 impl Engine {
@@ -109,27 +120,40 @@ impl Engine {
 
         // 3. Fetch the root, walk to the chosen manifests, fetch their blobs.
         let fetched = session.fetch_tree(&target, &lease).await;
-        let (blobs, downloaded) = match fetched {
-            Ok(fetched) => fetched,
+
+        // 4. Unpack the chosen manifests' layers into snapshots.
+        let unpacked = match fetched {
+            Ok(fetched) if options.unpack => session
+                .unpack(&fetched.manifests, options.snapshotter.as_deref())
+                .await
+                .map(|unpacked| (fetched, unpacked)),
+            Ok(fetched) => Ok((fetched, None)),
+            Err(error) => Err(error),
+        };
+        let (fetched, unpacked) = match unpacked {
+            Ok(done) => done,
             Err(error) => {
                 session.end_lease(&lease);
                 return Err(error);
             }
         };
 
-        // 4. Register the image; only now does it point at complete content.
+        // 5. Register the image; only now does it point at complete content.
         let name = reference.to_string();
-        session.register_image(&name, &target)?;
+        session.register_image(&name, &target, unpacked.as_ref())?;
         session.end_lease(&lease);
         session.progress.send(Event::ImageDone {
             name: name.clone(),
             digest: target.digest().clone(),
         });
+        let (snapshotter, chain_ids) = unpacked.unzip();
         Ok(Pulled {
             name,
             target,
-            blobs,
-            downloaded,
+            blobs: fetched.blobs,
+            downloaded: fetched.downloaded,
+            snapshotter,
+            chain_ids: chain_ids.unwrap_or_default(),
         })
     }
 }
@@ -145,6 +169,16 @@ struct Session<'a> {
     progress: Progress,
     /// Labels every stored blob gets: where it came from.
     source_labels: Labels,
+}
+
+/// What walking and fetching an image's tree produced.
+struct Fetched {
+    /// How many blobs the chosen platforms need.
+    blobs: usize,
+    /// Bytes downloaded by this pull.
+    downloaded: u64,
+    /// The image manifests chosen (one per platform), for unpacking.
+    manifests: Vec<Descriptor>,
 }
 
 /// A blob to download, with its role in the image.
@@ -216,10 +250,10 @@ impl<'a> Session<'a> {
 
     /// Walks the tree below `root`: manifests are fetched one by one (they
     /// are small and decide what comes next), then configs and layers of all
-    /// chosen manifests download concurrently. Returns the number of blobs
-    /// and the bytes downloaded.
-    async fn fetch_tree(&self, root: &Descriptor, lease: &str) -> Result<(usize, u64)> {
+    /// chosen manifests download concurrently.
+    async fn fetch_tree(&self, root: &Descriptor, lease: &str) -> Result<Fetched> {
         let mut manifests = vec![root.clone()];
+        let mut chosen = Vec::new();
         let mut leaves: Vec<Pending> = Vec::new();
         let mut seen = HashSet::new();
         let mut count = 0;
@@ -241,6 +275,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 Children::Manifest { config, layers } => {
+                    chosen.push(descriptor.clone());
                     gc_labels.insert(labels::config_ref(), config.digest().to_string());
                     leaves.push(Pending {
                         kind: blob_kind(config.media_type().as_ref(), BlobKind::Config),
@@ -277,7 +312,38 @@ impl<'a> Session<'a> {
             .try_collect()
             .await?;
         downloaded += bytes.iter().sum::<u64>();
-        Ok((count, downloaded))
+        Ok(Fetched {
+            blobs: count,
+            downloaded,
+            manifests: chosen,
+        })
+    }
+
+    /// Unpacks each chosen manifest into the snapshotter; returns the
+    /// snapshotter's name and the top chainID of each manifest.
+    async fn unpack(
+        &self,
+        manifests: &[Descriptor],
+        snapshotter: Option<&str>,
+    ) -> Result<Option<(String, Vec<Digest>)>> {
+        let snapshotter = self.engine.snapshotter(snapshotter)?;
+        let mut tops = Vec::new();
+        for manifest in manifests {
+            let engine = self.engine.clone();
+            let chain = engine.layer_chain(manifest)?;
+            if chain.layers.is_empty() {
+                // An artifact or an empty image: nothing to unpack.
+                continue;
+            }
+            let snapshotter = snapshotter.clone();
+            let progress = self.progress.clone();
+            let top = tokio::task::spawn_blocking(move || {
+                engine.unpack_blocking(snapshotter.as_ref(), &chain, &progress)
+            })
+            .await??;
+            tops.push(top);
+        }
+        Ok(Some((snapshotter.name().to_string(), tops)))
     }
 
     /// Chooses the manifests of an index that match the platform selection:
@@ -569,12 +635,28 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn register_image(&self, name: &str, target: &Descriptor) -> Result<()> {
+    /// Records `name → target`. Labels of an earlier record with the same
+    /// target are kept (a `--no-unpack` re-pull does not forget snapshots);
+    /// an unpack adds `hoist.io/unpacked.<snapshotter>` = its chainIDs.
+    fn register_image(
+        &self,
+        name: &str,
+        target: &Descriptor,
+        unpacked: Option<&(String, Vec<Digest>)>,
+    ) -> Result<()> {
         let now = SystemTime::now();
+        let mut image_labels = match self.engine.db.get_image(name)? {
+            Some(existing) if existing.target.digest() == target.digest() => existing.labels,
+            _ => BTreeMap::new(),
+        };
+        if let Some((snapshotter, chain_ids)) = unpacked {
+            let chain_ids: Vec<String> = chain_ids.iter().map(ToString::to_string).collect();
+            image_labels.insert(labels::unpacked(snapshotter), chain_ids.join(","));
+        }
         self.engine.db.put_image(&Image {
             name: name.to_string(),
             target: target.clone(),
-            labels: BTreeMap::new(),
+            labels: image_labels,
             created_at: now,
             updated_at: now,
         })?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -99,7 +99,7 @@ impl Db {
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // The busy timeout goes first so that switching to WAL also waits for other processes.
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    let mode = set_wal(conn)?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(
             mode,
@@ -110,6 +110,29 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     Ok(())
+}
+
+/// Switches to WAL, retrying while another connection blocks the switch.
+///
+/// Changing the journal mode needs an exclusive lock, and SQLite reports
+/// `SQLITE_BUSY` for it without consulting the busy handler when several
+/// processes open a fresh database at once; so we wait here ourselves, up to
+/// the same timeout. Once the file is in WAL mode, later opens never block.
+fn set_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && start.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn user_version(conn: &Connection) -> Result<u32> {

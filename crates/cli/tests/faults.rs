@@ -1,0 +1,174 @@
+//! Broken registries, through a [`FaultProxy`] in front of a real one:
+//! corrupted blob bodies (digest mismatch, nothing corrupt stored), error
+//! statuses (retried when transient, reported when not), and truncated blob
+//! streams (resumed with `Range` requests, within one pull and across pulls).
+
+use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, Registry, simple_image};
+
+use crate::util::{
+    TestEnv, assert_mentions, assert_pulled, big_image, digests_of, failure, host_platform,
+    stderr, stored_blobs, success,
+};
+
+/// A plain registry with `image` pushed as `app:1.0`, a proxy in front of
+/// it, and the reference through the proxy.
+fn behind_proxy(image: &Image) -> (Registry, FaultProxy, String) {
+    let registry = Registry::plain();
+    registry.push(image, "app", "1.0");
+    let proxy = FaultProxy::for_registry(&registry);
+    let reference = format!("{}/app:1.0", proxy.host());
+    (registry, proxy, reference)
+}
+
+/// Every stored blob verifies (ingests may remain after a failure).
+#[track_caller]
+fn assert_blobs_verify(env: &TestEnv) {
+    for (digest, bytes) in stored_blobs(&env.root()) {
+        assert_eq!(hoist_testkit::sha256_digest(&bytes), digest);
+    }
+}
+
+/// The proxy's log lines for GETs of `digest`.
+fn blob_gets(proxy: &FaultProxy, digest: &str) -> Vec<String> {
+    proxy
+        .request_log()
+        .into_iter()
+        .filter(|line| line.starts_with("GET ") && line.contains(&format!("/blobs/{digest}")))
+        .collect()
+}
+
+#[test]
+fn corrupted_blobs_fail_with_digest_mismatch_and_are_not_stored() {
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let (_registry, proxy, reference) = behind_proxy(&image);
+    proxy.set_fault(Fault::FlipByteInBlobs);
+    let env = TestEnv::new();
+
+    let line = failure(&env.pull(&["--plain-http", &reference]));
+
+    assert_mentions(&line, &["digest mismatch"]);
+    let stored = env.stored_digests();
+    let config = image.config_digest().unwrap().to_string();
+    for digest in image.layers().iter().map(|l| &l.digest).chain([&config]) {
+        assert!(!stored.contains(digest), "corrupted {digest} was stored");
+    }
+    assert_blobs_verify(&env);
+    assert!(env.image_names().is_empty());
+
+    // Once the registry behaves, the same root pulls cleanly.
+    proxy.set_fault(Fault::None);
+    env.pull_ok(&reference);
+    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+}
+
+#[test]
+fn corrupted_large_blob_fails_and_a_clean_repull_succeeds() {
+    let image = big_image(3, 2 << 20);
+    let (_registry, proxy, reference) = behind_proxy(&image);
+    proxy.set_fault(Fault::FlipByteInBlobs);
+    let env = TestEnv::new();
+
+    let line = failure(&env.pull(&["--plain-http", &reference]));
+
+    assert_mentions(&line, &["digest mismatch"]);
+    assert!(!env.stored_digests().contains(&image.layers()[1].digest));
+    assert_blobs_verify(&env);
+    assert!(env.image_names().is_empty());
+
+    proxy.set_fault(Fault::None);
+    env.pull_ok(&reference);
+    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+}
+
+#[test]
+fn transient_503s_are_retried() {
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let (_registry, proxy, reference) = behind_proxy(&image);
+    proxy.set_fault(Fault::Status {
+        code: 503,
+        times: 2,
+    });
+    let env = TestEnv::new();
+
+    env.pull_ok(&reference);
+
+    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    // The two refused requests were asked again.
+    let log = proxy.request_log();
+    assert!(log.len() >= 2 + 1 + image.blobs().len(), "{log:?}");
+}
+
+#[test]
+fn persistent_503_fails_naming_the_status() {
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let (_registry, proxy, reference) = behind_proxy(&image);
+    proxy.set_fault(Fault::Status {
+        code: 503,
+        times: usize::MAX,
+    });
+    let env = TestEnv::new();
+
+    let line = failure(&env.pull(&["--plain-http", &reference]));
+
+    assert_mentions(&line, &["503"]);
+    assert!(env.stored_blobs().is_empty());
+    assert!(env.image_names().is_empty());
+}
+
+#[test]
+fn truncated_blob_streams_resume_with_range_requests() {
+    let image = big_image(4, 2 << 20);
+    let big = image.layers()[1].clone();
+    let (_registry, proxy, reference) = behind_proxy(&image);
+    proxy.set_fault(Fault::TruncateBlobs { after: 1 << 20 });
+    let env = TestEnv::new();
+
+    let output = env.pull(&["--plain-http", &reference]);
+
+    success(&output);
+    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert!(
+        stderr(&output).contains(&format!("{}: retrying (attempt 2, from byte ", big.digest)),
+        "{}",
+        stderr(&output)
+    );
+    let gets = blob_gets(&proxy, &big.digest);
+    assert!(gets.len() >= 3, "{gets:?}");
+    assert!(!gets[0].contains("range="), "{gets:?}");
+    for get in &gets[1..] {
+        assert!(get.contains(" range=bytes="), "{gets:?}");
+        assert!(!get.ends_with(" range=bytes=0-"), "{gets:?}");
+    }
+}
+
+#[test]
+fn blob_truncated_on_every_attempt_fails_cleanly_then_resumes_across_pulls() {
+    let image = big_image(5, 4 << 20);
+    let big = image.layers()[1].clone();
+    let (_registry, proxy, reference) = behind_proxy(&image);
+    proxy.set_fault(Fault::TruncateBlobs { after: 64 << 10 });
+    let env = TestEnv::new();
+
+    // Five attempts of at most 64 KiB cannot finish a 4 MiB blob.
+    let line = failure(&env.pull(&["--plain-http", &reference]));
+
+    assert!(line.starts_with("hoist: "), "{line}");
+    assert!(!env.stored_digests().contains(&big.digest));
+    assert_blobs_verify(&env);
+    assert!(env.image_names().is_empty());
+    assert!(!env.ingest_files().is_empty(), "the partial download is gone");
+    let first_gets = blob_gets(&proxy, &big.digest).len();
+    assert!(first_gets >= 2, "never resumed");
+
+    proxy.set_fault(Fault::None);
+    env.pull_ok(&reference);
+
+    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    // The second pull continued the first one's ingest.
+    let gets = blob_gets(&proxy, &big.digest);
+    let resumed = &gets[first_gets];
+    assert!(
+        resumed.contains(" range=bytes=") && !resumed.ends_with("bytes=0-"),
+        "{gets:?}"
+    );
+}

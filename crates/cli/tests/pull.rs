@@ -1,0 +1,455 @@
+//! `hoist pull` of single-platform images from a plain registry: OCI and
+//! Docker media types, gzip, zstd and uncompressed layers, a large layer,
+//! references by tag, digest and both, the loopback https→http fallback,
+//! re-pulls that find everything stored, images pushed by skopeo, resuming
+//! ingests left by an interrupted pull, and unknown tags. (Indexes and
+//! platform selection: `platforms`; auth: `auth`; TLS: `tls`; broken
+//! registries: `faults`.)
+
+use std::collections::BTreeSet;
+
+use hoist_testkit::fixture::{DOCKER_MANIFEST, OCI_MANIFEST};
+use hoist_testkit::{
+    Compression, FaultProxy, Format, Image, Registry, layer, simple_image,
+    skopeo_copy_layout_to_registry,
+};
+
+use crate::util::{
+    TestEnv, assert_mentions, assert_pulled, big_image, digests_of, failure, host_platform,
+    stderr, success,
+};
+
+/// Pushes `image` as `app:1.0`, pulls it with `--plain-http`, and checks the
+/// store, the image record and the GC labels of the manifest.
+fn pull_single_and_check(image: &Image) {
+    let registry = Registry::plain();
+    let pushed = registry.push(image, "app", "1.0");
+    let env = TestEnv::new();
+
+    let stdout = env.pull_ok(&pushed.reference);
+
+    assert_eq!(stdout, format!("{} {}\n", pushed.reference, pushed.digest));
+    assert_pulled(&env, &pushed.reference, &pushed.digest, &digests_of(image));
+    let images = env.images();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].media_type, image.media_type());
+    assert_eq!(images[0].platforms, host_platform());
+    // The stored bytes are exactly the fixture's.
+    let stored = env.stored_blobs();
+    for (digest, bytes) in image.blobs() {
+        assert_eq!(stored[&digest], bytes, "bytes of {digest}");
+    }
+
+    // The manifest references its config and layers for GC, in order; every
+    // blob records where it came from.
+    let content = env.content();
+    let labels = &content[&image.manifest_digest()];
+    assert_eq!(
+        labels["containerd.io/gc.ref.content.config"],
+        image.config_digest().expect("config")
+    );
+    for (i, layer) in image.layers().iter().enumerate() {
+        assert_eq!(
+            labels[&format!("containerd.io/gc.ref.content.l.{i}")],
+            layer.digest
+        );
+    }
+    let gc_refs = labels
+        .keys()
+        .filter(|k| k.starts_with("containerd.io/gc.ref."))
+        .count();
+    assert_eq!(gc_refs, 1 + image.layers().len(), "labels: {labels:?}");
+    let source = format!("containerd.io/distribution.source.{}", registry.host());
+    for digest in digests_of(image) {
+        assert_eq!(content[&digest][&source], "app", "source label of {digest}");
+    }
+}
+
+#[test]
+fn pull_oci_gzip_image_stores_every_blob() {
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    assert_eq!(image.media_type(), OCI_MANIFEST);
+    pull_single_and_check(&image);
+}
+
+#[test]
+fn pull_oci_zstd_image_stores_every_blob() {
+    pull_single_and_check(&simple_image(
+        Format::Oci,
+        Compression::Zstd,
+        host_platform(),
+    ));
+}
+
+#[test]
+fn pull_oci_uncompressed_image_stores_every_blob() {
+    pull_single_and_check(&simple_image(
+        Format::Oci,
+        Compression::None,
+        host_platform(),
+    ));
+}
+
+#[test]
+fn pull_docker_v2s2_gzip_image_stores_every_blob() {
+    let image = simple_image(Format::Docker, Compression::Gzip, host_platform());
+    assert_eq!(image.media_type(), DOCKER_MANIFEST);
+    pull_single_and_check(&image);
+}
+
+#[test]
+fn pull_docker_v2s2_uncompressed_image_stores_every_blob() {
+    pull_single_and_check(&simple_image(
+        Format::Docker,
+        Compression::None,
+        host_platform(),
+    ));
+}
+
+#[test]
+fn pull_image_with_mixed_layer_compressions_stores_every_blob() {
+    let layers = [Compression::Gzip, Compression::Zstd, Compression::None]
+        .into_iter()
+        .enumerate()
+        .map(|(i, compression)| {
+            layer(compression, Format::Oci, |l| {
+                l.add_file(&format!("f{i}"), format!("{compression:?}\n").as_bytes(), 0o644);
+            })
+        })
+        .collect();
+    pull_single_and_check(&Image::single(Format::Oci, host_platform(), layers));
+}
+
+#[test]
+fn pull_large_layer_streams_it_whole() {
+    // 6 MiB of incompressible bytes: many chunks, several progress steps.
+    let image = big_image(1, 6 << 20);
+    assert!(image.layers()[1].size() > 6 << 20);
+    pull_single_and_check(&image);
+}
+
+#[test]
+fn pull_without_plain_http_falls_back_to_http_on_loopback() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let env = TestEnv::new();
+
+    let stdout = success(&env.pull(&[&pushed.reference]));
+
+    assert_eq!(stdout, format!("{} {}\n", pushed.reference, pushed.digest));
+    assert_pulled(&env, &pushed.reference, &pushed.digest, &digests_of(&image));
+}
+
+#[test]
+fn pull_by_digest_records_the_digest_reference() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let env = TestEnv::new();
+
+    let stdout = env.pull_ok(&pushed.digest_reference);
+
+    assert_eq!(
+        stdout,
+        format!("{} {}\n", pushed.digest_reference, pushed.digest)
+    );
+    assert_pulled(
+        &env,
+        &pushed.digest_reference,
+        &pushed.digest,
+        &digests_of(&image),
+    );
+}
+
+#[test]
+fn pull_by_tag_and_digest_follows_the_digest_not_the_tag() {
+    let registry = Registry::plain();
+    let first = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let second = simple_image(Format::Docker, Compression::Zstd, host_platform());
+    let pushed_first = registry.push(&first, "app", "1.0");
+    // The tag moves on; the digest still names the first image.
+    registry.push(&second, "app", "1.0");
+    let env = TestEnv::new();
+    let reference = format!("{}@{}", pushed_first.reference, pushed_first.digest);
+
+    let stdout = env.pull_ok(&reference);
+
+    assert_eq!(stdout, format!("{reference} {}\n", pushed_first.digest));
+    assert_pulled(&env, &reference, &pushed_first.digest, &digests_of(&first));
+}
+
+#[test]
+fn pull_of_tag_and_digest_that_disagree_with_the_registry_stores_nothing() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let env = TestEnv::new();
+    // A well-formed digest the registry does not have.
+    let missing = format!("sha256:{}", "0".repeat(64));
+
+    let line = failure(&env.pull(&["--plain-http", &format!("{}@{missing}", pushed.reference)]));
+
+    assert_mentions(&line, &["not found"]);
+    assert!(env.stored_blobs().is_empty());
+    assert!(env.image_names().is_empty());
+}
+
+#[test]
+fn repull_by_digest_of_stored_image_needs_no_registry() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let env = TestEnv::new();
+    env.pull_ok(&pushed.reference);
+    let before = env.stored_blobs();
+    drop(registry);
+
+    // Both with and without --plain-http: neither may try the network.
+    let by_digest = success(&env.pull(&["--plain-http", &pushed.digest_reference]));
+    let with_tag = format!("{}@{}", pushed.reference, pushed.digest);
+    let tag_and_digest = success(&env.pull(&[&with_tag]));
+
+    assert_eq!(
+        by_digest,
+        format!("{} {}\n", pushed.digest_reference, pushed.digest)
+    );
+    assert_eq!(tag_and_digest, format!("{with_tag} {}\n", pushed.digest));
+    assert_eq!(env.stored_blobs(), before);
+    env.assert_store_verified();
+    let names: BTreeSet<String> = env.image_names().into_iter().collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([pushed.reference, pushed.digest_reference, with_tag])
+    );
+}
+
+#[test]
+fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let env = TestEnv::new();
+    env.pull_ok(&pushed.reference);
+    let before = env.stored_blobs();
+    drop(registry);
+
+    // A tag must be resolved by the registry, stored or not.
+    let line = failure(&env.pull(&["--plain-http", &pushed.reference]));
+
+    assert_mentions(&line, &["connection", &pushed.reference.split('/').next().unwrap()]);
+    assert_eq!(env.stored_blobs(), before);
+    assert_eq!(env.image_names(), vec![pushed.reference]);
+}
+
+#[test]
+fn second_pull_of_a_tag_reports_already_exists_and_downloads_no_blob() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    registry.push(&image, "app", "1.0");
+    let proxy = FaultProxy::for_registry(&registry);
+    let reference = format!("{}/app:1.0", proxy.host());
+    let env = TestEnv::new();
+    let first = env.pull(&["--plain-http", &reference]);
+    success(&first);
+    assert_eq!(
+        stderr(&first).matches(": done (").count(),
+        image.blobs().len(),
+        "{}",
+        stderr(&first)
+    );
+    let before = env.stored_blobs();
+    let requests_before = proxy.request_log().len();
+
+    let second = env.pull(&["--plain-http", &reference]);
+
+    success(&second);
+    let err = stderr(&second);
+    for (digest, _) in image.blobs() {
+        assert!(
+            err.contains(&format!("{digest}: already exists")),
+            "no `already exists` for {digest}:\n{err}"
+        );
+    }
+    assert!(!err.contains(": done ("), "something downloaded:\n{err}");
+    let fetched_again: Vec<String> = proxy.request_log()[requests_before..]
+        .iter()
+        .filter(|line| line.contains("/blobs/") || line.starts_with("GET /v2/app/manifests/sha256:"))
+        .cloned()
+        .collect();
+    assert!(fetched_again.is_empty(), "re-fetched: {fetched_again:?}");
+    assert_eq!(env.stored_blobs(), before);
+    env.assert_store_verified();
+    assert_eq!(env.image_names(), vec![reference]);
+}
+
+#[test]
+fn pull_quiet_prints_only_the_result() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let env = TestEnv::new();
+
+    let output = env.pull(&["--plain-http", "--quiet", &pushed.reference]);
+
+    assert_eq!(
+        success(&output),
+        format!("{} {}\n", pushed.reference, pushed.digest)
+    );
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn pull_image_pushed_by_skopeo_from_an_oci_layout() {
+    let registry = Registry::plain();
+    let env = TestEnv::new();
+    let image = simple_image(Format::Oci, Compression::Zstd, host_platform());
+    let layout = env.path("layout");
+    image.write_oci_layout(&layout, "v1");
+    skopeo_copy_layout_to_registry(&layout, "v1", &registry, "team/tool");
+    let reference = registry.reference("team/tool", "v1");
+
+    env.pull_ok(&reference);
+
+    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+}
+
+#[test]
+fn pull_docker_image_pushed_by_skopeo() {
+    let registry = Registry::plain();
+    let env = TestEnv::new();
+    let image = simple_image(Format::Docker, Compression::Gzip, host_platform());
+    let layout = env.path("layout");
+    image.write_oci_layout(&layout, "v1");
+    skopeo_copy_layout_to_registry(&layout, "v1", &registry, "tool");
+    let reference = registry.reference("tool", "v1");
+
+    env.pull_ok(&reference);
+
+    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    let content = env.content();
+    let config = image.config_digest().expect("config");
+    assert_eq!(
+        content[&image.manifest_digest()]["containerd.io/gc.ref.content.config"],
+        config
+    );
+    // The stored config is the Docker one, byte for byte.
+    assert_eq!(
+        env.stored_blobs()[config],
+        image.config_bytes().expect("config")
+    );
+}
+
+#[test]
+fn pull_unknown_tag_fails_with_not_found_and_stores_nothing() {
+    let registry = Registry::plain();
+    registry.push(
+        &simple_image(Format::Oci, Compression::Gzip, host_platform()),
+        "app",
+        "1.0",
+    );
+    let env = TestEnv::new();
+    let reference = registry.reference("app", "2.0");
+
+    let line = failure(&env.pull(&["--plain-http", &reference]));
+
+    assert_mentions(&line, &["not found", &reference]);
+    assert!(env.stored_blobs().is_empty());
+    assert!(env.image_names().is_empty());
+}
+
+#[test]
+fn pull_unknown_repository_fails_with_not_found() {
+    let registry = Registry::plain();
+    let env = TestEnv::new();
+    let reference = registry.reference("nobody/here", "latest");
+
+    let line = failure(&env.pull(&["--plain-http", &reference]));
+
+    assert_mentions(&line, &["not found", "nobody/here"]);
+    assert!(env.image_names().is_empty());
+}
+
+#[test]
+fn pull_fails_naming_the_blob_when_a_layer_is_missing_from_the_registry() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let missing = image.layers()[1].digest.clone();
+    registry.delete_blob("app", &missing);
+    let env = TestEnv::new();
+
+    let line = failure(&env.pull(&["--plain-http", &pushed.reference]));
+
+    assert_mentions(&line, &["not found", &missing]);
+    assert!(!env.stored_digests().contains(&missing));
+    assert!(env.image_names().is_empty());
+    for (digest, bytes) in env.stored_blobs() {
+        assert_eq!(hoist_testkit::sha256_digest(&bytes), digest);
+    }
+}
+
+/// The ingest directory hoist uses for `digest` (the content store names
+/// ingests by the sha256 of their ref, and pulls use the digest as the ref).
+fn ingest_dir(env: &TestEnv, digest: &str) -> std::path::PathBuf {
+    use sha2::Digest as _;
+    env.root()
+        .join("content")
+        .join("ingest")
+        .join(hex::encode(sha2::Sha256::digest(digest.as_bytes())))
+}
+
+#[test]
+fn pull_resumes_a_partial_ingest_with_a_range_request() {
+    let registry = Registry::plain();
+    let image = big_image(2, 3 << 20);
+    registry.push(&image, "app", "1.0");
+    let proxy = FaultProxy::for_registry(&registry);
+    let reference = format!("{}/app:1.0", proxy.host());
+    let env = TestEnv::new();
+    // Open the store, then leave the first MiB of the big layer as an
+    // interrupted pull would.
+    success(&env.run(&["images", "ls"]));
+    let big = &image.layers()[1];
+    let dir = ingest_dir(&env, &big.digest);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), &big.blob[..1 << 20]).unwrap();
+
+    env.pull_ok(&reference);
+
+    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    let big_requests: Vec<String> = proxy
+        .request_log()
+        .into_iter()
+        .filter(|line| line.starts_with("GET ") && line.contains(&big.digest))
+        .collect();
+    assert_eq!(
+        big_requests,
+        vec![format!(
+            "GET /v2/app/blobs/{} range=bytes={}-",
+            big.digest,
+            1 << 20
+        )]
+    );
+}
+
+#[test]
+fn pull_commits_a_complete_ingest_left_by_an_interrupted_pull() {
+    // A pull killed after writing a blob's last byte but before its commit
+    // leaves a complete ingest; the next pull must finish it, not ask the
+    // registry for the bytes after the end (which answers 416).
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let env = TestEnv::new();
+    success(&env.run(&["images", "ls"]));
+    let layer = &image.layers()[2];
+    let dir = ingest_dir(&env, &layer.digest);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), &layer.blob).unwrap();
+
+    let output = env.pull(&["--plain-http", &pushed.reference]);
+
+    success(&output);
+    assert_pulled(&env, &pushed.reference, &pushed.digest, &digests_of(&image));
+}

@@ -1,0 +1,427 @@
+//! Shared helpers: a temporary store root with a ready `hoist` command, readers
+//! of what the store holds (blobs on disk, `images ls`, `content ls`), checks of
+//! the store's invariants, exit-status and one-line-error assertions, and image
+//! fixtures the topic modules share.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hoist_testkit::{Compression, Format, Image, Layer, layer, sha256_digest};
+
+/// The `hoist` binary under test.
+pub(crate) const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
+
+/// A temporary directory holding a store root and a `HOME`, removed on drop.
+pub(crate) struct TestEnv {
+    dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub(crate) fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        std::fs::create_dir(dir.path().join("home")).expect("create home");
+        TestEnv { dir }
+    }
+
+    /// `<tmp>/root`, the store (created by hoist on first use).
+    pub(crate) fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// `<tmp>/home`, the `HOME` hoist sees.
+    pub(crate) fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// A scratch path inside the temporary directory.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `hoist --root <root>` with a clean environment: `HOME` is the temporary
+    /// home (so no real `~/.docker/config.json` leaks in), and nothing from
+    /// the caller's `HOIST_*`, `DOCKER_CONFIG`, `XDG_*` or proxy variables.
+    pub(crate) fn hoist(&self) -> Command {
+        let mut command = Command::new(HOIST);
+        command.arg("--root").arg(self.root());
+        command.env("HOME", self.home());
+        for var in [
+            "HOIST_LOG",
+            "HOIST_ROOT",
+            "HOIST_USER",
+            "DOCKER_CONFIG",
+            "XDG_DATA_HOME",
+            "XDG_CONFIG_HOME",
+            "RUST_LOG",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+        ] {
+            command.env_remove(var);
+        }
+        command
+    }
+
+    /// Runs `hoist --root <root> ARGS…` and returns its output.
+    pub(crate) fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        let mut command = self.hoist();
+        command.args(args);
+        command.output().expect("run hoist")
+    }
+
+    /// `hoist pull --no-unpack ARGS…`.
+    pub(crate) fn pull<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        let mut command = self.hoist();
+        command.arg("pull").arg("--no-unpack").args(args);
+        command.output().expect("run hoist pull")
+    }
+
+    /// `hoist pull --no-unpack --plain-http REFERENCE`, which must succeed;
+    /// returns stdout.
+    pub(crate) fn pull_ok(&self, reference: &str) -> String {
+        success(&self.pull(&["--plain-http", reference]))
+    }
+
+    /// `hoist pull --no-unpack --plain-http FLAGS… REFERENCE`, which must
+    /// succeed; returns stdout.
+    pub(crate) fn pull_ok_with(&self, flags: &[&str], reference: &str) -> String {
+        let mut args = vec!["--plain-http"];
+        args.extend_from_slice(flags);
+        args.push(reference);
+        success(&self.pull(&args))
+    }
+
+    /// The rows of `hoist images ls`.
+    pub(crate) fn images(&self) -> Vec<ImageRow> {
+        let stdout = success(&self.run(&["images", "ls"]));
+        let mut lines = stdout.lines();
+        let header = lines.next().expect("images ls prints a header");
+        assert!(header.starts_with("REF"), "header: {header}");
+        lines
+            .map(|line| {
+                let cells: Vec<&str> = line.split_whitespace().collect();
+                assert!(cells.len() >= 4, "images ls row: {line:?}");
+                ImageRow {
+                    name: cells[0].to_string(),
+                    media_type: cells[1].to_string(),
+                    digest: cells[2].to_string(),
+                    platforms: cells.get(4).map(|p| p.to_string()).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// The names `hoist images ls -q` prints.
+    pub(crate) fn image_names(&self) -> Vec<String> {
+        success(&self.run(&["images", "ls", "-q"]))
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `hoist content ls`: digest → labels.
+    pub(crate) fn content(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let stdout = success(&self.run(&["content", "ls"]));
+        let mut lines = stdout.lines();
+        let header = lines.next().expect("content ls prints a header");
+        assert!(header.starts_with("DIGEST"), "header: {header}");
+        lines
+            .map(|line| {
+                let cells: Vec<&str> = line.split_whitespace().collect();
+                let labels = cells
+                    .get(2)
+                    .map(|labels| {
+                        labels
+                            .split(',')
+                            .map(|pair| {
+                                let (k, v) = pair.split_once('=').expect("label k=v");
+                                (k.to_string(), v.to_string())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (cells[0].to_string(), labels)
+            })
+            .collect()
+    }
+
+    /// Every file under `content/blobs/sha256`, as `sha256:<name>` → bytes.
+    pub(crate) fn stored_blobs(&self) -> BTreeMap<String, Vec<u8>> {
+        stored_blobs(&self.root())
+    }
+
+    /// The digests of the stored blobs.
+    pub(crate) fn stored_digests(&self) -> BTreeSet<String> {
+        self.stored_blobs().into_keys().collect()
+    }
+
+    /// See [`assert_store_verified`].
+    pub(crate) fn assert_store_verified(&self) {
+        assert_store_verified(&self.root());
+    }
+
+    /// Every file left under `content/ingest`.
+    pub(crate) fn ingest_files(&self) -> Vec<PathBuf> {
+        files_under(&self.root().join("content").join("ingest"))
+    }
+}
+
+/// One row of `hoist images ls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImageRow {
+    pub(crate) name: String,
+    pub(crate) media_type: String,
+    pub(crate) digest: String,
+    pub(crate) platforms: String,
+}
+
+/// Every file under `<root>/content/blobs/sha256`, keyed `sha256:<file name>`.
+pub(crate) fn stored_blobs(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let dir = root.join("content").join("blobs").join("sha256");
+    let mut blobs = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return blobs;
+    };
+    for entry in entries {
+        let entry = entry.expect("read blob dir entry");
+        assert!(
+            entry.file_type().expect("file type").is_file(),
+            "{} is not a regular file",
+            entry.path().display()
+        );
+        let name = entry.file_name().into_string().expect("utf-8 blob name");
+        let bytes = std::fs::read(entry.path()).expect("read blob");
+        blobs.insert(format!("sha256:{name}"), bytes);
+    }
+    blobs
+}
+
+/// Every regular file below `dir` (none if it does not exist).
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.expect("dir entry");
+            if entry.file_type().expect("file type").is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The store's invariants after a successful pull: every blob's sha256 is its
+/// name, and no ingest is left behind.
+pub(crate) fn assert_store_verified(root: &Path) {
+    for (digest, bytes) in stored_blobs(root) {
+        assert_eq!(sha256_digest(&bytes), digest, "blob {digest} does not verify");
+    }
+    let leftovers = files_under(&root.join("content").join("ingest"));
+    assert!(leftovers.is_empty(), "ingest leftovers: {leftovers:?}");
+}
+
+/// Asserts exit status 0 and returns stdout.
+#[track_caller]
+pub(crate) fn success(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "hoist failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+/// Asserts exit status 1 with exactly one `hoist: …` error line, the last
+/// line of stderr, and returns that line.
+#[track_caller]
+pub(crate) fn failure(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected exit status 1:\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
+        String::from_utf8_lossy(&output.stdout),
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("hoist: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "want one `hoist: ` line in:\n{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(errors[0]),
+        "the error is not the last line of:\n{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "a failed command printed a result: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    errors[0].to_string()
+}
+
+/// Asserts that `line` contains every one of `needles` (case-insensitive).
+#[track_caller]
+pub(crate) fn assert_mentions(line: &str, needles: &[&str]) {
+    let lower = line.to_lowercase();
+    for needle in needles {
+        assert!(
+            lower.contains(&needle.to_lowercase()),
+            "{line:?} does not mention {needle:?}"
+        );
+    }
+}
+
+/// stderr as text.
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The set of digests of `image.blobs()`.
+pub(crate) fn digests_of(image: &Image) -> BTreeSet<String> {
+    image.blobs().into_iter().map(|(digest, _)| digest).collect()
+}
+
+/// What a pull of `index` stores when it chooses `children`: the index itself
+/// and every blob of those children.
+pub(crate) fn index_with(index: &Image, children: &[&Image]) -> BTreeSet<String> {
+    let mut set = BTreeSet::from([index.manifest_digest()]);
+    for child in children {
+        set.extend(digests_of(child));
+    }
+    set
+}
+
+/// The child of `index` for `platform`.
+pub(crate) fn child<'a>(index: &'a Image, platform: &str) -> &'a Image {
+    index
+        .children()
+        .iter()
+        .find(|c| c.platform() == Some(platform))
+        .unwrap_or_else(|| panic!("no {platform} child"))
+}
+
+/// The platform hoist picks by default, as `os/arch`.
+pub(crate) fn host_platform() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    }
+}
+
+/// The platform of the two-platform fixtures that is not the host's.
+pub(crate) fn other_platform() -> &'static str {
+    match host_platform() {
+        "linux/arm64" => "linux/amd64",
+        _ => "linux/arm64",
+    }
+}
+
+/// Deterministic incompressible bytes (xorshift64 seeded by `seed`).
+pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A layer holding `big.bin`, `len` bytes of noise from `seed`.
+pub(crate) fn big_layer(compression: Compression, format: Format, seed: u64, len: usize) -> Layer {
+    layer(compression, format, |l| {
+        l.add_dir("data", 0o755)
+            .add_file("data/big.bin", &noise(seed, len), 0o644);
+    })
+}
+
+/// A single-platform host image: one small layer and one large layer of
+/// `len` incompressible bytes (uncompressed tar, so the blob is as large).
+pub(crate) fn big_image(seed: u64, len: usize) -> Image {
+    let small = layer(Compression::Gzip, Format::Oci, |l| {
+        l.add_file("hello.txt", format!("seed {seed}\n").as_bytes(), 0o644);
+    });
+    Image::single(
+        Format::Oci,
+        host_platform(),
+        vec![small, big_layer(Compression::None, Format::Oci, seed, len)],
+    )
+}
+
+/// The `--platform`/`--all-platforms`-independent check after a pull of
+/// `reference` (as given to hoist, already normalized): the store holds
+/// exactly `expected`, every blob verifies, and `images ls` lists the name
+/// with `digest`.
+#[track_caller]
+pub(crate) fn assert_pulled(env: &TestEnv, reference: &str, digest: &str, expected: &BTreeSet<String>) {
+    assert_eq!(&env.stored_digests(), expected, "stored blobs of {reference}");
+    env.assert_store_verified();
+    let images = env.images();
+    let row = images
+        .iter()
+        .find(|row| row.name == reference)
+        .unwrap_or_else(|| panic!("{reference} not in images ls: {images:?}"));
+    assert_eq!(row.digest, digest, "digest of {reference} in images ls");
+    assert!(
+        env.image_names().iter().any(|name| name == reference),
+        "{reference} not in images ls -q"
+    );
+}
+
+/// Standard base64 with padding, for docker `config.json` `auth` fields.
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Writes a docker `config.json` into `dir` with an `auths` entry for `host`.
+pub(crate) fn write_docker_config(dir: &Path, host: &str, user: &str, password: &str) {
+    std::fs::create_dir_all(dir).expect("create docker config dir");
+    let config = serde_json::json!({
+        "auths": { host: { "auth": base64(format!("{user}:{password}").as_bytes()) } }
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&config).expect("json"),
+    )
+    .expect("write config.json");
+}

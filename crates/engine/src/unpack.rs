@@ -1,0 +1,340 @@
+//! Unpacking: the layers of a stored manifest become committed snapshots.
+//!
+//! Each layer's snapshot is named by its chainID (`chain[0] = diffID[0]`,
+//! `chain[i] = sha256(chain[i-1] + " " + diffID[i])`), so images that share
+//! base layers share snapshots, and a warm re-pull finds every chainID
+//! committed and does no work. A layer is applied into a fresh active
+//! snapshot, its diffID verified while applying, then committed under its
+//! chainID; on any failure the active snapshot is removed, so a committed
+//! snapshot is always a verified one.
+//!
+//! Concurrent unpacks of one chainID (threads or processes) serialize on the
+//! snapshotter's per-key lock and re-check after taking it: the layer is
+//! unpacked once, as the CRI's duplicate suppression does.
+
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hoist_archive::{ApplyOptions, Compression as ArchiveCompression};
+use hoist_oci::manifest::{self, Children};
+use hoist_oci::media_type::{self, Compression, Kind};
+use hoist_oci::{Descriptor, Digest, sha256_digest};
+use hoist_snapshot::{Kind as SnapshotKind, Labels, Snapshotter};
+
+use crate::progress::{Event, Progress};
+use crate::{Engine, Error, Result};
+
+/// Snapshot label: the layer blob a snapshot was unpacked from (BuildKit's
+/// `SetBlob` mapping, so a later push or export can find the blob again).
+pub(crate) const SNAPSHOT_BLOB_LABEL: &str = "hoist.io/blob";
+/// Snapshot label: the layer's uncompressed digest.
+pub(crate) const SNAPSHOT_DIFF_ID_LABEL: &str = "hoist.io/diff-id";
+/// Snapshot label: the layer blob's media type.
+pub(crate) const SNAPSHOT_MEDIA_TYPE_LABEL: &str = "hoist.io/media-type";
+
+/// Progress is reported once per this many compressed bytes applied.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+/// The layers of one image manifest, as the unpacker needs them.
+pub(crate) struct LayerChain {
+    /// Layer descriptors, bottom first.
+    pub(crate) layers: Vec<Descriptor>,
+    /// The config's `rootfs.diff_ids`, one per layer.
+    pub(crate) diff_ids: Vec<Digest>,
+    /// The config descriptor (its content record gets the snapshot GC label).
+    pub(crate) config: Descriptor,
+}
+
+impl LayerChain {
+    /// The chainIDs of every prefix of the layer stack, bottom first.
+    pub(crate) fn chain_ids(&self) -> Vec<Digest> {
+        chain_ids(&self.diff_ids)
+    }
+}
+
+/// The chainIDs of a diffID stack, as the OCI image spec defines them.
+pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => diff_id.clone(),
+            Some(parent) => sha256_digest(format!("{parent} {diff_id}").as_bytes()),
+        };
+        chain.push(next);
+    }
+    chain
+}
+
+impl Engine {
+    /// Reads a stored image manifest and its config into a [`LayerChain`].
+    pub(crate) fn layer_chain(&self, manifest_descriptor: &Descriptor) -> Result<LayerChain> {
+        let body = self
+            .content
+            .read_blob(manifest_descriptor.digest(), crate::pull::MAX_MANIFEST_SIZE)?;
+        let Children::Manifest { config, layers } =
+            manifest::children(manifest_descriptor.media_type().as_ref(), &body)?
+        else {
+            return Err(Error::InvalidBlob {
+                digest: manifest_descriptor.digest().to_string(),
+                detail: "not an image manifest".to_string(),
+            });
+        };
+        let config_body = self
+            .content
+            .read_blob(config.digest(), crate::pull::MAX_MANIFEST_SIZE)?;
+        let diff_ids = diff_ids_of(config.digest(), &config_body)?;
+        if diff_ids.len() != layers.len() {
+            return Err(Error::InvalidBlob {
+                digest: config.digest().to_string(),
+                detail: format!(
+                    "config lists {} diff_ids but the manifest has {} layers",
+                    diff_ids.len(),
+                    layers.len()
+                ),
+            });
+        }
+        Ok(LayerChain {
+            layers,
+            diff_ids,
+            config,
+        })
+    }
+
+    /// Unpacks every layer of `chain` into `snapshotter`, returning the top
+    /// chainID. Blocking: run it on a blocking thread.
+    pub(crate) fn unpack_blocking(
+        &self,
+        snapshotter: &dyn Snapshotter,
+        chain: &LayerChain,
+        progress: &Progress,
+    ) -> Result<Digest> {
+        let chain_ids = chain.chain_ids();
+        for (i, layer) in chain.layers.iter().enumerate() {
+            let chain_id = &chain_ids[i];
+            let parent = i.checked_sub(1).map(|p| chain_ids[p].to_string());
+            self.unpack_layer(
+                snapshotter,
+                layer,
+                &chain.diff_ids[i],
+                chain_id,
+                parent.as_deref(),
+                progress,
+            )?;
+        }
+        let top = chain_ids.last().cloned().ok_or_else(|| Error::InvalidBlob {
+            digest: chain.config.digest().to_string(),
+            detail: "image has no layers to unpack".to_string(),
+        })?;
+        // containerd's GC edge from the config to the image's top snapshot.
+        let label = format!("containerd.io/gc.ref.snapshot.{}", snapshotter.name());
+        self.db.put_content(
+            chain.config.digest(),
+            chain.config.size(),
+            &Labels::from([(label, top.to_string())]),
+        )?;
+        Ok(top)
+    }
+
+    fn unpack_layer(
+        &self,
+        snapshotter: &dyn Snapshotter,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        parent: Option<&str>,
+        progress: &Progress,
+    ) -> Result<()> {
+        let key = chain_id.to_string();
+        if is_committed(snapshotter, &key) {
+            progress.send(Event::LayerAlreadyUnpacked {
+                digest: layer.digest().clone(),
+                chain_id: chain_id.clone(),
+            });
+            return Ok(());
+        }
+        let _lock = snapshotter.lock(&key)?;
+        // Another pull may have committed it while we waited for the lock.
+        if is_committed(snapshotter, &key) {
+            progress.send(Event::LayerAlreadyUnpacked {
+                digest: layer.digest().clone(),
+                chain_id: chain_id.clone(),
+            });
+            return Ok(());
+        }
+
+        let compression = layer_compression(layer)?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let active = format!("extract-{}-{nanos}-{}", std::process::id(), chain_id.digest());
+        snapshotter.prepare(&active, parent, Labels::new())?;
+        let applied = self.apply_into(snapshotter, &active, layer, diff_id, compression, progress);
+        let committed = applied.and_then(|()| {
+            let labels = Labels::from([
+                (SNAPSHOT_BLOB_LABEL.to_string(), layer.digest().to_string()),
+                (SNAPSHOT_DIFF_ID_LABEL.to_string(), diff_id.to_string()),
+                (
+                    SNAPSHOT_MEDIA_TYPE_LABEL.to_string(),
+                    layer.media_type().to_string(),
+                ),
+            ]);
+            Ok(snapshotter.commit(&key, &active, labels)?)
+        });
+        if let Err(error) = committed {
+            if let Err(cleanup) = snapshotter.remove(&active) {
+                tracing::warn!(%cleanup, active, "could not remove a failed unpack's snapshot");
+            }
+            return Err(error);
+        }
+        progress.send(Event::LayerUnpacked {
+            digest: layer.digest().clone(),
+            chain_id: chain_id.clone(),
+        });
+        Ok(())
+    }
+
+    fn apply_into(
+        &self,
+        snapshotter: &dyn Snapshotter,
+        active: &str,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        compression: ArchiveCompression,
+        progress: &Progress,
+    ) -> Result<()> {
+        let target = snapshotter.apply_target(active)?;
+        let blob = self.content.open_blob(layer.digest())?;
+        let reader = ProgressReader {
+            inner: std::io::BufReader::with_capacity(256 << 10, blob),
+            digest: layer.digest().clone(),
+            total: layer.size(),
+            current: 0,
+            reported: 0,
+            progress,
+        };
+        let options = ApplyOptions {
+            whiteouts: target.whiteouts,
+            lowers: target.lowers,
+            expected_diff_id: Some(diff_id.clone()),
+            ..ApplyOptions::default()
+        };
+        let applied = hoist_archive::apply_layer(&target.dir, reader, compression, &options)
+            .map_err(|source| Error::Unpack {
+                layer: layer.digest().to_string(),
+                source,
+            })?;
+        for skipped in &applied.skipped {
+            tracing::warn!(layer = %layer.digest(), entry = %skipped, "skipped while unpacking");
+        }
+        Ok(())
+    }
+}
+
+fn is_committed(snapshotter: &dyn Snapshotter, key: &str) -> bool {
+    matches!(snapshotter.stat(key), Ok(info) if info.kind == SnapshotKind::Committed)
+}
+
+/// The compression a layer's media type declares; the applier checks it
+/// against the stream's magic bytes.
+pub(crate) fn layer_compression(layer: &Descriptor) -> Result<ArchiveCompression> {
+    let media_type = layer.media_type().to_string();
+    if media_type::is_encrypted(&media_type) {
+        return Err(Error::UnsupportedLayer {
+            layer: layer.digest().to_string(),
+            media_type,
+            hint: "encrypted layers cannot be unpacked; decryption is not supported",
+        });
+    }
+    match media_type::classify(&media_type) {
+        Kind::Layer(Compression::None) => Ok(ArchiveCompression::None),
+        Kind::Layer(Compression::Gzip) => Ok(ArchiveCompression::Gzip),
+        Kind::Layer(Compression::Zstd) => Ok(ArchiveCompression::Zstd),
+        _ => Err(Error::UnsupportedLayer {
+            layer: layer.digest().to_string(),
+            media_type,
+            hint: "not a filesystem layer; pull with --no-unpack to store it",
+        }),
+    }
+}
+
+/// The `rootfs.diff_ids` of an image config.
+fn diff_ids_of(config: &Digest, body: &[u8]) -> Result<Vec<Digest>> {
+    let invalid = |detail: String| Error::InvalidBlob {
+        digest: config.to_string(),
+        detail,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("config is not JSON: {e}")))?;
+    let ids = value
+        .pointer("/rootfs/diff_ids")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| invalid("config has no rootfs.diff_ids".to_string()))?;
+    ids.iter()
+        .map(|id| {
+            let text = id
+                .as_str()
+                .ok_or_else(|| invalid("a diff_id is not a string".to_string()))?;
+            hoist_oci::digest::parse_digest(text).map_err(Error::from)
+        })
+        .collect()
+}
+
+/// Counts compressed bytes as the applier reads them, for progress.
+struct ProgressReader<'a, R> {
+    inner: R,
+    digest: Digest,
+    total: u64,
+    current: u64,
+    reported: u64,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.current += n as u64;
+        if self.current - self.reported >= PROGRESS_STEP || (n == 0 && self.current != self.reported)
+        {
+            self.reported = self.current;
+            self.progress.send(Event::Extracting {
+                digest: self.digest.clone(),
+                current: self.current,
+                total: self.total,
+            });
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = sha256_digest(b"a");
+        let b = sha256_digest(b"b");
+        let c = sha256_digest(b"c");
+        let chain = chain_ids(&[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(chain[0], a);
+        let ab = sha256_digest(format!("{a} {b}").as_bytes());
+        assert_eq!(chain[1], ab);
+        assert_eq!(chain[2], sha256_digest(format!("{ab} {c}").as_bytes()));
+    }
+
+    #[test]
+    fn diff_ids_are_read_from_the_config() {
+        let a = sha256_digest(b"a");
+        let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{a}"]}}}}"#);
+        let ids = diff_ids_of(&sha256_digest(config.as_bytes()), config.as_bytes()).unwrap();
+        assert_eq!(ids, vec![a]);
+    }
+
+    #[test]
+    fn config_without_diff_ids_is_invalid() {
+        let config = br#"{"rootfs":{}}"#;
+        let error = diff_ids_of(&sha256_digest(config), config).unwrap_err();
+        assert!(error.to_string().contains("rootfs.diff_ids"), "{error}");
+    }
+}
