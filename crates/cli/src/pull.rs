@@ -1,6 +1,10 @@
 //! `hoist pull`: flags to `PullOptions`, and a plain progress line per blob.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the binary prints")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the binary prints"
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +21,11 @@ pub(crate) struct PullArgs {
     reference: String,
 
     /// Pull this platform (os/arch[/variant]); repeat for several
-    #[arg(long = "platform", value_name = "PLATFORM", conflicts_with = "all_platforms")]
+    #[arg(
+        long = "platform",
+        value_name = "PLATFORM",
+        conflicts_with = "all_platforms"
+    )]
     platforms: Vec<String>,
 
     /// Pull every platform of a multi-platform image
@@ -29,7 +37,13 @@ pub(crate) struct PullArgs {
     plain_http: bool,
 
     /// Registry credentials as USER:PASSWORD
-    #[arg(long, short = 'u', value_name = "USER:PASSWORD", env = "HOIST_USER", hide_env_values = true)]
+    #[arg(
+        long,
+        short = 'u',
+        value_name = "USER:PASSWORD",
+        env = "HOIST_USER",
+        hide_env_values = true
+    )]
     user: Option<String>,
 
     /// Trust this CA certificate (PEM) in addition to the system roots
@@ -97,9 +111,8 @@ fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
     };
     let credentials = match &args.user {
         Some(user) => {
-            let (username, password) = user
-                .split_once(':')
-                .context("--user takes USER:PASSWORD")?;
+            let (username, password) =
+                user.split_once(':').context("--user takes USER:PASSWORD")?;
             Some(Credentials {
                 username: username.to_string(),
                 password: password.to_string(),
@@ -149,6 +162,7 @@ async fn print_progress(mut events: mpsc::UnboundedReceiver<Event>, quiet: bool)
                 digest,
                 attempt,
                 offset,
+                ..
             } => eprintln!("         {digest}: retrying (attempt {attempt}, from byte {offset})"),
             Event::LayerUnpacked { digest, chain_id } => {
                 eprintln!("unpack   {digest}: done (snapshot {chain_id})");
@@ -174,6 +188,10 @@ pub(crate) fn human_size(bytes: u64) -> String {
     if unit == 0 {
         format!("{bytes}B")
     } else {
-        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + UNITS[unit]
+        format!("{value:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[unit]
     }
 }

@@ -38,7 +38,12 @@ fn basic_auth_pull_with_user_flag() {
 
     env.pull_ok_with(&["--user", &format!("{USER}:{PASSWORD}")], &reference);
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
 }
 
 #[test]
@@ -52,7 +57,12 @@ fn basic_auth_pull_with_hoist_user_env() {
         .args(["pull", "--no-unpack", "--plain-http", &reference]);
     success(&command.output().unwrap());
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
 }
 
 #[test]
@@ -71,7 +81,12 @@ fn basic_auth_pull_with_wrong_password_fails_unauthorized() {
     let (_registry, _image, reference) = registry_with_image(Registry::basic(USER, PASSWORD));
     let env = TestEnv::new();
 
-    let line = failure(&env.pull(&["--plain-http", "--user", &format!("{USER}:wrong"), &reference]));
+    let line = failure(&env.pull(&[
+        "--plain-http",
+        "--user",
+        &format!("{USER}:wrong"),
+        &reference,
+    ]));
 
     assert_mentions(&line, &["unauthorized"]);
     assert!(!line.contains("wrong"), "the password leaked: {line}");
@@ -91,11 +106,21 @@ fn user_flag_without_colon_is_rejected() {
 fn basic_auth_pull_with_credentials_from_home_docker_config() {
     let (registry, image, reference) = registry_with_image(Registry::basic(USER, PASSWORD));
     let env = TestEnv::new();
-    write_docker_config(&env.home().join(".docker"), &registry.host(), USER, PASSWORD);
+    write_docker_config(
+        &env.home().join(".docker"),
+        &registry.host(),
+        USER,
+        PASSWORD,
+    );
 
     env.pull_ok(&reference);
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
 }
 
 #[test]
@@ -113,7 +138,12 @@ fn basic_auth_pull_with_credentials_from_docker_config_env_dir() {
         .args(["pull", "--no-unpack", "--plain-http", &reference]);
     success(&command.output().unwrap());
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
 }
 
 #[test]
@@ -139,12 +169,21 @@ fn token_auth_pull_with_user_uses_the_oauth2_post() {
 
     env.pull_ok_with(&["--user", &format!("{USER}:{PASSWORD}")], &reference);
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
     assert!(
         token_server.post_requests() > posts,
         "no OAuth2 POST with credentials"
     );
-    assert_eq!(token_server.get_requests(), gets, "GET used with credentials");
+    assert_eq!(
+        token_server.get_requests(),
+        gets,
+        "GET used with credentials"
+    );
     assert!(
         token_server
             .scopes()
@@ -161,11 +200,21 @@ fn token_auth_pull_with_credentials_from_docker_config() {
     let token_server = registry.token_server().unwrap();
     let posts = token_server.post_requests();
     let env = TestEnv::new();
-    write_docker_config(&env.home().join(".docker"), &registry.host(), USER, PASSWORD);
+    write_docker_config(
+        &env.home().join(".docker"),
+        &registry.host(),
+        USER,
+        PASSWORD,
+    );
 
     env.pull_ok(&reference);
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
     assert!(token_server.post_requests() > posts);
 }
 
@@ -176,7 +225,12 @@ fn token_auth_pull_with_wrong_password_fails_unauthorized() {
     let before = token_server.requests();
     let env = TestEnv::new();
 
-    let line = failure(&env.pull(&["--plain-http", "--user", &format!("{USER}:nope"), &reference]));
+    let line = failure(&env.pull(&[
+        "--plain-http",
+        "--user",
+        &format!("{USER}:nope"),
+        &reference,
+    ]));
 
     assert_mentions(&line, &["unauthorized"]);
     assert!(!line.contains("nope"), "the password leaked: {line}");
@@ -218,7 +272,16 @@ fn token_auth_anonymous_pull_works_when_the_token_server_allows_it() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
     assert!(token_server.get_requests() > gets);
-    assert_eq!(token_server.post_requests(), posts, "POST without credentials");
+    assert_eq!(
+        token_server.post_requests(),
+        posts,
+        "POST without credentials"
+    );
 }

@@ -37,7 +37,9 @@ fn assert_each_blob_once(env: &TestEnv, expected: &BTreeSet<String>) {
     let names: Vec<String> = files
         .iter()
         .map(|f| {
-            let relative = f.strip_prefix(env.root().join("content").join("blobs")).unwrap();
+            let relative = f
+                .strip_prefix(env.root().join("content").join("blobs"))
+                .unwrap();
             relative.to_str().unwrap().replace('/', ":")
         })
         .collect();
@@ -93,7 +95,11 @@ fn concurrent_pulls_of_images_sharing_blobs_store_the_union_once() {
     let registry = Registry::plain();
     // An index for two platforms, its host child under its own tag, and an
     // unrelated image that shares one large layer with a third repository.
-    let index = simple_index(Format::Oci, Compression::Gzip, &["linux/amd64", "linux/arm64"]);
+    let index = simple_index(
+        Format::Oci,
+        Compression::Gzip,
+        &["linux/amd64", "linux/arm64"],
+    );
     let host_child = child(&index, host_platform()).clone();
     let shared = big_layer(Compression::None, Format::Oci, 12, 2 << 20);
     let own = layer(Compression::Gzip, Format::Oci, |l| {

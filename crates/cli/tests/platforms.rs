@@ -8,8 +8,8 @@ use hoist_testkit::fixture::{DOCKER_MANIFEST_LIST, OCI_INDEX};
 use hoist_testkit::{Compression, Format, Image, Registry, simple_index};
 
 use crate::util::{
-    TestEnv, assert_mentions, assert_pulled, child, digests_of, failure, host_platform,
-    index_with, other_platform,
+    TestEnv, assert_mentions, assert_pulled, child, digests_of, failure, host_platform, index_with,
+    other_platform,
 };
 
 /// A two-platform index (host and the other platform) pushed as `app:multi`.
@@ -161,12 +161,7 @@ fn pull_index_by_digest_stores_host_platform_only() {
 
     env.pull_ok(&pushed.digest_reference);
 
-    assert_pulled_platforms(
-        &env,
-        &pushed.digest_reference,
-        &index,
-        &[host_platform()],
-    );
+    assert_pulled_platforms(&env, &pushed.digest_reference, &index, &[host_platform()]);
 }
 
 #[test]

@@ -15,8 +15,8 @@ use hoist_testkit::{
 };
 
 use crate::util::{
-    TestEnv, assert_mentions, assert_pulled, big_image, digests_of, failure, host_platform,
-    stderr, success,
+    TestEnv, assert_mentions, assert_pulled, big_image, digests_of, failure, host_platform, stderr,
+    success,
 };
 
 /// Pushes `image` as `app:1.0`, pulls it with `--plain-http`, and checks the
@@ -113,7 +113,11 @@ fn pull_image_with_mixed_layer_compressions_stores_every_blob() {
         .enumerate()
         .map(|(i, compression)| {
             layer(compression, Format::Oci, |l| {
-                l.add_file(&format!("f{i}"), format!("{compression:?}\n").as_bytes(), 0o644);
+                l.add_file(
+                    &format!("f{i}"),
+                    format!("{compression:?}\n").as_bytes(),
+                    0o644,
+                );
             })
         })
         .collect();
@@ -237,7 +241,10 @@ fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
     // A tag must be resolved by the registry, stored or not.
     let line = failure(&env.pull(&["--plain-http", &pushed.reference]));
 
-    assert_mentions(&line, &["connection", &pushed.reference.split('/').next().unwrap()]);
+    assert_mentions(
+        &line,
+        &["connection", &pushed.reference.split('/').next().unwrap()],
+    );
     assert_eq!(env.stored_blobs(), before);
     assert_eq!(env.image_names(), vec![pushed.reference]);
 }
@@ -274,7 +281,9 @@ fn second_pull_of_a_tag_reports_already_exists_and_downloads_no_blob() {
     assert!(!err.contains(": done ("), "something downloaded:\n{err}");
     let fetched_again: Vec<String> = proxy.request_log()[requests_before..]
         .iter()
-        .filter(|line| line.contains("/blobs/") || line.starts_with("GET /v2/app/manifests/sha256:"))
+        .filter(|line| {
+            line.contains("/blobs/") || line.starts_with("GET /v2/app/manifests/sha256:")
+        })
         .cloned()
         .collect();
     assert!(fetched_again.is_empty(), "re-fetched: {fetched_again:?}");
@@ -311,7 +320,12 @@ fn pull_image_pushed_by_skopeo_from_an_oci_layout() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
 }
 
 #[test]
@@ -326,7 +340,12 @@ fn pull_docker_image_pushed_by_skopeo() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
     let content = env.content();
     let config = image.config_digest().expect("config");
     assert_eq!(
@@ -417,7 +436,12 @@ fn pull_resumes_a_partial_ingest_with_a_range_request() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(&env, &reference, &image.manifest_digest(), &digests_of(&image));
+    assert_pulled(
+        &env,
+        &reference,
+        &image.manifest_digest(),
+        &digests_of(&image),
+    );
     let big_requests: Vec<String> = proxy
         .request_log()
         .into_iter()

@@ -36,7 +36,10 @@ fn malformed_digest_is_rejected_without_network() {
     let long = format!("sha256:{}", "a".repeat(65));
     let upper = format!("sha256:{}", "A".repeat(64));
     assert_rejected_offline(&[
-        ("HOST/app@sha256:abc".to_string(), &["invalid reference", "digest", "64"]),
+        (
+            "HOST/app@sha256:abc".to_string(),
+            &["invalid reference", "digest", "64"],
+        ),
         (format!("HOST/app@{long}"), &["digest"]),
         (format!("HOST/app@{upper}"), &["digest", "lowercase"]),
         (format!("HOST/app@md5:{}", "a".repeat(32)), &["digest"]),
@@ -70,7 +73,10 @@ fn tag_of_128_characters_is_accepted() {
 #[test]
 fn references_with_spaces_are_rejected_without_network() {
     assert_rejected_offline(&[
-        ("HOST/my app:1.0".to_string(), &["invalid reference", "whitespace"]),
+        (
+            "HOST/my app:1.0".to_string(),
+            &["invalid reference", "whitespace"],
+        ),
         ("HOST/app:1.0 ".to_string(), &["whitespace"]),
         (" HOST/app".to_string(), &["whitespace"]),
         ("HOST/app:1\t0".to_string(), &["whitespace"]),
@@ -85,7 +91,10 @@ fn other_malformed_references_are_rejected_without_network() {
         ("HOST/-app:1".to_string(), &["invalid reference"]),
         ("HOST//app:1".to_string(), &["invalid reference"]),
         ("HOST/app/:1".to_string(), &["invalid reference"]),
-        (format!("HOST/{}:1", "a".repeat(300)), &["invalid reference", "255"]),
+        (
+            format!("HOST/{}:1", "a".repeat(300)),
+            &["invalid reference", "255"],
+        ),
         ("a".repeat(64), &["invalid reference"]),
     ]);
 }
@@ -130,12 +139,7 @@ fn images_rm_of_several_references() {
     env.pull_ok(&pushed.reference);
     env.pull_ok(&pushed.digest_reference);
 
-    let stdout = success(&env.run(&[
-        "images",
-        "rm",
-        &pushed.digest_reference,
-        &pushed.reference,
-    ]));
+    let stdout = success(&env.run(&["images", "rm", &pushed.digest_reference, &pushed.reference]));
 
     assert_eq!(
         stdout,

@@ -11,7 +11,11 @@ use crate::util::{
 fn tls_registry() -> (Registry, Image, String) {
     let registry = Registry::tls();
     assert!(registry.is_tls());
-    let index = simple_index(Format::Oci, Compression::Gzip, &["linux/amd64", "linux/arm64"]);
+    let index = simple_index(
+        Format::Oci,
+        Compression::Gzip,
+        &["linux/amd64", "linux/arm64"],
+    );
     let pushed = registry.push(&index, "secure/app", "1.0");
     (registry, index, pushed.reference)
 }

@@ -231,7 +231,11 @@ pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// name, and no ingest is left behind.
 pub(crate) fn assert_store_verified(root: &Path) {
     for (digest, bytes) in stored_blobs(root) {
-        assert_eq!(sha256_digest(&bytes), digest, "blob {digest} does not verify");
+        assert_eq!(
+            sha256_digest(&bytes),
+            digest,
+            "blob {digest} does not verify"
+        );
     }
     let leftovers = files_under(&root.join("content").join("ingest"));
     assert!(leftovers.is_empty(), "ingest leftovers: {leftovers:?}");
@@ -298,7 +302,11 @@ pub(crate) fn stderr(output: &Output) -> String {
 
 /// The set of digests of `image.blobs()`.
 pub(crate) fn digests_of(image: &Image) -> BTreeSet<String> {
-    image.blobs().into_iter().map(|(digest, _)| digest).collect()
+    image
+        .blobs()
+        .into_iter()
+        .map(|(digest, _)| digest)
+        .collect()
 }
 
 /// What a pull of `index` stores when it chooses `children`: the index itself
@@ -376,8 +384,17 @@ pub(crate) fn big_image(seed: u64, len: usize) -> Image {
 /// exactly `expected`, every blob verifies, and `images ls` lists the name
 /// with `digest`.
 #[track_caller]
-pub(crate) fn assert_pulled(env: &TestEnv, reference: &str, digest: &str, expected: &BTreeSet<String>) {
-    assert_eq!(&env.stored_digests(), expected, "stored blobs of {reference}");
+pub(crate) fn assert_pulled(
+    env: &TestEnv,
+    reference: &str,
+    digest: &str,
+    expected: &BTreeSet<String>,
+) {
+    assert_eq!(
+        &env.stored_digests(),
+        expected,
+        "stored blobs of {reference}"
+    );
     env.assert_store_verified();
     let images = env.images();
     let row = images

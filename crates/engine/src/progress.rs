@@ -79,6 +79,8 @@ pub enum Event {
         attempt: u32,
         /// Where the download resumes.
         offset: u64,
+        /// How long the engine waits before the next attempt.
+        delay: std::time::Duration,
     },
     /// All bytes arrived; the digest is being checked.
     Verifying {

@@ -488,12 +488,14 @@ impl<'a> Session<'a> {
                 Err(error) if attempt < MAX_RESUMES && is_retryable(&error) => {
                     attempt += 1;
                     tracing::debug!(%digest, attempt, %error, "blob stream broke; resuming");
+                    let delay = Duration::from_millis(100 * u64::from(attempt));
                     self.progress.send(Event::Retrying {
                         digest: digest.clone(),
                         attempt,
                         offset: writer.offset(),
+                        delay,
                     });
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                    tokio::time::sleep(delay).await;
                 }
                 Err(error) => return Err(error),
             }

@@ -242,8 +242,9 @@ pub fn open(name: &str, root: &Path, db: Arc<hoist_metadata::Db>) -> Result<Box<
     }
 }
 
-/// The best snapshotter for `root`: `"overlay"` if [`Overlay::supported`],
-/// else `"native"`.
+/// The best snapshotter for `root` (any directory on the file system that
+/// will hold the snapshots, e.g. `<hoist-root>/snapshots`; created if
+/// missing): `"overlay"` if [`Overlay::supported`], else `"native"`.
 pub fn default_name(root: &Path) -> &'static str {
     if Overlay::supported(root) {
         "overlay"

@@ -131,24 +131,18 @@ impl Mount {
         let err = Error::io::<io::Error>(target);
         let result = if self.kind == "bind" {
             let bind = flags | MountFlags::BIND;
-            rustix::mount::mount(
-                self.source.as_str(),
-                target,
-                "none",
-                bind,
-                None,
-            )
-            .and_then(|()| {
-                if flags.contains(MountFlags::RDONLY) {
-                    let keep = (flags - MountFlags::REC) | MountFlags::BIND;
-                    rustix::mount::mount_remount(target, keep, "").inspect_err(|_| {
-                        let _ = rustix::mount::unmount(target, UnmountFlags::DETACH);
-                    })
-                } else {
-                    Ok(())
-                }
-            })
-            .map_err(io::Error::from)
+            rustix::mount::mount(self.source.as_str(), target, "none", bind, None)
+                .and_then(|()| {
+                    if flags.contains(MountFlags::RDONLY) {
+                        let keep = (flags - MountFlags::REC) | MountFlags::BIND;
+                        rustix::mount::mount_remount(target, keep, "").inspect_err(|_| {
+                            let _ = rustix::mount::unmount(target, UnmountFlags::DETACH);
+                        })
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(io::Error::from)
         } else {
             match CString::new(data) {
                 Ok(data) => rustix::mount::mount(
@@ -174,9 +168,8 @@ impl Mount {
 /// Quotes `s` for a POSIX shell unless it is made of harmless characters only.
 fn quote(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"/._,:=+@%-".contains(&b)
-        });
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._,:=+@%-".contains(&b));
     if plain {
         s.to_owned()
     } else {
@@ -199,9 +192,15 @@ mod tests {
             "mount -t overlay overlay -o lowerdir=/s/2/fs:/s/1/fs,upperdir=/s/3/fs,workdir=/s/3/work /mnt"
         );
         let ro = Mount::bind(Path::new("/s/1/fs"), true);
-        assert_eq!(ro.to_command(Path::new("/mnt")), "mount --rbind -o ro /s/1/fs /mnt");
+        assert_eq!(
+            ro.to_command(Path::new("/mnt")),
+            "mount --rbind -o ro /s/1/fs /mnt"
+        );
         let rw = Mount::bind(Path::new("/a b/fs"), false);
-        assert_eq!(rw.to_command(Path::new("/it's")), r"mount --rbind -o rw '/a b/fs' '/it'\''s'");
+        assert_eq!(
+            rw.to_command(Path::new("/it's")),
+            r"mount --rbind -o rw '/a b/fs' '/it'\''s'"
+        );
     }
 
     #[test]

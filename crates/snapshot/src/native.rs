@@ -45,11 +45,24 @@ impl Native {
         }])
     }
 
-    fn create(&self, key: &str, parent: Option<&str>, kind: Kind, labels: &Labels) -> Result<Vec<Mount>> {
-        let snap = self.store.create(key, parent, kind, labels, false, |fs, parent| match parent {
-            Some(parent) => copy_tree(&self.store.fs(parent.id), fs),
-            None => Ok(()),
-        })?;
+    fn create(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+        kind: Kind,
+        labels: &Labels,
+    ) -> Result<Vec<Mount>> {
+        let snap = self.store.create(
+            key,
+            parent,
+            kind,
+            labels,
+            false,
+            |fs, parent| match parent {
+                Some(parent) => copy_tree(&self.store.fs(parent.id), fs),
+                None => Ok(()),
+            },
+        )?;
         self.mounts_of(&snap)
     }
 }

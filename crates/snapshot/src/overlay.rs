@@ -90,7 +90,10 @@ impl Overlay {
     /// mounted there (not root, no overlay module, an unsuitable file system).
     pub fn open(root: &Path, db: Arc<Db>) -> Result<Overlay> {
         probe_cached(root).map_err(|why| Error::Unsupported {
-            detail: format!("overlayfs cannot be mounted under {}: {why}", root.display()),
+            detail: format!(
+                "overlayfs cannot be mounted under {}: {why}",
+                root.display()
+            ),
         })?;
         Ok(Overlay {
             store: Store::open(NAME, root, db)?,
@@ -99,7 +102,8 @@ impl Overlay {
 
     /// Whether overlayfs can be mounted under `root`: probed once per root
     /// and process by mounting a tiny overlay in a temporary directory under
-    /// `root` and unmounting it.
+    /// `root` (created if missing) and unmounting it. The temporary
+    /// directory is removed afterwards.
     pub fn supported(root: &Path) -> bool {
         probe_cached(root).is_ok()
     }
@@ -130,19 +134,33 @@ impl Overlay {
         Ok(vec![mount])
     }
 
-    fn create(&self, key: &str, parent: Option<&str>, kind: Kind, labels: &Labels) -> Result<Vec<Mount>> {
+    fn create(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+        kind: Kind,
+        labels: &Labels,
+    ) -> Result<Vec<Mount>> {
         let work = kind == Kind::Active;
-        let snap = self.store.create(key, parent, kind, labels, work, |_, _| Ok(()))?;
+        let snap = self
+            .store
+            .create(key, parent, kind, labels, work, |_, _| Ok(()))?;
         self.mounts_of(&snap)
     }
 }
 
 pub(crate) fn committed_has_no_mounts(key: &str) -> Error {
-    Error::state(key, "a committed snapshot has no mounts; view or prepare on it")
+    Error::state(
+        key,
+        "a committed snapshot has no mounts; view or prepare on it",
+    )
 }
 
 pub(crate) fn active_only(key: &str, kind: Kind) -> Error {
-    Error::state(key, format!("only an active snapshot can be applied to, is {kind:?}"))
+    Error::state(
+        key,
+        format!("only an active snapshot can be applied to, is {kind:?}"),
+    )
 }
 
 impl Snapshotter for Overlay {

@@ -100,7 +100,11 @@ impl Store {
         let mut max = 0;
         for entry in std::fs::read_dir(&snapshots).map_err(Error::io(&snapshots))? {
             let entry = entry.map_err(Error::io(&snapshots))?;
-            if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 max = max.max(id);
             }
         }
@@ -190,7 +194,8 @@ impl Store {
 
     /// The snapshot `key`, or `NotFound`.
     pub(crate) fn get(&self, key: &str) -> Result<Snap> {
-        self.find(key)?.ok_or_else(|| Error::NotFound { key: key.into() })
+        self.find(key)?
+            .ok_or_else(|| Error::NotFound { key: key.into() })
     }
 
     fn find(&self, key: &str) -> Result<Option<Snap>> {
@@ -225,7 +230,14 @@ impl Store {
         Ok(chain)
     }
 
-    fn write(&self, key: &str, parent: Option<&str>, kind: Kind, labels: &Labels, id: u64) -> Result<()> {
+    fn write(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+        kind: Kind,
+        labels: &Labels,
+        id: u64,
+    ) -> Result<()> {
         let mut labels = labels.clone();
         labels.insert(ID_LABEL.into(), id.to_string());
         let now = SystemTime::now();
@@ -246,7 +258,9 @@ impl Store {
         if self.find(key)?.is_some() {
             return Err(Error::AlreadyExists { key: key.into() });
         }
-        let Some(parent) = parent else { return Ok(None) };
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
         let snap = self.get(parent)?;
         if snap.info.kind != Kind::Committed {
             return Err(Error::state(
@@ -331,7 +345,10 @@ impl Store {
             } else {
                 Err(Error::state(
                     key,
-                    format!("only an active snapshot can be committed, is {:?}", snap.info.kind),
+                    format!(
+                        "only an active snapshot can be committed, is {:?}",
+                        snap.info.kind
+                    ),
                 ))
             }
         };
@@ -345,7 +362,13 @@ impl Store {
         if self.find(name)?.is_some() {
             return Err(Error::AlreadyExists { key: name.into() });
         }
-        self.write(name, snap.info.parent.as_deref(), Kind::Committed, labels, snap.id)?;
+        self.write(
+            name,
+            snap.info.parent.as_deref(),
+            Kind::Committed,
+            labels,
+            snap.id,
+        )?;
         self.db.delete_snapshot(self.name, key)?;
         Ok(())
     }

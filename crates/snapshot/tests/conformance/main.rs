@@ -1,0 +1,139 @@
+//! The conformance suite (like containerd's `core/snapshots/testsuite`): every
+//! case in `suite` runs against both snapshotters, plus a few tests specific
+//! to one of them.
+
+mod suite;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::Arc;
+
+use hoist_metadata::Db;
+use hoist_snapshot::{Error, Labels};
+use suite::Ctx;
+
+/// Generates one `#[test]` per case and snapshotter.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod overlay {
+            $(
+                #[test]
+                fn $case() {
+                    if let Some(cx) = crate::suite::Ctx::new("overlay") {
+                        crate::suite::$case(&cx);
+                    }
+                }
+            )*
+        }
+        mod native {
+            $(
+                #[test]
+                fn $case() {
+                    let cx = crate::suite::Ctx::new("native").expect("native always works");
+                    crate::suite::$case(&cx);
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    prepare_commit_stat_list,
+    mount_shapes,
+    stacked_layers_and_view,
+    remove_refuses_parent_with_children,
+    commit_and_prepare_errors,
+    usage_counts_bytes,
+    labels_merge,
+    reopen_sees_same_state,
+    interrupted_commit_is_finished_on_open,
+    lock_serializes_threads,
+);
+
+#[test]
+fn open_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Arc::new(Db::open(&tmp.path().join("metadata.db")).unwrap());
+    let native =
+        hoist_snapshot::open("native", &tmp.path().join("snapshots/native"), db.clone()).unwrap();
+    assert_eq!(native.name(), "native");
+    let bogus = hoist_snapshot::open("zfs", &tmp.path().join("snapshots/zfs"), db.clone());
+    assert!(
+        matches!(bogus, Err(Error::Unsupported { .. })),
+        "{:?}",
+        bogus.err()
+    );
+
+    let probe_root = tmp.path().join("snapshots");
+    let name = hoist_snapshot::default_name(&probe_root);
+    assert_eq!(
+        name == "overlay",
+        hoist_snapshot::Overlay::supported(&probe_root)
+    );
+    if rustix::process::geteuid().is_root() {
+        // This environment (root, ext4) supports overlayfs; elsewhere either answer is fine.
+        assert_eq!(name, "overlay");
+    }
+    let chosen = hoist_snapshot::open(name, &tmp.path().join("snapshots").join(name), db).unwrap();
+    assert_eq!(chosen.name(), name);
+    // The probe leaves nothing behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&probe_root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".overlay-probe-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Native prepare copies the parent tree with everything: modes (setuid
+/// included), symlinks, hardlinks, xattrs, times.
+#[test]
+fn native_copy_preserves_metadata() {
+    let cx = Ctx::new("native").unwrap();
+    let s = cx.s.as_ref();
+    s.prepare("base", None, Labels::new()).unwrap();
+    let dir = s.apply_target("base").unwrap().dir;
+    std::fs::create_dir(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/su"), b"setuid").unwrap();
+    std::fs::set_permissions(dir.join("bin/su"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::hard_link(dir.join("bin/su"), dir.join("bin/su-link")).unwrap();
+    std::os::unix::fs::symlink("su", dir.join("bin/sym")).unwrap();
+    rustix::fs::setxattr(
+        dir.join("bin/su"),
+        "user.hoist",
+        b"yes",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let mtime = std::fs::symlink_metadata(dir.join("bin/su"))
+        .unwrap()
+        .mtime();
+    s.commit("base-c", "base", Labels::new()).unwrap();
+
+    s.prepare("child", Some("base-c"), Labels::new()).unwrap();
+    let child = s.fs_dir("child").unwrap();
+    let su = std::fs::symlink_metadata(child.join("bin/su")).unwrap();
+    assert_eq!(su.mode() & 0o7777, 0o4755);
+    assert_eq!(su.mtime(), mtime);
+    assert_eq!(su.nlink(), 2);
+    assert_eq!(
+        su.ino(),
+        std::fs::symlink_metadata(child.join("bin/su-link"))
+            .unwrap()
+            .ino()
+    );
+    assert_ne!(
+        su.ino(),
+        std::fs::symlink_metadata(dir.join("bin/su")).unwrap().ino(),
+        "a copy, not the parent's inode"
+    );
+    assert_eq!(
+        std::fs::read_link(child.join("bin/sym")).unwrap().to_str(),
+        Some("su")
+    );
+    let mut buf = [0u8; 16];
+    let n = rustix::fs::getxattr(child.join("bin/su"), "user.hoist", &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"yes");
+    // Writing the child leaves the parent alone.
+    std::fs::write(child.join("bin/su"), b"changed").unwrap();
+    assert_eq!(std::fs::read(dir.join("bin/su")).unwrap(), b"setuid");
+}
