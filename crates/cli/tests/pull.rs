@@ -243,7 +243,7 @@ fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
 
     assert_mentions(
         &line,
-        &["connection", &pushed.reference.split('/').next().unwrap()],
+        &["connection", pushed.reference.split('/').next().unwrap()],
     );
     assert_eq!(env.stored_blobs(), before);
     assert_eq!(env.image_names(), vec![pushed.reference]);

@@ -136,6 +136,9 @@ pub enum Event {
         name: String,
         /// The root descriptor's digest.
         digest: Digest,
+        /// The name already pointed at this digest and nothing was
+        /// downloaded (docker's "Image is up to date").
+        up_to_date: bool,
     },
 }
 

@@ -140,11 +140,14 @@ impl Engine {
 
         // 5. Register the image; only now does it point at complete content.
         let name = reference.to_string();
+        let previous = self.db.get_image(&name)?;
         session.register_image(&name, &target, unpacked.as_ref())?;
         session.end_lease(&lease);
+        let same_target = previous.is_some_and(|p| p.target.digest() == target.digest());
         session.progress.send(Event::ImageDone {
             name: name.clone(),
             digest: target.digest().clone(),
+            up_to_date: same_target && fetched.downloaded == 0,
         });
         let (snapshotter, chain_ids) = unpacked.unzip();
         Ok(Pulled {
