@@ -17,7 +17,7 @@ fn image() -> Image {
     simple_image(Format::Oci, Compression::Gzip, host_platform())
 }
 
-/// A registry of `config`'s kind with `image()` pushed as `team/app:1.0`.
+/// `registry` with `image()` pushed as `team/app:1.0`, and its reference.
 fn registry_with_image(registry: Registry) -> (Registry, Image, String) {
     let image = image();
     let pushed = registry.push(&image, "team/app", "1.0");

@@ -25,6 +25,7 @@
 mod error;
 mod images;
 mod labels;
+mod lock;
 mod progress;
 pub mod pull;
 mod snapshots;

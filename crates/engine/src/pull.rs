@@ -26,6 +26,7 @@ use hoist_oci::{Descriptor, Digest, Platform, PlatformMatcher, Reference};
 use hoist_remote::{RegistryOptions, Repository, Resolver};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::lock::RootLock;
 use crate::progress::{BlobKind, Event, Progress};
 use crate::{Engine, Error, Result, labels};
 
@@ -112,6 +113,10 @@ impl Engine {
         let reference = Reference::parse(reference)?;
         let session = Session::new(self, &reference, &options)?;
 
+        // 0. Keep garbage collection out while this pull writes.
+        let root = self.root.clone();
+        let _writing = tokio::task::spawn_blocking(move || RootLock::shared(&root)).await??;
+
         // 1. Resolve the reference to the root descriptor.
         let target = session.resolve().await?;
 
@@ -124,7 +129,7 @@ impl Engine {
         // 4. Unpack the chosen manifests' layers into snapshots.
         let unpacked = match fetched {
             Ok(fetched) if options.unpack => session
-                .unpack(&fetched.manifests, options.snapshotter.as_deref())
+                .unpack(&fetched.manifests, options.snapshotter.as_deref(), &lease)
                 .await
                 .map(|unpacked| (fetched, unpacked)),
             Ok(fetched) => Ok((fetched, None)),
@@ -328,6 +333,7 @@ impl<'a> Session<'a> {
         &self,
         manifests: &[Descriptor],
         snapshotter: Option<&str>,
+        lease: &str,
     ) -> Result<Option<(String, Vec<Digest>)>> {
         let snapshotter = self.engine.snapshotter(snapshotter)?;
         let mut tops = Vec::new();
@@ -340,8 +346,9 @@ impl<'a> Session<'a> {
             }
             let snapshotter = snapshotter.clone();
             let progress = self.progress.clone();
+            let lease = lease.to_string();
             let top = tokio::task::spawn_blocking(move || {
-                engine.unpack_blocking(snapshotter.as_ref(), &chain, &progress)
+                engine.unpack_blocking(snapshotter.as_ref(), &chain, &lease, &progress)
             })
             .await??;
             tops.push(top);
@@ -626,11 +633,9 @@ impl<'a> Session<'a> {
     /// Adds a blob to the pull's lease before any byte of it is written, so
     /// a garbage collector running meanwhile leaves the ingest and the blob.
     fn protect(&self, lease: &str, digest: &Digest) -> Result<()> {
-        let resource = LeaseResource {
-            kind: "content".to_string(),
-            id: digest.to_string(),
-        };
-        self.engine.db.add_lease_resource(lease, &resource)?;
+        self.engine
+            .db
+            .add_lease_resource(lease, &LeaseResource::content(digest))?;
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use hoist_archive::{ApplyOptions, Compression as ArchiveCompression};
 use hoist_oci::manifest::{self, Children};
 use hoist_oci::media_type::{self, Compression, Kind};
 use hoist_oci::{Descriptor, Digest, sha256_digest};
+use hoist_metadata::LeaseResource;
 use hoist_snapshot::{Kind as SnapshotKind, Labels, Snapshotter};
 
 use crate::progress::{Event, Progress};
@@ -106,12 +107,19 @@ impl Engine {
         &self,
         snapshotter: &dyn Snapshotter,
         chain: &LayerChain,
+        lease: &str,
         progress: &Progress,
     ) -> Result<Digest> {
         let chain_ids = chain.chain_ids();
         for (i, layer) in chain.layers.iter().enumerate() {
             let chain_id = &chain_ids[i];
             let parent = i.checked_sub(1).map(|p| chain_ids[p].to_string());
+            // The lease keeps the snapshot from a collector until the image
+            // record that needs it exists.
+            self.db.add_lease_resource(
+                lease,
+                &LeaseResource::snapshot(snapshotter.name(), chain_id.to_string()),
+            )?;
             self.unpack_layer(
                 snapshotter,
                 layer,
