@@ -55,9 +55,27 @@ pub(crate) struct PullArgs {
     #[arg(long, value_name = "DIR")]
     hosts_dir: Option<PathBuf>,
 
+    /// Pull every tag of the repository (REFERENCE must not name a tag)
+    #[arg(long, short = 'a')]
+    all_tags: bool,
+
+    /// Also fetch the manifests and configs of every platform (layers of
+    /// the chosen platform only)
+    #[arg(long)]
+    all_metadata: bool,
+
+    /// Fetch non-distributable (foreign) layers from their URLs, over https
+    /// and without registry credentials
+    #[arg(long)]
+    allow_nondistributable: bool,
+
     /// Fetch the content only; do not unpack layers into snapshots
     #[arg(long)]
     no_unpack: bool,
+
+    /// Let garbage collection drop compressed layers once unpacked
+    #[arg(long, conflicts_with = "no_unpack")]
+    discard_unpacked_layers: bool,
 
     /// Snapshotter to unpack into: overlay or native [default: overlay where
     /// the kernel can mount it, native otherwise]
@@ -75,7 +93,36 @@ pub(crate) struct PullArgs {
 
 pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     let engine = Engine::open(root).with_context(|| format!("opening {}", root.display()))?;
+    if !args.all_tags {
+        return pull_one(&engine, &args, &args.reference).await;
+    }
+    let reference = hoist_oci::Reference::parse(&args.reference)?;
+    // Parsing adds `latest` to a bare name, so look at what the user typed.
+    if reference.digest().is_some()
+        || args
+            .reference
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+    {
+        anyhow::bail!("--all-tags takes a repository without a tag or digest");
+    }
     let options = pull_options(&args)?;
+    let tags = engine.list_tags(&args.reference, &options.registry).await?;
+    if tags.is_empty() {
+        anyhow::bail!("{} has no tags", reference.name());
+    }
+    for tag in tags {
+        let tagged = reference.with_tag(&tag)?.to_string();
+        pull_one(&engine, &args, &tagged)
+            .await
+            .with_context(|| format!("pulling {tagged}"))?;
+    }
+    Ok(())
+}
+
+async fn pull_one(engine: &Engine, args: &PullArgs, reference: &str) -> anyhow::Result<()> {
+    let options = pull_options(args)?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let options = PullOptions {
         progress: Some(sender),
@@ -83,7 +130,7 @@ pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     };
     let quiet = args.quiet;
     let printer = tokio::spawn(print_progress(receiver, quiet));
-    let pulled = engine.pull(&args.reference, options).await;
+    let pulled = engine.pull(reference, options).await;
     // The engine dropped its senders; the printer drains what is left.
     printer.await?;
     let pulled = pulled?;
@@ -134,7 +181,10 @@ fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
         platforms,
         registry,
         max_concurrent_downloads: args.max_concurrent_downloads,
+        all_metadata: args.all_metadata,
+        allow_nondistributable: args.allow_nondistributable,
         unpack: !args.no_unpack,
+        discard_unpacked_layers: args.discard_unpacked_layers,
         snapshotter: args.snapshotter.clone(),
         progress: None,
     })

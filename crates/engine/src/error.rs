@@ -60,6 +60,27 @@ pub enum Error {
         /// What the user can do about it.
         hint: &'static str,
     },
+    /// A non-distributable layer was met without `--allow-nondistributable`.
+    #[error(
+        "layer {layer} is non-distributable (foreign, to be fetched from {}); pass --allow-nondistributable to fetch it over https",
+        if urls.is_empty() { "no URL".to_string() } else { urls.join(", ") }
+    )]
+    ForeignLayer {
+        /// The layer's digest.
+        layer: String,
+        /// Where its descriptor says to fetch it.
+        urls: Vec<String>,
+    },
+    /// The reference names an artifact, not a container image.
+    #[error(
+        "{reference} is an artifact (config {config_media_type}), not a container image; pull it with --no-unpack to store it"
+    )]
+    NotAnImage {
+        /// The reference being pulled.
+        reference: String,
+        /// The manifest's config media type.
+        config_media_type: String,
+    },
     /// No image by that name is recorded.
     #[error("image not found: {0}")]
     ImageNotFound(String),

@@ -24,6 +24,11 @@ pub(crate) fn layer_ref(index: usize) -> String {
     format!("{GC_REF_CONTENT}.l.{index}")
 }
 
+/// The prefix shared by every manifest → layer GC edge.
+pub(crate) fn layer_ref_prefix() -> String {
+    format!("{GC_REF_CONTENT}.l.")
+}
+
 /// The distribution-source label key for a registry host.
 pub(crate) fn distribution_source(host: &str) -> String {
     format!("{DISTRIBUTION_SOURCE}.{host}")
@@ -37,3 +42,9 @@ pub(crate) const UNPACKED: &str = "hoist.io/unpacked";
 pub(crate) fn unpacked(snapshotter: &str) -> String {
     format!("{UNPACKED}.{snapshotter}")
 }
+
+/// Image label: the OCI 1.1 `artifactType` of the image's root manifest.
+pub(crate) const ARTIFACT_TYPE: &str = "hoist.io/artifact-type";
+
+/// Image label: the digest of the root manifest's OCI 1.1 `subject`.
+pub(crate) const SUBJECT: &str = "hoist.io/subject";

@@ -38,10 +38,10 @@ use std::sync::{Arc, Mutex};
 pub use error::Error;
 pub use hoist_oci::{Descriptor, Digest, Platform, Reference};
 pub use hoist_remote::{Credentials, RegistryOptions};
+pub use hoist_snapshot::{Info as SnapshotInfo, Mount, Snapshotter};
 pub use images::{ContentEntry, ImageSummary, RemovedImage};
 pub use progress::{BlobKind, Event};
 pub use pull::{PlatformSelection, PullOptions, Pulled};
-pub use hoist_snapshot::{Info as SnapshotInfo, Mount, Snapshotter};
 
 /// Result alias for engine operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -108,8 +108,11 @@ impl Engine {
         if let Some(snapshotter) = opened.get(&name) {
             return Ok(snapshotter.clone());
         }
-        let snapshotter: Arc<dyn Snapshotter> =
-            Arc::from(hoist_snapshot::open(&name, &base.join(&name), self.db.clone())?);
+        let snapshotter: Arc<dyn Snapshotter> = Arc::from(hoist_snapshot::open(
+            &name,
+            &base.join(&name),
+            self.db.clone(),
+        )?);
         opened.insert(name, snapshotter.clone());
         Ok(snapshotter)
     }

@@ -63,8 +63,18 @@ pub struct PullOptions {
     /// At most this many blobs download at once (containerd's and docker's
     /// default is 3).
     pub max_concurrent_downloads: usize,
+    /// Also fetch the manifests and configs of every platform (layers of
+    /// the chosen platforms only), as containerd's `--all-metadata`.
+    pub all_metadata: bool,
+    /// Fetch non-distributable ("foreign") layers from the URLs their
+    /// descriptors list (https only, never with registry credentials);
+    /// without it such a layer fails the pull.
+    pub allow_nondistributable: bool,
     /// Unpack the layers into snapshots after fetching (`ctr`'s default).
     pub unpack: bool,
+    /// After unpacking, let garbage collection drop the compressed layer
+    /// blobs (the CRI's `discard_unpacked_layers`).
+    pub discard_unpacked_layers: bool,
     /// The snapshotter to unpack into (`overlay` or `native`); `None` picks
     /// overlay where the kernel can mount it, native otherwise.
     pub snapshotter: Option<String>,
@@ -78,7 +88,10 @@ impl Default for PullOptions {
             platforms: PlatformSelection::Host,
             registry: RegistryOptions::default(),
             max_concurrent_downloads: 3,
+            all_metadata: false,
+            allow_nondistributable: false,
             unpack: true,
+            discard_unpacked_layers: false,
             snapshotter: None,
             progress: None,
         }
@@ -146,7 +159,10 @@ impl Engine {
         // 5. Register the image; only now does it point at complete content.
         let name = reference.to_string();
         let previous = self.db.get_image(&name)?;
-        session.register_image(&name, &target, unpacked.as_ref())?;
+        if options.discard_unpacked_layers && unpacked.is_some() {
+            session.discard_layers(&fetched.manifests)?;
+        }
+        session.register_image(&name, &target, unpacked.as_ref(), &fetched.image_labels)?;
         session.end_lease(&lease);
         let same_target = previous.is_some_and(|p| p.target.digest() == target.digest());
         session.progress.send(Event::ImageDone {
@@ -166,12 +182,30 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The tags of `reference`'s repository, as the registry lists them
+    /// (for `pull --all-tags`; moby pulls every tag this way).
+    pub async fn list_tags(
+        &self,
+        reference: &str,
+        registry: &RegistryOptions,
+    ) -> Result<Vec<String>> {
+        let reference = Reference::parse(reference)?;
+        let repository = Repository {
+            domain: reference.domain().to_string(),
+            name: reference.repository().to_string(),
+        };
+        Ok(Resolver::new(registry.clone())?.tags(&repository).await?)
+    }
+}
+
 /// One pull's state: where from, how, and the limits it runs under.
 struct Session<'a> {
     engine: &'a Engine,
     reference: &'a Reference,
     repository: Repository,
     resolver: Resolver,
+    options: &'a PullOptions,
     platforms: &'a PlatformSelection,
     downloads: Arc<Semaphore>,
     progress: Progress,
@@ -187,6 +221,9 @@ struct Fetched {
     downloaded: u64,
     /// The image manifests chosen (one per platform), for unpacking.
     manifests: Vec<Descriptor>,
+    /// Labels the image record gets from its root manifest (OCI 1.1
+    /// `artifactType` and `subject`).
+    image_labels: Labels,
 }
 
 /// A blob to download, with its role in the image.
@@ -194,6 +231,18 @@ struct Fetched {
 struct Pending {
     descriptor: Descriptor,
     kind: BlobKind,
+    /// Fetched from the descriptor's URLs rather than the registry.
+    foreign: bool,
+}
+
+impl Pending {
+    fn new(descriptor: Descriptor, kind: BlobKind) -> Pending {
+        Pending {
+            descriptor,
+            kind,
+            foreign: false,
+        }
+    }
 }
 
 impl<'a> Session<'a> {
@@ -215,6 +264,7 @@ impl<'a> Session<'a> {
             reference,
             repository,
             resolver: Resolver::new(options.registry.clone())?,
+            options,
             platforms: &options.platforms,
             downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
             progress: Progress::new(options.progress.clone()),
@@ -252,49 +302,68 @@ impl<'a> Session<'a> {
             return Ok(None);
         };
         let body = self.engine.content.read_blob(digest, MAX_MANIFEST_SIZE)?;
-        Ok(manifest::detect_media_type(&body)
-            .map(|media_type| Descriptor::new(media_type.as_str().into(), info.size, digest.clone())))
+        Ok(manifest::detect_media_type(&body).map(|media_type| {
+            Descriptor::new(media_type.as_str().into(), info.size, digest.clone())
+        }))
     }
 
     /// Walks the tree below `root`: manifests are fetched one by one (they
     /// are small and decide what comes next), then configs and layers of all
-    /// chosen manifests download concurrently.
+    /// chosen manifests download concurrently. With `all_metadata`, the
+    /// manifests and configs of every platform are fetched too, but only the
+    /// chosen platforms' layers.
     async fn fetch_tree(&self, root: &Descriptor, lease: &str) -> Result<Fetched> {
-        let mut manifests = vec![root.clone()];
+        // (descriptor, whether its layers are wanted)
+        let mut manifests = vec![(root.clone(), true)];
         let mut chosen = Vec::new();
         let mut leaves: Vec<Pending> = Vec::new();
         let mut seen = HashSet::new();
         let mut count = 0;
         let mut downloaded = 0;
-        while let Some(descriptor) = manifests.pop() {
+        let mut image_labels = Labels::new();
+        while let Some((descriptor, wanted)) = manifests.pop() {
             if !seen.insert(descriptor.digest().clone()) {
                 continue;
             }
             count += 1;
             let (body, bytes) = self.fetch_manifest(&descriptor, lease).await?;
             downloaded += bytes;
+            if descriptor.digest() == root.digest() {
+                image_labels = artifact_labels(&body);
+            }
             let media_type = descriptor.media_type().to_string();
             let mut gc_labels = Labels::new();
             match manifest::children(&media_type, &body)? {
                 Children::Index(children) => {
-                    for (i, child) in self.select_platforms(&children)?.into_iter().enumerate() {
+                    let selected = self.select_platforms(&children)?;
+                    let fetched: Vec<Descriptor> = if self.options.all_metadata {
+                        children
+                    } else {
+                        selected.clone()
+                    };
+                    for (i, child) in fetched.into_iter().enumerate() {
                         gc_labels.insert(labels::manifest_ref(i), child.digest().to_string());
-                        manifests.push(child);
+                        let wanted =
+                            wanted && selected.iter().any(|s| s.digest() == child.digest());
+                        manifests.push((child, wanted));
                     }
                 }
                 Children::Manifest { config, layers } => {
-                    chosen.push(descriptor.clone());
                     gc_labels.insert(labels::config_ref(), config.digest().to_string());
-                    leaves.push(Pending {
-                        kind: blob_kind(config.media_type().as_ref(), BlobKind::Config),
-                        descriptor: config,
-                    });
-                    for (i, layer) in layers.into_iter().enumerate() {
-                        gc_labels.insert(labels::layer_ref(i), layer.digest().to_string());
-                        leaves.push(Pending {
-                            kind: blob_kind(layer.media_type().as_ref(), BlobKind::Layer),
-                            descriptor: layer,
+                    let config_kind = media_type::classify(config.media_type().as_ref());
+                    if wanted && self.options.unpack && config_kind != Kind::Config {
+                        return Err(Error::NotAnImage {
+                            reference: self.reference.to_string(),
+                            config_media_type: config.media_type().to_string(),
                         });
+                    }
+                    leaves.push(Pending::new(config, BlobKind::Config));
+                    if wanted {
+                        chosen.push(descriptor.clone());
+                        for (i, layer) in layers.into_iter().enumerate() {
+                            gc_labels.insert(labels::layer_ref(i), layer.digest().to_string());
+                            leaves.push(self.layer_pending(layer)?);
+                        }
                     }
                 }
                 _ => {}
@@ -324,6 +393,28 @@ impl<'a> Session<'a> {
             blobs: count,
             downloaded,
             manifests: chosen,
+            image_labels,
+        })
+    }
+
+    /// A layer to download. Non-distributable ("foreign") layers come from
+    /// the URLs in their descriptor, and only when the user allows it.
+    fn layer_pending(&self, layer: Descriptor) -> Result<Pending> {
+        let kind = match media_type::classify(layer.media_type().as_ref()) {
+            Kind::Layer(_) => BlobKind::Layer,
+            _ => BlobKind::Other,
+        };
+        let foreign = media_type::is_nondistributable(layer.media_type().as_ref());
+        if foreign && !self.options.allow_nondistributable {
+            return Err(Error::ForeignLayer {
+                layer: layer.digest().to_string(),
+                urls: layer.urls().clone().unwrap_or_default(),
+            });
+        }
+        Ok(Pending {
+            descriptor: layer,
+            kind,
+            foreign,
         })
     }
 
@@ -537,11 +628,14 @@ impl<'a> Session<'a> {
         offset: u64,
     ) -> Result<(Writer, Result<()>)> {
         let descriptor = &pending.descriptor;
-        let mut stream = match self
-            .resolver
-            .fetch_blob(&self.repository, descriptor, offset)
-            .await
-        {
+        let stream = if pending.foreign {
+            self.resolver.fetch_foreign(descriptor, offset).await
+        } else {
+            self.resolver
+                .fetch_blob(&self.repository, descriptor, offset)
+                .await
+        };
+        let mut stream = match stream {
             Ok(stream) => stream,
             Err(error) => return Ok((writer, Err(error.into()))),
         };
@@ -576,7 +670,9 @@ impl<'a> Session<'a> {
                 if current > total {
                     return Err(Error::InvalidBlob {
                         digest: descriptor.digest().to_string(),
-                        detail: format!("registry sent more than the {total} bytes the descriptor names"),
+                        detail: format!(
+                            "registry sent more than the {total} bytes the descriptor names"
+                        ),
                     });
                 }
                 if chunks.send(chunk).await.is_err() {
@@ -645,6 +741,18 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Drops the GC edges from each unpacked manifest to its layer blobs,
+    /// so the next collection frees the compressed layers; the snapshots
+    /// hold the data now (the CRI's `discard_unpacked_layers`).
+    fn discard_layers(&self, manifests: &[Descriptor]) -> Result<()> {
+        for manifest in manifests {
+            self.engine
+                .db
+                .remove_content_labels(manifest.digest(), &labels::layer_ref_prefix())?;
+        }
+        Ok(())
+    }
+
     /// Records `name → target`. Labels of an earlier record with the same
     /// target are kept (a `--no-unpack` re-pull does not forget snapshots);
     /// an unpack adds `hoist.io/unpacked.<snapshotter>` = its chainIDs.
@@ -653,12 +761,14 @@ impl<'a> Session<'a> {
         name: &str,
         target: &Descriptor,
         unpacked: Option<&(String, Vec<Digest>)>,
+        extra: &Labels,
     ) -> Result<()> {
         let now = SystemTime::now();
         let mut image_labels = match self.engine.db.get_image(name)? {
             Some(existing) if existing.target.digest() == target.digest() => existing.labels,
             _ => BTreeMap::new(),
         };
+        image_labels.extend(extra.clone());
         if let Some((snapshotter, chain_ids)) = unpacked {
             let chain_ids: Vec<String> = chain_ids.iter().map(ToString::to_string).collect();
             image_labels.insert(labels::unpacked(snapshotter), chain_ids.join(","));
@@ -690,12 +800,20 @@ fn expected_of(descriptor: &Descriptor) -> Expected {
     }
 }
 
-fn blob_kind(media_type: &str, default: BlobKind) -> BlobKind {
-    match media_type::classify(media_type) {
-        Kind::Config => BlobKind::Config,
-        Kind::Layer(_) => BlobKind::Layer,
-        _ => default,
+/// The image labels an OCI 1.1 manifest carries: its `artifactType` and
+/// the digest of its `subject`, so they survive in the metadata store.
+fn artifact_labels(body: &[u8]) -> Labels {
+    let mut found = Labels::new();
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return found;
+    };
+    if let Some(artifact_type) = value.get("artifactType").and_then(|v| v.as_str()) {
+        found.insert(labels::ARTIFACT_TYPE.to_string(), artifact_type.to_string());
     }
+    if let Some(subject) = value.pointer("/subject/digest").and_then(|v| v.as_str()) {
+        found.insert(labels::SUBJECT.to_string(), subject.to_string());
+    }
+    found
 }
 
 /// Whether a failed blob stream is worth resuming: network trouble is,

@@ -113,13 +113,17 @@ impl Engine {
         let mut stack = vec![target.clone()];
         let mut seen = HashSet::new();
         while let Some(descriptor) = stack.pop() {
-            if !seen.insert(descriptor.digest().clone()) || !self.content.contains(descriptor.digest()) {
+            if !seen.insert(descriptor.digest().clone())
+                || !self.content.contains(descriptor.digest())
+            {
                 continue;
             }
             let media_type = descriptor.media_type().to_string();
             match media_type::classify(&media_type) {
                 Kind::Index => {
-                    let body = self.content.read_blob(descriptor.digest(), MAX_MANIFEST_SIZE)?;
+                    let body = self
+                        .content
+                        .read_blob(descriptor.digest(), MAX_MANIFEST_SIZE)?;
                     if let Children::Index(children) = manifest::children(&media_type, &body)? {
                         stack.extend(children);
                     }
@@ -140,10 +144,13 @@ impl Engine {
     ) -> Result<Descriptor> {
         let manifests = self.stored_manifests(target)?;
         if media_type::classify(target.media_type().as_ref()) == Kind::Manifest {
-            return manifests.into_iter().next().ok_or_else(|| Error::InvalidBlob {
-                digest: target.digest().to_string(),
-                detail: "the image manifest is not stored".to_string(),
-            });
+            return manifests
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::InvalidBlob {
+                    digest: target.digest().to_string(),
+                    detail: "the image manifest is not stored".to_string(),
+                });
         }
         let wanted = platform.cloned().unwrap_or_else(Platform::host);
         let matcher = PlatformMatcher::only(wanted.clone());

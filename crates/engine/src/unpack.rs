@@ -16,10 +16,10 @@ use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hoist_archive::{ApplyOptions, Compression as ArchiveCompression};
+use hoist_metadata::LeaseResource;
 use hoist_oci::manifest::{self, Children};
 use hoist_oci::media_type::{self, Compression, Kind};
 use hoist_oci::{Descriptor, Digest, sha256_digest};
-use hoist_metadata::LeaseResource;
 use hoist_snapshot::{Kind as SnapshotKind, Labels, Snapshotter};
 
 use crate::progress::{Event, Progress};
@@ -129,10 +129,13 @@ impl Engine {
                 progress,
             )?;
         }
-        let top = chain_ids.last().cloned().ok_or_else(|| Error::InvalidBlob {
-            digest: chain.config.digest().to_string(),
-            detail: "image has no layers to unpack".to_string(),
-        })?;
+        let top = chain_ids
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::InvalidBlob {
+                digest: chain.config.digest().to_string(),
+                detail: "image has no layers to unpack".to_string(),
+            })?;
         // containerd's GC edge from the config to the image's top snapshot.
         let label = format!("containerd.io/gc.ref.snapshot.{}", snapshotter.name());
         self.db.put_content(
@@ -175,7 +178,11 @@ impl Engine {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let active = format!("extract-{}-{nanos}-{}", std::process::id(), chain_id.digest());
+        let active = format!(
+            "extract-{}-{nanos}-{}",
+            std::process::id(),
+            chain_id.digest()
+        );
         snapshotter.prepare(&active, parent, Labels::new())?;
         let applied = self.apply_into(snapshotter, &active, layer, diff_id, compression, progress);
         let committed = applied.and_then(|()| {
@@ -302,7 +309,8 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.current += n as u64;
-        if self.current - self.reported >= PROGRESS_STEP || (n == 0 && self.current != self.reported)
+        if self.current - self.reported >= PROGRESS_STEP
+            || (n == 0 && self.current != self.reported)
         {
             self.reported = self.current;
             self.progress.send(Event::Extracting {

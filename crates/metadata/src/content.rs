@@ -89,6 +89,36 @@ impl Db {
         })
     }
 
+    /// Removes the labels whose keys start with `prefix` from blob
+    /// `digest`'s record (e.g. the GC edges to layers a pull discarded);
+    /// returns how many were removed.
+    pub fn remove_content_labels(&self, digest: &Digest, prefix: &str) -> Result<usize> {
+        let Some(record) = self.get_content(digest)? else {
+            return Ok(0);
+        };
+        let doomed: Vec<&String> = record
+            .labels
+            .keys()
+            .filter(|key| key.starts_with(prefix))
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        self.write(|tx| {
+            for key in &doomed {
+                // json_remove takes a JSON path; quoting the key keeps the
+                // dots in label keys from being read as path separators.
+                let path = format!("$.\"{}\"", key.replace('"', "\\\""));
+                tx.execute(
+                    "UPDATE content SET labels = json_remove(labels, ?2), updated_at = ?3
+                     WHERE digest = ?1",
+                    params![digest.to_string(), path, to_nanos(now())],
+                )?;
+            }
+            Ok(doomed.len())
+        })
+    }
+
     /// The record of blob `digest`, if any.
     pub fn get_content(&self, digest: &Digest) -> Result<Option<ContentRecord>> {
         let raw = self.read(|conn| {

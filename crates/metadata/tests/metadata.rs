@@ -393,3 +393,37 @@ fn one_db_is_shared_between_threads() {
     });
     assert_eq!(db.list_content().unwrap().len(), 4);
 }
+
+#[test]
+fn remove_content_labels_drops_only_the_prefixed_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = hoist_metadata::Db::open(&dir.path().join("meta.db")).unwrap();
+    let digest: oci_spec::image::Digest =
+        "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+            .parse()
+            .unwrap();
+    let labels = hoist_metadata::Labels::from([
+        (
+            "containerd.io/gc.ref.content.l.0".to_string(),
+            "a".to_string(),
+        ),
+        (
+            "containerd.io/gc.ref.content.l.1".to_string(),
+            "b".to_string(),
+        ),
+        (
+            "containerd.io/gc.ref.content.config".to_string(),
+            "c".to_string(),
+        ),
+    ]);
+    db.put_content(&digest, 3, &labels).unwrap();
+    let removed = db
+        .remove_content_labels(&digest, "containerd.io/gc.ref.content.l.")
+        .unwrap();
+    assert_eq!(removed, 2);
+    let kept = db.get_content(&digest).unwrap().unwrap().labels;
+    assert_eq!(
+        kept.keys().collect::<Vec<_>>(),
+        vec!["containerd.io/gc.ref.content.config"]
+    );
+}

@@ -181,49 +181,114 @@ impl Resolver {
                 reference: &reference,
             };
             let resp = self.send(repo, &req).await?;
-            let status = resp.status();
-            let host = authority(resp.url());
-            let (start, total) = match status {
-                StatusCode::PARTIAL_CONTENT => {
-                    let range = resp
-                        .headers()
-                        .get(CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_content_range)
-                        .ok_or_else(|| {
-                            Error::InvalidResponse(format!(
-                                "{host}: 206 without a valid Content-Range"
-                            ))
-                        })?;
-                    if range.0 != offset {
-                        return Err(Error::InvalidResponse(format!(
-                            "{host}: asked for bytes from {offset}, got from {}",
-                            range.0
-                        )));
-                    }
-                    range
-                }
-                s if s.is_success() => (0, resp.content_length()),
-                StatusCode::RANGE_NOT_SATISFIABLE => {
-                    return Err(Error::InvalidResponse(format!(
-                        "{host}: range from {offset} not satisfiable for {reference}"
-                    )));
-                }
-                _ => return Err(self.error_from(resp, repo, &reference).await),
-            };
-            if start != offset {
-                tracing::debug!(%reference, offset, "server ignored the range, streaming from 0");
+            match blob_stream(resp, offset, read_timeout, &reference)? {
+                Ok(stream) => Ok(stream),
+                Err(resp) => Err(self.error_from(resp, repo, &reference).await),
             }
-            Ok(BlobStream {
-                response: resp,
-                offset: start,
-                total,
-                host,
-                read_timeout,
-            })
         })
         .await
     }
+
+    /// Stream a non-distributable ("foreign") layer from the URLs its
+    /// descriptor lists, trying each in turn. Only `https` URLs are used and
+    /// no credentials are ever sent: those URLs point outside the registry,
+    /// and sending the registry's credentials there is CVE-2020-15157
+    /// (ContainerDrip). The caller verifies the digest.
+    pub async fn fetch_foreign(&self, desc: &Descriptor, offset: u64) -> Result<BlobStream> {
+        let digest = desc.digest().to_string();
+        let urls = desc.urls().as_deref().unwrap_or_default();
+        let mut last_error = Error::InvalidArgument(format!(
+            "foreign layer {digest} lists no https URL to fetch it from"
+        ));
+        let mut headers = HeaderMap::new();
+        if offset > 0 {
+            headers.insert(
+                RANGE,
+                format!("bytes={offset}-").parse().expect("ascii header"),
+            );
+        }
+        let read_timeout = self.options().read_timeout;
+        for raw in urls {
+            let url = match url::Url::parse(raw) {
+                Ok(url) if url.scheme() == "https" => url,
+                _ => {
+                    tracing::warn!(%digest, "skipping a foreign layer URL that is not https");
+                    continue;
+                }
+            };
+            let host = authority(&url);
+            let attempt = self
+                .inner
+                .transport
+                .send(Method::GET, url, &headers, None)
+                .await
+                .and_then(
+                    |resp| match blob_stream(resp, offset, read_timeout, &digest)? {
+                        Ok(stream) => Ok(stream),
+                        Err(resp) => Err(Error::Status {
+                            status: resp.status().as_u16(),
+                            errors: Vec::new(),
+                        }),
+                    },
+                );
+            match attempt {
+                Ok(stream) => return Ok(stream),
+                Err(error) => {
+                    tracing::debug!(%digest, %host, %error, "foreign layer URL failed");
+                    last_error = error;
+                }
+            }
+        }
+        Err(last_error)
+    }
+}
+
+/// Turns a blob GET response into a stream starting at the offset the
+/// server honoured, or hands a non-success response back for its error.
+fn blob_stream(
+    resp: reqwest::Response,
+    offset: u64,
+    read_timeout: Duration,
+    reference: &str,
+) -> Result<std::result::Result<BlobStream, reqwest::Response>> {
+    let status = resp.status();
+    let host = authority(resp.url());
+    let (start, total) = match status {
+        StatusCode::PARTIAL_CONTENT => {
+            let range = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_content_range)
+                .ok_or_else(|| {
+                    Error::InvalidResponse(format!("{host}: 206 without a valid Content-Range"))
+                })?;
+            if range.0 != offset {
+                return Err(Error::InvalidResponse(format!(
+                    "{host}: asked for bytes from {offset}, got from {}",
+                    range.0
+                )));
+            }
+            range
+        }
+        s if s.is_success() => (0, resp.content_length()),
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            return Err(Error::InvalidResponse(format!(
+                "{host}: range from {offset} not satisfiable for {reference}"
+            )));
+        }
+        _ => return Ok(Err(resp)),
+    };
+    if start != offset {
+        tracing::debug!(%reference, offset, "server ignored the range, streaming from 0");
+    }
+    Ok(Ok(BlobStream {
+        response: resp,
+        offset: start,
+        total,
+        host,
+        read_timeout,
+    }))
 }
 
 #[cfg(test)]
