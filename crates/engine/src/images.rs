@@ -101,7 +101,7 @@ impl Engine {
                 labels,
             });
         }
-        entries.sort_by(|a, b| a.digest.to_string().cmp(&b.digest.to_string()));
+        entries.sort_by_key(|entry| entry.digest.to_string());
         Ok(entries)
     }
 
@@ -149,10 +149,10 @@ impl Engine {
                 }
                 Children::Manifest { config, layers } => {
                     let platform = platform.or_else(|| self.config_platform(&config));
-                    if let Some(platform) = platform {
-                        if !platforms.contains(&platform) {
-                            platforms.push(platform);
-                        }
+                    if let Some(platform) = platform
+                        && !platforms.contains(&platform)
+                    {
+                        platforms.push(platform);
                     }
                     stack.push((config, None));
                     stack.extend(layers.into_iter().map(|layer| (layer, None)));

@@ -48,8 +48,9 @@ pub enum Event {
     Resolved {
         /// The normalized reference.
         reference: String,
-        /// The root descriptor (index or manifest).
-        descriptor: Descriptor,
+        /// The root descriptor (index or manifest); boxed because it is
+        /// much larger than every other event.
+        descriptor: Box<Descriptor>,
     },
     /// A blob is queued for download behind the concurrency limit.
     Waiting {

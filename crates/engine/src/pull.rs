@@ -289,7 +289,7 @@ impl<'a> Session<'a> {
         };
         self.progress.send(Event::Resolved {
             reference,
-            descriptor: descriptor.clone(),
+            descriptor: Box::new(descriptor.clone()),
         });
         Ok(descriptor)
     }
@@ -513,9 +513,10 @@ impl<'a> Session<'a> {
         let store = self.engine.content.clone();
         let expected = expected_of(descriptor);
         let stored = body.clone();
+        let ingest = ingest_ref(descriptor);
         tokio::task::spawn_blocking(move || -> Result<Committed> {
             let expected_digest = expected.digest.clone();
-            match store.writer(&expected.digest.to_string(), expected) {
+            match store.writer(&ingest, expected) {
                 Ok(mut writer) => {
                     writer.truncate(0)?;
                     writer.write_all(&stored).map_err(|source| Error::Write {
@@ -563,15 +564,12 @@ impl<'a> Session<'a> {
             .map_err(|e| Error::Task(e.to_string()))?;
         self.protect(lease, &digest)?;
 
-        // The ingest is named by the digest, so every writer of this blob, in
-        // this process or another, takes the same lock; the loser of the race
-        // sees AlreadyExists instead of writing a second copy.
+        // Every writer of this blob takes the same ingest lock; the loser of
+        // the race sees AlreadyExists instead of writing a second copy.
         let store = self.engine.content.clone();
         let expected = expected_of(descriptor);
-        let opened = tokio::task::spawn_blocking(move || {
-            store.writer(&expected.digest.to_string(), expected)
-        })
-        .await?;
+        let ingest = ingest_ref(descriptor);
+        let opened = tokio::task::spawn_blocking(move || store.writer(&ingest, expected)).await?;
         let mut writer = match opened {
             Ok(writer) => writer,
             Err(hoist_content::Error::AlreadyExists(_)) => return already(self.engine),
@@ -791,6 +789,12 @@ fn record(engine: &Engine, descriptor: &Descriptor, labels: &Labels) -> Result<(
         .db
         .put_content(descriptor.digest(), descriptor.size(), labels)?;
     Ok(())
+}
+
+/// The ingest of a blob is named by its digest, so every writer of that
+/// blob, in this process or another, takes the same ingest lock.
+fn ingest_ref(descriptor: &Descriptor) -> String {
+    descriptor.digest().to_string()
 }
 
 fn expected_of(descriptor: &Descriptor) -> Expected {
