@@ -7,6 +7,7 @@
 mod auth;
 mod concurrency;
 mod faults;
+mod formats;
 mod platforms;
 mod pull;
 mod references;

@@ -242,6 +242,7 @@ impl Registry {
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: 127.0.0.1:{port}\n  secret: hoist-testkit-http-secret\n{tls_yaml}\
                  health:\n  storagedriver:\n    enabled: false\n\
+                 validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'\n\
                  {auth_yaml}",
                 storage = yaml_str(&storage),
             );

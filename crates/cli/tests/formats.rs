@@ -1,0 +1,376 @@
+//! Manifests that are not plain images: non-distributable (foreign) layers,
+//! encrypted layers and OCI 1.1 artifacts, and the pull options that change
+//! what is fetched (`--all-metadata`, `--all-tags`,
+//! `--discard-unpacked-layers`). Each gives the documented outcome.
+
+use hoist_testkit::fixture::{OCI_CONFIG, OCI_MANIFEST};
+use hoist_testkit::{Compression, Format, Registry, layer, simple_index};
+use serde_json::json;
+
+use crate::util::{TestEnv, assert_mentions, child, failure, host_platform, stderr, success};
+
+const NONDISTRIBUTABLE_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+const ENCRYPTED_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted";
+
+/// A one-layer OCI image whose layer descriptor is `layer_descriptor`
+/// (built by the caller, so it can carry any media type and URLs), pushed
+/// as `repository:1.0`; the layer blob itself is not pushed. Returns the
+/// manifest digest.
+fn push_manifest_with_layer(
+    registry: &Registry,
+    repository: &str,
+    diff_id: &str,
+    layer_descriptor: serde_json::Value,
+) -> String {
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "config": {},
+    }))
+    .unwrap();
+    let config_digest = registry.push_blob(repository, &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": [layer_descriptor],
+    }))
+    .unwrap();
+    registry.push_manifest(repository, "1.0", OCI_MANIFEST, &manifest)
+}
+
+fn small_layer() -> hoist_testkit::Layer {
+    layer(Compression::Gzip, Format::Oci, |l| {
+        l.add_file("foreign/file.txt", b"from far away\n", 0o644);
+    })
+}
+
+#[test]
+fn foreign_layer_without_opt_in_fails_naming_the_layer() {
+    let registry = Registry::plain();
+    let foreign = small_layer();
+    let url = format!("https://127.0.0.1:1/v2/x/blobs/{}", foreign.digest);
+    push_manifest_with_layer(
+        &registry,
+        "app",
+        &foreign.diff_id,
+        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
+               "size": foreign.blob.len(), "urls": [url]}),
+    );
+    let env = TestEnv::new();
+
+    let output = env.pull(&["--plain-http", &registry.reference("app", "1.0")]);
+
+    let line = failure(&output);
+    assert_mentions(
+        &line,
+        &[
+            &foreign.digest,
+            "non-distributable",
+            "--allow-nondistributable",
+        ],
+    );
+    assert!(env.image_names().is_empty(), "no image recorded");
+}
+
+#[test]
+fn foreign_layer_is_fetched_from_its_https_url_when_allowed() {
+    let registry = Registry::plain();
+    // The layer lives only on another, TLS, server: the URL in the descriptor.
+    let elsewhere = Registry::tls();
+    let foreign = small_layer();
+    elsewhere.push_blob("far", &foreign.blob);
+    let url = format!("{}/v2/far/blobs/{}", elsewhere.base_url(), foreign.digest);
+    let digest = push_manifest_with_layer(
+        &registry,
+        "app",
+        &foreign.diff_id,
+        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
+               "size": foreign.blob.len(), "urls": [url]}),
+    );
+    let env = TestEnv::new();
+    let ca = elsewhere
+        .ca_cert_path()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let stdout = success(&env.run(&[
+        "pull",
+        "--plain-http",
+        "--allow-nondistributable",
+        "--tlscacert",
+        &ca,
+        &registry.reference("app", "1.0"),
+    ]));
+
+    assert!(stdout.contains(&digest), "{stdout}");
+    assert_eq!(env.stored_blobs()[&foreign.digest], foreign.blob);
+    env.assert_store_verified();
+    let rootfs = env.path("rootfs");
+    success(&env.run(&[
+        "rootfs",
+        &registry.reference("app", "1.0"),
+        rootfs.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(rootfs.join("foreign/file.txt")).unwrap(),
+        b"from far away\n"
+    );
+}
+
+/// ContainerDrip (CVE-2020-15157): the registry's credentials must not go
+/// to a foreign layer's URL. The foreign server here demands the very same
+/// credentials, so the pull can only succeed if hoist leaks them.
+#[test]
+fn foreign_layer_fetch_never_sends_registry_credentials() {
+    let registry = Registry::basic("alice", "s3cret");
+    let elsewhere = Registry::start(hoist_testkit::RegistryConfig {
+        auth: hoist_testkit::Auth::Basic {
+            username: "alice".to_string(),
+            password: "s3cret".to_string(),
+        },
+        tls: true,
+        ..Default::default()
+    });
+    let foreign = small_layer();
+    elsewhere.push_blob("far", &foreign.blob);
+    let url = format!("{}/v2/far/blobs/{}", elsewhere.base_url(), foreign.digest);
+    push_manifest_with_layer(
+        &registry,
+        "app",
+        &foreign.diff_id,
+        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
+               "size": foreign.blob.len(), "urls": [url]}),
+    );
+    let env = TestEnv::new();
+    let ca = elsewhere
+        .ca_cert_path()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let output = env.run(&[
+        "pull",
+        "--no-unpack",
+        "--plain-http",
+        "--user",
+        "alice:s3cret",
+        "--allow-nondistributable",
+        "--tlscacert",
+        &ca,
+        &registry.reference("app", "1.0"),
+    ]);
+
+    let line = failure(&output);
+    assert_mentions(&line, &["401"]);
+    assert!(!env.stored_blobs().contains_key(&foreign.digest));
+}
+
+#[test]
+fn foreign_layer_with_only_http_urls_is_refused() {
+    let registry = Registry::plain();
+    let foreign = small_layer();
+    registry.push_blob("far", &foreign.blob);
+    // Reachable over plain http, but hoist fetches foreign layers over https only.
+    let url = format!("{}/v2/far/blobs/{}", registry.base_url(), foreign.digest);
+    push_manifest_with_layer(
+        &registry,
+        "app",
+        &foreign.diff_id,
+        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
+               "size": foreign.blob.len(), "urls": [url]}),
+    );
+    let env = TestEnv::new();
+
+    let output = env.run(&[
+        "pull",
+        "--no-unpack",
+        "--plain-http",
+        "--allow-nondistributable",
+        &registry.reference("app", "1.0"),
+    ]);
+
+    assert_mentions(&failure(&output), &["https"]);
+    assert!(!env.stored_blobs().contains_key(&foreign.digest));
+}
+
+#[test]
+fn encrypted_layer_is_stored_but_not_unpacked() {
+    let registry = Registry::plain();
+    // Not really encrypted: only the media type matters to hoist.
+    let sealed = small_layer();
+    registry.push_blob("app", &sealed.blob);
+    let digest = push_manifest_with_layer(
+        &registry,
+        "app",
+        &sealed.diff_id,
+        json!({"mediaType": ENCRYPTED_GZIP, "digest": sealed.digest, "size": sealed.blob.len()}),
+    );
+    let reference = registry.reference("app", "1.0");
+    let env = TestEnv::new();
+
+    let unpacking = env.run(&["pull", "--plain-http", &reference]);
+    assert_mentions(
+        &failure(&unpacking),
+        &["encrypted", "decryption is not supported"],
+    );
+    assert!(env.image_names().is_empty(), "no image recorded");
+
+    let stdout = env.pull_ok(&reference);
+    assert!(stdout.contains(&digest), "{stdout}");
+    assert!(env.stored_blobs().contains_key(&sealed.digest));
+}
+
+#[test]
+fn artifact_is_stored_with_no_unpack_and_keeps_artifact_type_and_subject() {
+    let registry = Registry::plain();
+    let subject = simple_index(Format::Oci, Compression::Gzip, &["linux/amd64"]);
+    let subject_pushed = registry.push(&subject, "app", "1.0");
+    let chart = b"not really a helm chart".to_vec();
+    let chart_digest = registry.push_blob("app", &chart);
+    let empty = b"{}".to_vec();
+    let empty_digest = registry.push_blob("app", &empty);
+    let artifact_type = "application/vnd.cncf.helm.config.v1+json";
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                   "digest": empty_digest, "size": 2},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                    "digest": chart_digest, "size": chart.len()}],
+        "subject": {"mediaType": subject.media_type(), "digest": subject_pushed.digest,
+                    "size": subject.manifest_bytes().len()},
+    }))
+    .unwrap();
+    let digest = registry.push_manifest("app", "chart", OCI_MANIFEST, &manifest);
+    let reference = registry.reference("app", "chart");
+    let env = TestEnv::new();
+
+    let unpacking = env.run(&["pull", "--plain-http", &reference]);
+    assert_mentions(&failure(&unpacking), &["artifact", "--no-unpack"]);
+
+    env.pull_ok(&reference);
+    let stored = env.stored_blobs();
+    assert_eq!(stored[&chart_digest], chart);
+    assert_eq!(stored[&digest], manifest);
+    let engine = hoist_engine::Engine::open(env.root()).unwrap();
+    let image = engine.image(&reference).unwrap();
+    assert_eq!(
+        image
+            .labels
+            .get("hoist.io/artifact-type")
+            .map(String::as_str),
+        Some(artifact_type)
+    );
+    assert_eq!(
+        image.labels.get("hoist.io/subject"),
+        Some(&subject_pushed.digest)
+    );
+}
+
+#[test]
+fn all_metadata_fetches_every_manifest_and_config_but_host_layers_only() {
+    let registry = Registry::plain();
+    let index = simple_index(
+        Format::Oci,
+        Compression::Gzip,
+        &["linux/amd64", "linux/arm64"],
+    );
+    let pushed = registry.push(&index, "app", "1.0");
+    let env = TestEnv::new();
+
+    env.pull_ok_with(&["--all-metadata"], &pushed.reference);
+
+    let stored = env.stored_digests();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let image = child(&index, platform);
+        assert!(
+            stored.contains(&image.manifest_digest()),
+            "{platform} manifest"
+        );
+        assert!(
+            stored.contains(image.config_digest().unwrap()),
+            "{platform} config"
+        );
+        let layers_stored = image
+            .layers()
+            .iter()
+            .filter(|l| stored.contains(&l.digest))
+            .count();
+        if platform == host_platform() {
+            assert_eq!(layers_stored, image.layers().len(), "{platform} layers");
+        } else {
+            assert_eq!(layers_stored, 0, "{platform} layers must not be fetched");
+        }
+    }
+    // The index keeps both manifests alive for GC.
+    let labels = &env.content()[&pushed.digest];
+    let referenced: Vec<&String> = labels
+        .iter()
+        .filter(|(k, _)| k.starts_with("containerd.io/gc.ref.content.m."))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(referenced.len(), 2, "{labels:?}");
+}
+
+#[test]
+fn all_tags_pulls_every_tag_of_the_repository() {
+    let registry = Registry::plain();
+    let index = simple_index(Format::Oci, Compression::Gzip, &["linux/amd64"]);
+    for tag in ["1.0", "1.1", "latest"] {
+        registry.push(&index, "app", tag);
+    }
+    let env = TestEnv::new();
+    let repository = format!("{}/app", registry.host());
+
+    success(&env.pull(&["--plain-http", "--all-tags", &repository]));
+
+    let mut names = env.image_names();
+    names.sort();
+    assert_eq!(
+        names,
+        ["1.0", "1.1", "latest"]
+            .map(|tag| format!("{repository}:{tag}"))
+            .to_vec()
+    );
+    let tagged = env.pull(&["--plain-http", "--all-tags", &format!("{repository}:1.0")]);
+    assert_mentions(&failure(&tagged), &["--all-tags", "without a tag"]);
+}
+
+#[test]
+fn discard_unpacked_layers_drops_the_layer_gc_edges() {
+    let registry = Registry::plain();
+    let index = simple_index(Format::Oci, Compression::Gzip, &[host_platform()]);
+    let pushed = registry.push(&index, "app", "1.0");
+    let manifest = child(&index, host_platform()).manifest_digest();
+    let env = TestEnv::new();
+
+    let output = env.run(&[
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "native",
+        "--discard-unpacked-layers",
+        &pushed.reference,
+    ]);
+    let stdout = success(&output);
+    assert!(stdout.contains("unpacked native"), "{stdout}");
+
+    let labels = &env.content()[&manifest];
+    assert!(
+        labels.contains_key("containerd.io/gc.ref.content.config"),
+        "{labels:?}"
+    );
+    assert!(
+        !labels
+            .keys()
+            .any(|k| k.starts_with("containerd.io/gc.ref.content.l.")),
+        "layer edges remain: {labels:?} ({})",
+        stderr(&output)
+    );
+}
