@@ -11,6 +11,20 @@ use std::io::{self, Read};
 use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 
+/// The diffID of a layer stream without applying it: decompresses
+/// (checking `declared` against the magic bytes) and hashes everything.
+/// Used where a diffID must be computed for a layer that has none recorded
+/// yet, e.g. converting a Docker schema 1 manifest.
+pub fn diff_id<R: Read>(layer: R, declared: crate::Compression) -> crate::Result<Digest> {
+    let (decoded, source) = crate::compression::decoder(layer, declared)?;
+    let mut hashing = HashingReader::new(decoded);
+    hashing.drain().map_err(|e| match source.take() {
+        Some(read) => crate::Error::Read(read),
+        None => crate::Error::malformed(format!("decompressing: {e}")),
+    })?;
+    Ok(hashing.finish().0)
+}
+
 /// A reader that hashes and counts every byte read through it.
 pub(crate) struct HashingReader<R> {
     inner: R,

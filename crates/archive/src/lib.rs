@@ -63,4 +63,5 @@ mod root;
 
 pub use apply::{Applied, ApplyOptions, WhiteoutMode, apply_layer};
 pub use compression::{Compression, detect_compression};
+pub use diffid::diff_id;
 pub use error::{Error, Result};

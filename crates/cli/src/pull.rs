@@ -1,18 +1,16 @@
-//! `hoist pull`: flags to `PullOptions`, and a plain progress line per blob.
-
-#![allow(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "the binary prints"
-)]
+//! `hoist pull`: flags to `PullOptions`, progress through the renderer
+//! `--progress` chooses (see [`crate::progress`]), and Ctrl-C handling.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use hoist_engine::{Credentials, Engine, Event, PlatformSelection, PullOptions, RegistryOptions};
+use hoist_engine::{Credentials, Engine, PlatformSelection, PullOptions, RegistryOptions};
 use hoist_oci::Platform;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+pub(crate) use crate::progress::human_size;
+use crate::progress::{self, ProgressForm, PullContext};
 
 /// Flags of `hoist pull`.
 #[derive(Args)]
@@ -64,6 +62,10 @@ pub(crate) struct PullArgs {
     #[arg(long)]
     all_metadata: bool,
 
+    /// Convert Docker schema 1 images to schema 2 instead of refusing them
+    #[arg(long)]
+    allow_schema1: bool,
+
     /// Fetch non-distributable (foreign) layers from their URLs, over https
     /// and without registry credentials
     #[arg(long)]
@@ -89,58 +91,68 @@ pub(crate) struct PullArgs {
     /// Print nothing but the result
     #[arg(long, short)]
     quiet: bool,
+
+    /// How to show progress: auto (tty when stderr is a terminal, else
+    /// plain), tty (bars), plain (a line per change), docker (`docker pull`'s
+    /// status lines, on stdout), json (a JSON object per event, on stdout)
+    #[arg(long, value_enum, default_value_t = ProgressForm::Auto, value_name = "FORM")]
+    progress: ProgressForm,
 }
+
+/// The pull was interrupted by Ctrl-C; `main` exits with status 130.
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     let engine = Engine::open(root).with_context(|| format!("opening {}", root.display()))?;
-    if !args.all_tags {
-        return pull_one(&engine, &args, &args.reference).await;
-    }
-    let reference = hoist_oci::Reference::parse(&args.reference)?;
-    // Parsing adds `latest` to a bare name, so look at what the user typed.
-    if reference.digest().is_some()
-        || args
-            .reference
-            .rsplit('/')
-            .next()
-            .is_some_and(|last| last.contains(':'))
-    {
-        anyhow::bail!("--all-tags takes a repository without a tag or digest");
-    }
     let options = pull_options(&args)?;
-    let tags = engine.list_tags(&args.reference, &options.registry).await?;
-    if tags.is_empty() {
-        anyhow::bail!("{} has no tags", reference.name());
-    }
-    for tag in tags {
-        let tagged = reference.with_tag(&tag)?.to_string();
-        pull_one(&engine, &args, &tagged)
-            .await
-            .with_context(|| format!("pulling {tagged}"))?;
-    }
-    Ok(())
-}
-
-async fn pull_one(engine: &Engine, args: &PullArgs, reference: &str) -> anyhow::Result<()> {
-    let options = pull_options(args)?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let options = PullOptions {
         progress: Some(sender),
         ..options
     };
-    let quiet = args.quiet;
-    let printer = tokio::spawn(print_progress(receiver, quiet));
-    let pulled = engine.pull(reference, options).await;
+    let renderer = progress::renderer(
+        args.progress.resolve(),
+        PullContext {
+            reference: args.reference.clone(),
+            unpack: options.unpack,
+            max_concurrent_downloads: options.max_concurrent_downloads,
+        },
+    );
+    let (stop, stopped) = oneshot::channel();
+    let printer = tokio::spawn(progress::drive(renderer, receiver, args.quiet, stopped));
+    let pulled = tokio::select! {
+        pulled = engine.pull(&args.reference, options) => Some(pulled),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    let Some(pulled) = pulled else {
+        // The pull is dropped mid-way; ingests resume on the next pull.
+        let _ = stop.send(());
+        let mut renderer = printer.await?;
+        renderer.interrupt();
+        return Err(Interrupted.into());
+    };
     // The engine dropped its senders; the printer drains what is left.
-    printer.await?;
-    let pulled = pulled?;
-    println!("{} {}", pulled.name, pulled.target.digest());
-    if let Some(snapshotter) = &pulled.snapshotter {
-        for chain_id in &pulled.chain_ids {
-            println!("unpacked {snapshotter} {chain_id}");
+    let mut renderer = printer.await?;
+    match pulled {
+        Ok(pulled) => {
+            renderer.finish(&pulled);
+            Ok(())
+        }
+        Err(error) => {
+            let error = anyhow::Error::from(error);
+            renderer.fail(&error);
+            Err(error)
         }
     }
-    Ok(())
 }
 
 fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
@@ -182,66 +194,11 @@ fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
         registry,
         max_concurrent_downloads: args.max_concurrent_downloads,
         all_metadata: args.all_metadata,
+        allow_schema1: args.allow_schema1,
         allow_nondistributable: args.allow_nondistributable,
         unpack: !args.no_unpack,
         discard_unpacked_layers: args.discard_unpacked_layers,
         snapshotter: args.snapshotter.clone(),
         progress: None,
     })
-}
-
-/// Plain progress: one line per blob when it settles, on stderr so stdout
-/// carries only the result.
-async fn print_progress(mut events: mpsc::UnboundedReceiver<Event>, quiet: bool) {
-    while let Some(event) = events.recv().await {
-        if quiet {
-            continue;
-        }
-        match event {
-            Event::Resolved {
-                reference,
-                descriptor,
-            } => eprintln!("{reference}: resolved {}", descriptor.digest()),
-            Event::Done { digest, kind, size } => {
-                eprintln!("{kind:<8} {digest}: done ({})", human_size(size));
-            }
-            Event::AlreadyExists { digest, kind, .. } => {
-                eprintln!("{kind:<8} {digest}: already exists");
-            }
-            Event::Retrying {
-                digest,
-                attempt,
-                offset,
-                ..
-            } => eprintln!("         {digest}: retrying (attempt {attempt}, from byte {offset})"),
-            Event::LayerUnpacked { digest, chain_id } => {
-                eprintln!("unpack   {digest}: done (snapshot {chain_id})");
-            }
-            Event::LayerAlreadyUnpacked { digest, .. } => {
-                eprintln!("unpack   {digest}: already unpacked");
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Sizes as docker prints them: 1000-based units with three significant
-/// figures.
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[unit]
-    }
 }

@@ -1,9 +1,10 @@
-//! Manifests that are not plain images: non-distributable (foreign) layers,
-//! encrypted layers and OCI 1.1 artifacts, and the pull options that change
+//! Manifests that are not plain images: Docker schema 1, non-distributable
+//! (foreign) layers, encrypted layers and OCI 1.1 artifacts, and the pull options that change
 //! what is fetched (`--all-metadata`, `--all-tags`,
 //! `--discard-unpacked-layers`). Each gives the documented outcome.
 
 use hoist_testkit::fixture::{OCI_CONFIG, OCI_MANIFEST};
+use hoist_testkit::schema1::Schema1Image;
 use hoist_testkit::{Compression, Format, Registry, layer, simple_index};
 use serde_json::json;
 
@@ -373,4 +374,102 @@ fn discard_unpacked_layers_drops_the_layer_gc_edges() {
         "layer edges remain: {labels:?} ({})",
         stderr(&output)
     );
+}
+
+fn schema1_image() -> Schema1Image {
+    let layers = vec![
+        layer(Compression::Gzip, Format::Docker, |l| {
+            l.add_file("etc/os-release", b"ID=old\n", 0o644);
+        }),
+        layer(Compression::Gzip, Format::Docker, |l| {
+            l.add_file("app/run.sh", b"#!/bin/sh\necho hi\n", 0o755);
+        }),
+    ];
+    Schema1Image::new("app", "old", layers)
+}
+
+#[test]
+fn schema1_is_refused_by_default_with_how_to_opt_in() {
+    let registry = Registry::plain();
+    let image = schema1_image();
+    image.push(&registry, "app", "old");
+    let env = TestEnv::new();
+
+    let output = env.pull(&["--plain-http", &registry.reference("app", "old")]);
+
+    assert_mentions(&failure(&output), &["schema 1", "--allow-schema1"]);
+    assert!(env.stored_digests().is_empty(), "nothing stored");
+}
+
+#[test]
+fn schema1_is_converted_to_schema2_with_allow_schema1() {
+    let registry = Registry::plain();
+    let image = schema1_image();
+    let digest = image.push(&registry, "app", "old");
+    assert_eq!(digest, image.digest, "registry digest is the payload's");
+    let reference = registry.reference("app", "old");
+    let env = TestEnv::new();
+
+    let stdout = success(&env.run(&[
+        "pull",
+        "--plain-http",
+        "--allow-schema1",
+        "--snapshotter",
+        "native",
+        &reference,
+    ]));
+
+    // The image now points at a converted Docker schema 2 manifest.
+    let images = env.images();
+    assert_eq!(images.len(), 1);
+    assert_eq!(
+        images[0].media_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert!(stdout.contains(&images[0].digest), "{stdout}");
+    let stored = env.stored_blobs();
+    let manifest: serde_json::Value = serde_json::from_slice(&stored[&images[0].digest]).unwrap();
+    let layers: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        layers,
+        image
+            .layers
+            .iter()
+            .map(|l| l.digest.as_str())
+            .collect::<Vec<_>>(),
+        "non-empty layers, oldest first"
+    );
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&stored[config_digest]).unwrap();
+    let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        diff_ids,
+        image
+            .layers
+            .iter()
+            .map(|l| l.diff_id.as_str())
+            .collect::<Vec<_>>(),
+        "diffIDs computed from the layers"
+    );
+    assert_eq!(config["config"]["Cmd"][0], "sh");
+    assert_eq!(config["history"].as_array().unwrap().len(), 3);
+    env.assert_store_verified();
+    // And it unpacked: both layers' files are in the flattened rootfs.
+    let rootfs = env.path("rootfs");
+    success(&env.run(&["rootfs", &reference, rootfs.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read(rootfs.join("etc/os-release")).unwrap(),
+        b"ID=old\n"
+    );
+    assert!(rootfs.join("app/run.sh").exists());
 }

@@ -112,6 +112,15 @@ pub enum Error {
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),
+    /// A tag given as a digest reference names another digest than the
+    /// image it would point to.
+    #[error("{reference} does not name the image's digest {target}")]
+    TagDigestMismatch {
+        /// The digest reference given.
+        reference: String,
+        /// The digest of the image being tagged.
+        target: String,
+    },
 }
 
 impl From<tokio::task::JoinError> for Error {

@@ -22,7 +22,9 @@
 //! ```
 #![deny(missing_docs)]
 
+mod check;
 mod error;
+mod gc;
 mod images;
 mod labels;
 mod lock;
@@ -35,11 +37,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use check::{CheckReport, Problem, Repair};
 pub use error::Error;
+pub use gc::{FreedBlob, FreedSnapshot, GcOptions, GcReport, LeaseInfo};
 pub use hoist_oci::{Descriptor, Digest, Platform, Reference};
 pub use hoist_remote::{Credentials, RegistryOptions};
 pub use hoist_snapshot::{Info as SnapshotInfo, Mount, Snapshotter};
-pub use images::{ContentEntry, ImageSummary, RemovedImage};
+pub use images::{
+    ContentEntry, ImageDetails, ImageSummary, LayerDetails, ManifestDetails, PrunedImages,
+    RemovedImage,
+};
 pub use progress::{BlobKind, Event};
 pub use pull::{PlatformSelection, PullOptions, Pulled};
 

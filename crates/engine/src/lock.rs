@@ -32,7 +32,6 @@ impl RootLock {
     }
 
     /// Takes the lock exclusively (the collector), blocking while writers run.
-    #[allow(dead_code, reason = "taken by garbage collection")]
     pub(crate) fn exclusive(root: &Path) -> Result<RootLock> {
         let file = open(root)?;
         file.lock().map_err(|source| Error::Io {

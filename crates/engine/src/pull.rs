@@ -66,6 +66,9 @@ pub struct PullOptions {
     /// Also fetch the manifests and configs of every platform (layers of
     /// the chosen platforms only), as containerd's `--all-metadata`.
     pub all_metadata: bool,
+    /// Convert a Docker schema 1 manifest to schema 2 while pulling (as
+    /// containerd does); without it schema 1 is refused, as moby does.
+    pub allow_schema1: bool,
     /// Fetch non-distributable ("foreign") layers from the URLs their
     /// descriptors list (https only, never with registry credentials);
     /// without it such a layer fails the pull.
@@ -89,6 +92,7 @@ impl Default for PullOptions {
             registry: RegistryOptions::default(),
             max_concurrent_downloads: 3,
             all_metadata: false,
+            allow_schema1: false,
             allow_nondistributable: false,
             unpack: true,
             discard_unpacked_layers: false,
@@ -157,6 +161,7 @@ impl Engine {
         };
 
         // 5. Register the image; only now does it point at complete content.
+        let target = fetched.converted_root.clone().unwrap_or(target);
         let name = reference.to_string();
         let previous = self.db.get_image(&name)?;
         if options.discard_unpacked_layers && unpacked.is_some() {
@@ -224,6 +229,9 @@ struct Fetched {
     /// Labels the image record gets from its root manifest (OCI 1.1
     /// `artifactType` and `subject`).
     image_labels: Labels,
+    /// The schema 2 manifest a schema 1 root was converted to; it replaces
+    /// the resolved descriptor as the image's target.
+    converted_root: Option<Descriptor>,
 }
 
 /// A blob to download, with its role in the image.
@@ -321,8 +329,19 @@ impl<'a> Session<'a> {
         let mut count = 0;
         let mut downloaded = 0;
         let mut image_labels = Labels::new();
+        let mut converted_root = None;
         while let Some((descriptor, wanted)) = manifests.pop() {
             if !seen.insert(descriptor.digest().clone()) {
+                continue;
+            }
+            if media_type::classify(descriptor.media_type().as_ref()) == Kind::Schema1Manifest {
+                // Only a root can be schema 1: indexes list schema 2 manifests.
+                if !self.options.allow_schema1 || descriptor.digest() != root.digest() {
+                    return Err(self.schema1_refused(&descriptor));
+                }
+                let converted = self.convert_schema1(&descriptor, lease).await?;
+                converted_root = Some(converted.clone());
+                manifests.push((converted, wanted));
                 continue;
             }
             count += 1;
@@ -394,6 +413,7 @@ impl<'a> Session<'a> {
             downloaded,
             manifests: chosen,
             image_labels,
+            converted_root,
         })
     }
 
@@ -487,13 +507,7 @@ impl<'a> Session<'a> {
         let kind = match media_type::classify(descriptor.media_type().as_ref()) {
             Kind::Index => BlobKind::Index,
             Kind::Manifest => BlobKind::Manifest,
-            Kind::Schema1Manifest => {
-                return Err(Error::UnsupportedManifest {
-                    reference: self.reference.to_string(),
-                    media_type: descriptor.media_type().to_string(),
-                    hint: "Docker schema 1 images are deprecated; push the image again with a current client",
-                });
-            }
+            Kind::Schema1Manifest => return Err(self.schema1_refused(descriptor)),
             _ => BlobKind::Other,
         };
         if self.engine.content.contains(&digest) {
@@ -510,16 +524,27 @@ impl<'a> Session<'a> {
             .resolver
             .fetch_manifest(&self.repository, descriptor)
             .await?;
+        self.store_small(descriptor, body.clone()).await?;
+        self.progress.send(Event::Done {
+            digest,
+            kind,
+            size: descriptor.size(),
+        });
+        Ok((body.clone(), body.len() as u64))
+    }
+
+    /// Writes a small blob held in memory (a manifest, a converted config)
+    /// into the content store, verified like any other.
+    async fn store_small(&self, descriptor: &Descriptor, body: Bytes) -> Result<()> {
         let store = self.engine.content.clone();
         let expected = expected_of(descriptor);
-        let stored = body.clone();
         let ingest = ingest_ref(descriptor);
         tokio::task::spawn_blocking(move || -> Result<Committed> {
             let expected_digest = expected.digest.clone();
             match store.writer(&ingest, expected) {
                 Ok(mut writer) => {
                     writer.truncate(0)?;
-                    writer.write_all(&stored).map_err(|source| Error::Write {
+                    writer.write_all(&body).map_err(|source| Error::Write {
                         digest: expected_digest.to_string(),
                         source,
                     })?;
@@ -530,12 +555,82 @@ impl<'a> Session<'a> {
             }
         })
         .await??;
-        self.progress.send(Event::Done {
-            digest,
-            kind,
-            size: descriptor.size(),
-        });
-        Ok((body.clone(), body.len() as u64))
+        Ok(())
+    }
+
+    fn schema1_refused(&self, descriptor: &Descriptor) -> Error {
+        Error::UnsupportedManifest {
+            reference: self.reference.to_string(),
+            media_type: descriptor.media_type().to_string(),
+            hint: "Docker schema 1 images are deprecated; pass --allow-schema1 to convert it to schema 2 while pulling",
+        }
+    }
+
+    /// Converts a Docker schema 1 manifest to schema 2 the way containerd
+    /// does: fetch its layers (their sizes come from the registry, since
+    /// schema 1 records none), compute their diffIDs, and store a new config
+    /// and manifest. The original manifest is not stored: its digest covers
+    /// a payload without signatures, not the bytes served. Returns the
+    /// converted manifest's descriptor, which becomes the image's target.
+    async fn convert_schema1(&self, descriptor: &Descriptor, lease: &str) -> Result<Descriptor> {
+        let body = self
+            .resolver
+            .fetch_manifest(&self.repository, descriptor)
+            .await?;
+        let schema1 = hoist_oci::schema1::parse(&body)?;
+        let mut layers = Vec::new();
+        for digest in schema1.layers() {
+            let size = match self.engine.content.info(digest)? {
+                Some(info) => info.size,
+                None => self.resolver.blob_size(&self.repository, digest).await?,
+            };
+            layers.push(Descriptor::new(
+                media_type::DOCKER_LAYER_GZIP.into(),
+                size,
+                digest.clone(),
+            ));
+        }
+        let mut unique: Vec<Descriptor> = Vec::new();
+        for layer in &layers {
+            if !unique.iter().any(|u| u.digest() == layer.digest()) {
+                unique.push(layer.clone());
+            }
+        }
+        let concurrency = unique.len().max(1);
+        futures_util::stream::iter(unique)
+            .map(|layer| async move {
+                self.fetch_blob(&Pending::new(layer, BlobKind::Layer), lease)
+                    .await
+            })
+            .buffer_unordered(concurrency)
+            .try_collect::<Vec<u64>>()
+            .await?;
+
+        let mut pairs = Vec::with_capacity(layers.len());
+        for layer in layers {
+            let blob = self.engine.content.open_blob(layer.digest())?;
+            let digest = layer.digest().to_string();
+            let diff_id = tokio::task::spawn_blocking(move || {
+                hoist_archive::diff_id(
+                    std::io::BufReader::with_capacity(256 << 10, blob),
+                    hoist_archive::Compression::Gzip,
+                )
+            })
+            .await?
+            .map_err(|source| Error::Unpack {
+                layer: digest,
+                source,
+            })?;
+            pairs.push((layer, diff_id));
+        }
+        let converted = schema1.convert(&pairs)?;
+        self.protect(lease, converted.config_descriptor.digest())?;
+        self.store_small(&converted.config_descriptor, converted.config.into())
+            .await?;
+        self.protect(lease, converted.manifest_descriptor.digest())?;
+        self.store_small(&converted.manifest_descriptor, converted.manifest.into())
+            .await?;
+        Ok(converted.manifest_descriptor)
     }
 
     /// Downloads one config or layer into the content store, streaming,

@@ -55,6 +55,7 @@ pub mod manifest;
 pub mod media_type;
 pub mod platform;
 pub mod reference;
+pub mod schema1;
 
 pub use digest::{Digester, sha256_digest};
 pub use error::{DigestErrorKind, Error, PlatformErrorKind, ReferenceErrorKind, Result};

@@ -10,7 +10,7 @@ use reqwest::header::{ACCEPT, CONTENT_RANGE, HeaderMap, RANGE};
 use reqwest::{Method, StatusCode};
 
 use crate::error::{Error, Result, classify_reqwest};
-use crate::resolver::{ApiRequest, Resolver, digest_bytes, read_bounded};
+use crate::resolver::{ApiRequest, Resolver, manifest_digest, read_bounded};
 use crate::transport::{authority, with_retry};
 use crate::{MANIFEST_ACCEPT, Repository};
 
@@ -139,7 +139,11 @@ impl Resolver {
                     actual: body.len() as u64,
                 });
             }
-            let actual = digest_bytes(desc.digest().algorithm(), &body)?;
+            let actual = manifest_digest(
+                Some(desc.media_type().as_ref()),
+                desc.digest().algorithm(),
+                &body,
+            )?;
             if actual != digest {
                 return Err(Error::DigestMismatch {
                     expected: digest.clone(),
@@ -185,6 +189,39 @@ impl Resolver {
                 Ok(stream) => Ok(stream),
                 Err(resp) => Err(self.error_from(resp, repo, &reference).await),
             }
+        })
+        .await
+    }
+
+    /// The size of blob `digest` (`HEAD /v2/<name>/blobs/<digest>`), for
+    /// formats that do not record it (Docker schema 1).
+    pub async fn blob_size(
+        &self,
+        repo: &Repository,
+        digest: &oci_spec::image::Digest,
+    ) -> Result<u64> {
+        let digest = digest.to_string();
+        let reference = repo.reference(&digest);
+        let path = format!("/v2/{}/blobs/{digest}", repo.name);
+        let policy = self.options().retry.clone();
+        with_retry(&policy, &reference, || async {
+            let req = ApiRequest {
+                method: Method::HEAD,
+                path: path.clone(),
+                headers: HeaderMap::new(),
+                reference: &reference,
+            };
+            let resp = self.send(repo, &req).await?;
+            if !resp.status().is_success() {
+                return Err(self.error_from(resp, repo, &reference).await);
+            }
+            resp.headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    Error::InvalidResponse(format!("{reference}: HEAD gave no Content-Length"))
+                })
         })
         .await
     }

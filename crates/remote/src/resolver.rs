@@ -74,6 +74,23 @@ pub(crate) fn digest_bytes(algorithm: &DigestAlgorithm, data: &[u8]) -> Result<S
     Ok(format!("{algorithm}:{hex}"))
 }
 
+/// The digest a manifest body is known by. For a signed schema 1 manifest
+/// that is the digest of its payload without the JWS signatures, as the
+/// registry computes it; for everything else, of the bytes themselves.
+pub(crate) fn manifest_digest(
+    media_type: Option<&str>,
+    algorithm: &DigestAlgorithm,
+    body: &[u8],
+) -> Result<String> {
+    let essence = media_type.map(|m| m.split(';').next().unwrap_or(m).trim());
+    if essence == Some(hoist_oci::media_type::DOCKER_SCHEMA1_SIGNED_MANIFEST) {
+        let payload = hoist_oci::schema1::signed_payload(body)
+            .map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        return digest_bytes(algorithm, &payload);
+    }
+    digest_bytes(algorithm, body)
+}
+
 /// Whether `s` is a valid tag (`[\w][\w.-]{0,127}`); checked so that a tag
 /// can never change the request path.
 pub(crate) fn is_valid_tag(s: &str) -> bool {
@@ -604,7 +621,7 @@ fn descriptor_from_body(
         .as_ref()
         .map(|d| d.algorithm().clone())
         .unwrap_or(DigestAlgorithm::Sha256);
-    let actual = digest_bytes(&algorithm, body)?;
+    let actual = manifest_digest(header_type.as_deref(), &algorithm, body)?;
     if let Some(exp) = &expected {
         if exp.as_ref() != actual {
             return Err(Error::DigestMismatch {

@@ -18,6 +18,9 @@
 //! - [`proxy`]: [`FaultProxy`], a reverse proxy in front of a registry that
 //!   injects faults (corrupt or truncated blobs, error statuses).
 //! - [`skopeo`]: pushes an OCI layout with the real `skopeo`.
+//! - [`umoci`]: unpacks an image with the real `umoci`, the reference for
+//!   hoist's unpacking; [`tree`] snapshots and compares directory trees;
+//!   [`rich`] builds layers with every kind of tar entry.
 //!
 //! Every server stops when its value is dropped. Servers are usable from sync
 //! tests and from inside a tokio runtime alike (blocking HTTP runs on a helper
@@ -40,8 +43,12 @@ pub mod fixture;
 mod pki;
 pub mod proxy;
 pub mod registry;
+pub mod rich;
+pub mod schema1;
 pub mod skopeo;
 pub mod token;
+pub mod tree;
+pub mod umoci;
 mod util;
 
 pub use fixture::{
@@ -50,8 +57,11 @@ pub use fixture::{
 };
 pub use proxy::{Fault, FaultProxy};
 pub use registry::{Auth, Pushed, Registry, RegistryConfig};
+pub use rich::{rich_image, rich_layers};
 pub use skopeo::skopeo_copy_layout_to_registry;
 pub use token::{TokenServer, TokenServerConfig};
+pub use tree::{Compare, Entry, FileKind, Tree, diff_trees, diff_trees_with, snapshot_tree};
+pub use umoci::umoci_unpack;
 
 /// The `reqwest` this crate uses, for tests that talk to a [`Registry`] directly
 /// (see [`Registry::client`]).

@@ -243,6 +243,7 @@ impl Registry {
                  http:\n  addr: 127.0.0.1:{port}\n  secret: hoist-testkit-http-secret\n{tls_yaml}\
                  health:\n  storagedriver:\n    enabled: false\n\
                  validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'\n\
+                 compatibility:\n  schema1:\n    enabled: true\n\
                  {auth_yaml}",
                 storage = yaml_str(&storage),
             );

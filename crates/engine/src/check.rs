@@ -1,0 +1,690 @@
+//! Checking the store: every blob's digest, every image's references, every
+//! snapshot's parent chain and directory, and that the database and the disk
+//! agree. With `repair`, what can be fixed locally is fixed so that the next
+//! pull restores the rest:
+//!
+//! - a corrupt blob is deleted (file and record), so the next pull fetches it;
+//! - a content record without its blob is dropped;
+//! - a blob without a record is recorded again, with GC references to its
+//!   stored children (so a collection does not take them);
+//! - an image missing content is kept and reported as incomplete: pulling it
+//!   again completes it;
+//! - a snapshot whose directory or parent is missing, or whose parent is not
+//!   committed, is removed with its descendants (the next pull unpacks again);
+//! - a snapshot directory no record claims is removed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+
+use hoist_metadata::{Labels, SnapshotKind};
+use hoist_oci::Digest;
+use hoist_oci::manifest::{self, Children};
+
+use crate::gc::{Node, label_edges, remove_snapshots, snapshot_dirs, snapshot_id};
+use crate::lock::RootLock;
+use crate::pull::MAX_MANIFEST_SIZE;
+use crate::{Engine, Error, Result, labels};
+
+/// One thing wrong with the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A blob's bytes do not hash to its name.
+    CorruptBlob {
+        /// The digest the blob is stored under.
+        digest: Digest,
+        /// What its bytes hash to.
+        actual: String,
+    },
+    /// A content record whose blob file is missing.
+    MissingBlob {
+        /// The recorded digest.
+        digest: Digest,
+    },
+    /// A blob file the database has no record of (it has no GC references).
+    UnrecordedBlob {
+        /// The blob's digest.
+        digest: Digest,
+    },
+    /// An image needs a blob that is missing or corrupt: it is incomplete
+    /// until pulled again.
+    IncompleteImage {
+        /// The image name.
+        image: String,
+        /// The blob it needs.
+        digest: Digest,
+        /// The stored blob that references it (`None` for the image's target).
+        parent: Option<Digest>,
+    },
+    /// A snapshot record whose directory is missing.
+    SnapshotDirMissing {
+        /// The snapshotter.
+        snapshotter: String,
+        /// The snapshot key.
+        key: String,
+        /// The directory that should hold its files.
+        path: PathBuf,
+    },
+    /// A snapshot whose parent has no record.
+    SnapshotParentMissing {
+        /// The snapshotter.
+        snapshotter: String,
+        /// The snapshot key.
+        key: String,
+        /// The missing parent's key.
+        parent: String,
+    },
+    /// A snapshot whose parent is not committed.
+    SnapshotParentNotCommitted {
+        /// The snapshotter.
+        snapshotter: String,
+        /// The snapshot key.
+        key: String,
+        /// The parent's key.
+        parent: String,
+    },
+    /// A snapshot directory no record claims (left by a crash).
+    OrphanSnapshotDir {
+        /// The snapshotter.
+        snapshotter: String,
+        /// The directory.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::CorruptBlob { digest, actual } => {
+                write!(f, "corrupt blob {digest}: its bytes hash to {actual}")
+            }
+            Problem::MissingBlob { digest } => {
+                write!(f, "missing blob {digest}: recorded but not on disk")
+            }
+            Problem::UnrecordedBlob { digest } => {
+                write!(
+                    f,
+                    "unrecorded blob {digest}: on disk but not in the database"
+                )
+            }
+            Problem::IncompleteImage {
+                image,
+                digest,
+                parent: None,
+            } => write!(
+                f,
+                "incomplete image {image}: its target {digest} is missing"
+            ),
+            Problem::IncompleteImage {
+                image,
+                digest,
+                parent: Some(parent),
+            } => write!(
+                f,
+                "incomplete image {image}: blob {digest} (referenced by {parent}) is missing"
+            ),
+            Problem::SnapshotDirMissing {
+                snapshotter,
+                key,
+                path,
+            } => write!(
+                f,
+                "snapshot {snapshotter}/{key}: directory {} is missing",
+                path.display()
+            ),
+            Problem::SnapshotParentMissing {
+                snapshotter,
+                key,
+                parent,
+            } => write!(
+                f,
+                "snapshot {snapshotter}/{key}: parent {parent} is missing"
+            ),
+            Problem::SnapshotParentNotCommitted {
+                snapshotter,
+                key,
+                parent,
+            } => write!(
+                f,
+                "snapshot {snapshotter}/{key}: parent {parent} is not committed"
+            ),
+            Problem::OrphanSnapshotDir { snapshotter, path } => write!(
+                f,
+                "orphaned {snapshotter} snapshot directory {} has no record",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// One thing a repair did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Repair {
+    /// A corrupt blob was deleted (file and record); the next pull fetches it.
+    DeletedBlob(Digest),
+    /// A record without a blob was dropped.
+    DroppedRecord(Digest),
+    /// A blob without a record was recorded, with GC references to its
+    /// stored children.
+    RecordedBlob(Digest),
+    /// A snapshot was removed.
+    RemovedSnapshot {
+        /// The snapshotter.
+        snapshotter: String,
+        /// The snapshot key.
+        key: String,
+    },
+    /// An orphaned snapshot directory was removed.
+    RemovedDir(PathBuf),
+    /// An incomplete image was kept; pulling it again completes it.
+    KeptIncompleteImage(String),
+}
+
+impl fmt::Display for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Repair::DeletedBlob(digest) => {
+                write!(
+                    f,
+                    "deleted corrupt blob {digest} (the next pull fetches it)"
+                )
+            }
+            Repair::DroppedRecord(digest) => {
+                write!(f, "dropped the record of missing blob {digest}")
+            }
+            Repair::RecordedBlob(digest) => write!(f, "recorded blob {digest}"),
+            Repair::RemovedSnapshot { snapshotter, key } => {
+                write!(f, "removed snapshot {snapshotter}/{key}")
+            }
+            Repair::RemovedDir(path) => write!(f, "removed directory {}", path.display()),
+            Repair::KeptIncompleteImage(image) => {
+                write!(
+                    f,
+                    "kept incomplete image {image}: pull it again to complete it"
+                )
+            }
+        }
+    }
+}
+
+/// What a check found, and with `repair`, what it did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// Blobs whose digest was verified.
+    pub blobs_checked: usize,
+    /// Images whose references were walked.
+    pub images_checked: usize,
+    /// Snapshots whose chain and directory were checked.
+    pub snapshots_checked: usize,
+    /// Everything found wrong, in the order found.
+    pub problems: Vec<Problem>,
+    /// What the repair did (empty without `repair`).
+    pub repairs: Vec<Repair>,
+}
+
+impl CheckReport {
+    /// Whether the store is consistent.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Engine {
+    /// Checks the store (see the module docs of `check`), repairing what it
+    /// can when `repair` is set. Holds the root's GC lock exclusively, so no
+    /// pull runs meanwhile. Blocking; reads every blob.
+    pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        let _checking = RootLock::exclusive(&self.root)?;
+        let mut report = CheckReport::default();
+
+        // Blobs: digest of each file; the database and the disk agree.
+        let stored = self.content.list()?;
+        let records: HashMap<String, Labels> = self
+            .db
+            .list_content()?
+            .into_iter()
+            .map(|r| (r.digest.to_string(), r.labels))
+            .collect();
+        let mut good: HashSet<String> = HashSet::new();
+        let mut corrupt = Vec::new();
+        let mut unrecorded = Vec::new();
+        for info in &stored {
+            report.blobs_checked += 1;
+            match hash_blob(self, &info.digest)? {
+                Some(actual) if actual != info.digest.to_string() => {
+                    report.problems.push(Problem::CorruptBlob {
+                        digest: info.digest.clone(),
+                        actual,
+                    });
+                    corrupt.push(info.digest.clone());
+                    continue;
+                }
+                _ => {}
+            }
+            good.insert(info.digest.to_string());
+            if !records.contains_key(&info.digest.to_string()) {
+                report.problems.push(Problem::UnrecordedBlob {
+                    digest: info.digest.clone(),
+                });
+                unrecorded.push(info.digest.clone());
+            }
+        }
+        let on_disk: HashSet<String> = stored.iter().map(|i| i.digest.to_string()).collect();
+        let mut missing_records = Vec::new();
+        for digest in records.keys() {
+            if !on_disk.contains(digest) {
+                let digest = hoist_oci::digest::parse_digest(digest)?;
+                report.problems.push(Problem::MissingBlob {
+                    digest: digest.clone(),
+                });
+                missing_records.push(digest);
+            }
+        }
+        missing_records.sort_by_key(ToString::to_string);
+
+        // Images: everything the GC references of their tree name is stored
+        // and sound.
+        let mut incomplete = Vec::new();
+        for image in self.db.list_images()? {
+            report.images_checked += 1;
+            let before = report.problems.len();
+            self.check_image(
+                &image.name,
+                image.target.digest(),
+                &records,
+                &good,
+                &mut report,
+            )?;
+            if report.problems.len() > before {
+                incomplete.push(image.name);
+            }
+        }
+
+        // Snapshots: parent chain, directories, orphans.
+        let mut doomed_snapshots: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+        let mut orphans = Vec::new();
+        for name in self.existing_snapshotters() {
+            let snapshotter = self.snapshotter(Some(name))?;
+            let snapshot_records: BTreeMap<String, hoist_metadata::SnapshotRecord> = self
+                .db
+                .list_snapshots(name)?
+                .into_iter()
+                .map(|r| (r.key.clone(), r))
+                .collect();
+            let mut broken = HashSet::new();
+            for record in snapshot_records.values() {
+                report.snapshots_checked += 1;
+                let path = match snapshotter.fs_dir(&record.key) {
+                    Ok(path) => path,
+                    Err(hoist_snapshot::Error::NotFound { .. }) => continue,
+                    Err(error) => return Err(error.into()),
+                };
+                if !path.is_dir() {
+                    report.problems.push(Problem::SnapshotDirMissing {
+                        snapshotter: name.to_string(),
+                        key: record.key.clone(),
+                        path,
+                    });
+                    broken.insert(record.key.clone());
+                }
+                if let Some(parent) = &record.parent {
+                    match snapshot_records.get(parent) {
+                        None => {
+                            report.problems.push(Problem::SnapshotParentMissing {
+                                snapshotter: name.to_string(),
+                                key: record.key.clone(),
+                                parent: parent.clone(),
+                            });
+                            broken.insert(record.key.clone());
+                        }
+                        Some(p) if p.kind != SnapshotKind::Committed => {
+                            report.problems.push(Problem::SnapshotParentNotCommitted {
+                                snapshotter: name.to_string(),
+                                key: record.key.clone(),
+                                parent: parent.clone(),
+                            });
+                            broken.insert(record.key.clone());
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            // Descendants of a broken snapshot go with it.
+            let mut grew = true;
+            while grew {
+                grew = false;
+                for record in snapshot_records.values() {
+                    if let Some(parent) = &record.parent
+                        && broken.contains(parent)
+                        && broken.insert(record.key.clone())
+                    {
+                        grew = true;
+                    }
+                }
+            }
+            if !broken.is_empty() {
+                doomed_snapshots.insert(name.to_string(), broken);
+            }
+            let claimed: HashSet<u64> = snapshot_records.values().filter_map(snapshot_id).collect();
+            for (id, path) in snapshot_dirs(&self.snapshot_dirs_root(name))? {
+                if !claimed.contains(&id) {
+                    report.problems.push(Problem::OrphanSnapshotDir {
+                        snapshotter: name.to_string(),
+                        path: path.clone(),
+                    });
+                    orphans.push(path);
+                }
+            }
+        }
+
+        if !repair || report.problems.is_empty() {
+            return Ok(report);
+        }
+
+        for digest in corrupt {
+            self.content.delete(&digest)?;
+            self.db.delete_content(&digest)?;
+            report.repairs.push(Repair::DeletedBlob(digest));
+        }
+        for digest in missing_records {
+            self.db.delete_content(&digest)?;
+            report.repairs.push(Repair::DroppedRecord(digest));
+        }
+        for digest in unrecorded {
+            self.record_blob(&digest, &good)?;
+            report.repairs.push(Repair::RecordedBlob(digest));
+        }
+        for (name, broken) in doomed_snapshots {
+            let snapshotter = self.snapshotter(Some(&name))?;
+            let records: BTreeMap<String, hoist_metadata::SnapshotRecord> = self
+                .db
+                .list_snapshots(&name)?
+                .into_iter()
+                .map(|r| (r.key.clone(), r))
+                .collect();
+            let removed = remove_snapshots(snapshotter.as_ref(), &records, &broken);
+            if removed.len() != broken.len() {
+                return Err(Error::Io {
+                    path: self.root.join("snapshots").join(&name),
+                    source: std::io::Error::other(format!(
+                        "could not remove {} of {} broken snapshots",
+                        broken.len() - removed.len(),
+                        broken.len()
+                    )),
+                });
+            }
+            report
+                .repairs
+                .extend(removed.into_iter().map(|key| Repair::RemovedSnapshot {
+                    snapshotter: name.clone(),
+                    key,
+                }));
+        }
+        for path in orphans {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::Io { path, source }),
+            }
+            report.repairs.push(Repair::RemovedDir(path));
+        }
+        for image in incomplete {
+            report.repairs.push(Repair::KeptIncompleteImage(image));
+        }
+        Ok(report)
+    }
+
+    /// Walks an image's tree along its GC references, reporting each needed
+    /// blob that is missing or corrupt.
+    fn check_image(
+        &self,
+        image: &str,
+        target: &Digest,
+        records: &HashMap<String, Labels>,
+        good: &HashSet<String>,
+        report: &mut CheckReport,
+    ) -> Result<()> {
+        let mut stack: Vec<(String, Option<Digest>)> = vec![(target.to_string(), None)];
+        let mut seen = HashSet::new();
+        while let Some((digest, parent)) = stack.pop() {
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            let Ok(parsed) = hoist_oci::digest::parse_digest(&digest) else {
+                tracing::warn!(digest, "a GC label names something that is not a digest");
+                continue;
+            };
+            if !good.contains(&digest) {
+                report.problems.push(Problem::IncompleteImage {
+                    image: image.to_string(),
+                    digest: parsed,
+                    parent,
+                });
+                continue;
+            }
+            let children: Vec<String> = match records.get(&digest) {
+                Some(labels) if label_edges(labels).any(|n| matches!(n, Node::Content(_))) => {
+                    label_edges(labels)
+                        .filter_map(|n| match n {
+                            Node::Content(d) => Some(d),
+                            Node::Snapshot(..) => None,
+                        })
+                        .collect()
+                }
+                // No GC references recorded: what the body names, when it is
+                // a manifest (an index's platform choice is unknown).
+                _ => match self.parse_children(&parsed)? {
+                    Some(Children::Manifest { config, layers }) => std::iter::once(config)
+                        .chain(layers)
+                        .map(|d| d.digest().to_string())
+                        .collect(),
+                    _ => Vec::new(),
+                },
+            };
+            stack.extend(children.into_iter().map(|c| (c, Some(parsed.clone()))));
+        }
+        Ok(())
+    }
+
+    /// The children a stored blob's body names, if it is a manifest or index.
+    fn parse_children(&self, digest: &Digest) -> Result<Option<Children>> {
+        let Some(info) = self.content.info(digest)? else {
+            return Ok(None);
+        };
+        if info.size > MAX_MANIFEST_SIZE || !starts_with_brace(self, digest) {
+            return Ok(None);
+        }
+        let body = match self.content.read_blob(digest, MAX_MANIFEST_SIZE) {
+            Ok(body) => body,
+            Err(hoist_content::Error::DigestMismatch { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let Some(media_type) = manifest::detect_media_type(&body) else {
+            return Ok(None);
+        };
+        Ok(manifest::children(&media_type, &body).ok())
+    }
+
+    /// Records a blob the database lost, with GC references to the stored
+    /// children its body names.
+    fn record_blob(&self, digest: &Digest, good: &HashSet<String>) -> Result<()> {
+        let size = self.content.info(digest)?.map(|i| i.size).unwrap_or(0);
+        let mut gc = Labels::new();
+        match self.parse_children(digest)? {
+            Some(Children::Index(children)) => {
+                let stored = children
+                    .iter()
+                    .filter(|c| good.contains(&c.digest().to_string()));
+                for (i, child) in stored.enumerate() {
+                    gc.insert(labels::manifest_ref(i), child.digest().to_string());
+                }
+            }
+            Some(Children::Manifest { config, layers }) => {
+                gc.insert(labels::config_ref(), config.digest().to_string());
+                for (i, layer) in layers.iter().enumerate() {
+                    gc.insert(labels::layer_ref(i), layer.digest().to_string());
+                }
+            }
+            _ => {}
+        }
+        self.db.put_content(digest, size, &gc)?;
+        Ok(())
+    }
+}
+
+fn starts_with_brace(engine: &Engine, digest: &Digest) -> bool {
+    let Ok(mut file) = engine.content.open_blob(digest) else {
+        return false;
+    };
+    let mut first = [0u8; 64];
+    let Ok(n) = file.read(&mut first) else {
+        return false;
+    };
+    first[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+}
+
+/// The digest of a stored blob's bytes, as `<algorithm>:<hex>`; `None` for
+/// an algorithm hoist cannot hash (or a blob deleted meanwhile).
+fn hash_blob(engine: &Engine, digest: &Digest) -> Result<Option<String>> {
+    let Ok(mut digester) = hoist_oci::Digester::for_algorithm(digest) else {
+        return Ok(None);
+    };
+    let mut file = match engine.content.open_blob(digest) {
+        Ok(file) => file,
+        Err(hoist_content::Error::NotFound(_)) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(|source| Error::Io {
+            path: engine.content.blob_path(digest),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        digester.update(&buffer[..n]);
+    }
+    Ok(Some(digester.finalize().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(engine: &Engine, body: &[u8]) -> Digest {
+        let digest = hoist_oci::sha256_digest(body);
+        let writer = engine
+            .content
+            .writer(
+                digest.as_ref(),
+                hoist_content::Expected::new(digest.clone(), Some(body.len() as u64)),
+            )
+            .unwrap();
+        hoist_content::copy(writer, body).unwrap();
+        digest
+    }
+
+    #[test]
+    fn a_clean_store_checks_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let digest = put(&engine, b"hello");
+        engine.db.put_content(&digest, 5, &Labels::new()).unwrap();
+        let report = engine.check(false).unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(report.blobs_checked, 1);
+    }
+
+    #[test]
+    fn corrupt_missing_and_unrecorded_blobs_are_found_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let corrupt = put(&engine, b"will be corrupted");
+        engine.db.put_content(&corrupt, 17, &Labels::new()).unwrap();
+        let path = engine.content.blob_path(&corrupt);
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(
+            clippy::permissions_set_readonly_false,
+            reason = "a test corrupts a blob"
+        )]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&path, perms).unwrap();
+        std::fs::write(&path, b"WILL be corrupted").unwrap();
+        let missing = hoist_oci::sha256_digest(b"missing");
+        engine.db.put_content(&missing, 7, &Labels::new()).unwrap();
+        let unrecorded = put(&engine, b"unrecorded");
+
+        let report = engine.check(false).unwrap();
+        assert!(report.repairs.is_empty());
+        let lines: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+        assert!(
+            report.problems.contains(&Problem::MissingBlob {
+                digest: missing.clone()
+            }),
+            "{lines:?}"
+        );
+        assert!(
+            report.problems.contains(&Problem::UnrecordedBlob {
+                digest: unrecorded.clone()
+            }),
+            "{lines:?}"
+        );
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| matches!(p, Problem::CorruptBlob { digest, .. } if *digest == corrupt)),
+            "{lines:?}"
+        );
+        assert_eq!(report.problems.len(), 3, "{lines:?}");
+
+        let repaired = engine.check(true).unwrap();
+        assert_eq!(repaired.repairs.len(), 3, "{:?}", repaired.repairs);
+        assert!(!engine.content.contains(&corrupt));
+        assert!(engine.db.get_content(&missing).unwrap().is_none());
+        assert!(engine.db.get_content(&unrecorded).unwrap().is_some());
+        assert!(engine.check(false).unwrap().is_clean());
+    }
+
+    #[test]
+    fn an_image_whose_target_is_missing_is_incomplete() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        let target = hoist_oci::sha256_digest(b"{}");
+        engine
+            .db
+            .put_image(&hoist_metadata::Image::new(
+                "example.com/app:1",
+                hoist_oci::Descriptor::new(
+                    hoist_oci::media_type::OCI_MANIFEST.into(),
+                    2,
+                    target.clone(),
+                ),
+            ))
+            .unwrap();
+        let report = engine.check(false).unwrap();
+        assert_eq!(
+            report.problems,
+            vec![Problem::IncompleteImage {
+                image: "example.com/app:1".into(),
+                digest: target,
+                parent: None,
+            }]
+        );
+        assert!(report.problems[0].to_string().contains("incomplete image"));
+        let repaired = engine.check(true).unwrap();
+        assert_eq!(
+            repaired.repairs,
+            vec![Repair::KeptIncompleteImage("example.com/app:1".into())]
+        );
+        assert_eq!(engine.images().unwrap().len(), 1, "the image is kept");
+    }
+}
