@@ -356,11 +356,18 @@ impl<'a> Session<'a> {
                 Children::Index(children) => {
                     let selected = self.select_platforms(&children)?;
                     let fetched: Vec<Descriptor> = if self.options.all_metadata {
-                        children
+                        children.clone()
                     } else {
                         selected.clone()
                     };
-                    for (i, child) in fetched.into_iter().enumerate() {
+                    for child in fetched {
+                        // Numbered by position in the whole index, so pulling
+                        // another platform later adds an edge instead of
+                        // overwriting this one.
+                        let i = children
+                            .iter()
+                            .position(|c| c.digest() == child.digest())
+                            .unwrap_or_default();
                         gc_labels.insert(labels::manifest_ref(i), child.digest().to_string());
                         let wanted =
                             wanted && selected.iter().any(|s| s.digest() == child.digest());
@@ -659,21 +666,58 @@ impl<'a> Session<'a> {
             .map_err(|e| Error::Task(e.to_string()))?;
         self.protect(lease, &digest)?;
 
-        // Every writer of this blob takes the same ingest lock; the loser of
-        // the race sees AlreadyExists instead of writing a second copy.
+        let Some(writer) = self.open_writer(descriptor).await? else {
+            return already(self.engine);
+        };
+        let mut resumed_at = writer.offset();
+        match self.download(pending, writer).await {
+            Ok(()) => {}
+            // A resumed ingest may hold bytes of an earlier, corrupt download;
+            // the failed commit threw them away, so start once more from 0.
+            Err(Error::Content(
+                hoist_content::Error::DigestMismatch { .. }
+                | hoist_content::Error::SizeMismatch { .. },
+            )) if resumed_at > 0 => {
+                tracing::warn!(%digest, resumed_at, "resumed ingest did not verify; downloading again");
+                let Some(writer) = self.open_writer(descriptor).await? else {
+                    return already(self.engine);
+                };
+                resumed_at = writer.offset();
+                self.download(pending, writer).await?;
+            }
+            Err(error) => return Err(error),
+        }
+        record(self.engine, descriptor, &self.source_labels)?;
+        self.progress.send(Event::Done {
+            digest,
+            kind: pending.kind,
+            size,
+        });
+        Ok(size.saturating_sub(resumed_at))
+    }
+
+    /// Opens the blob's ingest, waiting for any other writer of it (in this
+    /// process or another: they all take the same ingest lock). `None` when
+    /// the blob is stored meanwhile: the other writer won.
+    async fn open_writer(&self, descriptor: &Descriptor) -> Result<Option<Writer>> {
         let store = self.engine.content.clone();
         let expected = expected_of(descriptor);
         let ingest = ingest_ref(descriptor);
-        let opened = tokio::task::spawn_blocking(move || store.writer(&ingest, expected)).await?;
-        let mut writer = match opened {
-            Ok(writer) => writer,
-            Err(hoist_content::Error::AlreadyExists(_)) => return already(self.engine),
-            Err(error) => return Err(error.into()),
-        };
+        match tokio::task::spawn_blocking(move || store.writer(&ingest, expected)).await? {
+            Ok(writer) => Ok(Some(writer)),
+            Err(hoist_content::Error::AlreadyExists(_)) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
 
-        let resumed_at = writer.offset();
+    /// Streams the rest of a blob into its ingest, resuming at the ingest's
+    /// offset after a broken stream, then verifies and commits it. An ingest
+    /// that already holds every byte (a pull killed before its commit) is
+    /// committed without touching the network.
+    async fn download(&self, pending: &Pending, mut writer: Writer) -> Result<()> {
+        let digest = pending.descriptor.digest().clone();
         let mut attempt = 1;
-        loop {
+        while writer.offset() < pending.descriptor.size() {
             let offset = writer.offset();
             let (returned, outcome) = self.stream_attempt(pending, writer, offset).await?;
             writer = returned;
@@ -694,19 +738,12 @@ impl<'a> Session<'a> {
                 Err(error) => return Err(error),
             }
         }
-
         self.progress.send(Event::Verifying {
-            digest: digest.clone(),
+            digest,
             kind: pending.kind,
         });
         tokio::task::spawn_blocking(move || writer.commit()).await??;
-        record(self.engine, descriptor, &self.source_labels)?;
-        self.progress.send(Event::Done {
-            digest,
-            kind: pending.kind,
-            size,
-        });
-        Ok(size.saturating_sub(resumed_at))
+        Ok(())
     }
 
     /// One attempt at streaming a blob from `offset` into `writer`. The
