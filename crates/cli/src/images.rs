@@ -1,8 +1,10 @@
-//! `hoist images …` and `hoist content …`: tables of what the store holds.
+//! `hoist images …` and `hoist content …`: tables of what the store holds,
+//! and naming, inspecting and pruning images.
 
 #![allow(clippy::print_stdout, reason = "the binary prints")]
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -26,6 +28,24 @@ pub(crate) enum ImagesCommand {
         /// References to remove
         #[arg(required = true)]
         references: Vec<String>,
+    },
+    /// Show everything stored about an image, as JSON
+    Inspect {
+        /// A pulled image
+        reference: String,
+    },
+    /// Give an image another name (same content), like `docker tag`
+    Tag {
+        /// The existing image
+        source: String,
+        /// The new name (replaced if it exists)
+        target: String,
+    },
+    /// Remove dangling images (whose target blob is missing), then unneeded snapshots
+    Prune {
+        /// Also remove every image no view snapshot (`hoist snapshots mounts`) uses
+        #[arg(long, short)]
+        all: bool,
     },
 }
 
@@ -59,16 +79,30 @@ pub(crate) fn run_images(root: &Path, command: ImagesCommand) -> anyhow::Result<
             let rows = images
                 .into_iter()
                 .map(|image| {
+                    let platforms = if image.platforms.is_empty() {
+                        "-".to_string()
+                    } else {
+                        image.platforms.join(",")
+                    };
+                    let unpacked = if image.unpacked.is_empty() {
+                        "no"
+                    } else {
+                        "yes"
+                    };
                     vec![
                         image.name,
-                        image.target.media_type().to_string(),
                         image.target.digest().to_string(),
+                        platforms,
                         human_size(image.size),
-                        image.platforms.join(","),
+                        unpacked.to_string(),
+                        ago(image.created_at),
                     ]
                 })
                 .collect();
-            print_table(&["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS"], rows);
+            print_table(
+                &["REF", "DIGEST", "PLATFORMS", "SIZE", "UNPACKED", "CREATED"],
+                rows,
+            );
         }
         ImagesCommand::Rm { references } => {
             for reference in references {
@@ -79,8 +113,36 @@ pub(crate) fn run_images(root: &Path, command: ImagesCommand) -> anyhow::Result<
                 }
             }
         }
+        ImagesCommand::Inspect { reference } => {
+            let details = engine.inspect_image(&reference)?;
+            println!("{:#}", details.to_json());
+        }
+        ImagesCommand::Tag { source, target } => {
+            let tagged = engine.tag_image(&source, &target)?;
+            println!("{}", tagged.name);
+        }
+        ImagesCommand::Prune { all } => {
+            let pruned = engine.prune_images(all)?;
+            for name in &pruned.images {
+                println!("removed image {name}");
+            }
+            for key in &pruned.snapshots {
+                println!("removed snapshot {key}");
+            }
+            println!(
+                "pruned {} image(s) and {} snapshot(s); `hoist gc` frees their blobs",
+                pruned.images.len(),
+                pruned.snapshots.len()
+            );
+        }
     }
     Ok(())
+}
+
+/// How long ago `time` was, as docker words it ("5 minutes ago").
+pub(crate) fn ago(time: SystemTime) -> String {
+    let elapsed = SystemTime::now().duration_since(time).unwrap_or_default();
+    format!("{} ago", crate::gc::human_duration(elapsed))
 }
 
 pub(crate) fn run_content(root: &Path, command: ContentCommand) -> anyhow::Result<()> {

@@ -1,7 +1,9 @@
 //! `hoist`: the command line. Flag definitions, output formatting, and calls
 //! into `hoist_engine`; no pull logic lives here.
 
+mod gc;
 mod images;
+mod progress;
 mod pull;
 mod snapshots;
 
@@ -38,6 +40,13 @@ enum Command {
     Snapshots(snapshots::SnapshotsCommand),
     /// Write the flattened root filesystem of a pulled image to a directory
     Rootfs(snapshots::RootfsArgs),
+    /// Remove blobs, snapshots and partial downloads nothing references
+    Gc(gc::GcArgs),
+    /// Verify blobs, images and snapshots; --repair fixes what it can
+    Check(gc::CheckArgs),
+    /// List leases
+    #[command(subcommand)]
+    Leases(gc::LeasesCommand),
 }
 
 fn main() -> ExitCode {
@@ -51,7 +60,12 @@ fn main() -> ExitCode {
             {
                 eprintln!("hoist: {error:#}");
             }
-            ExitCode::FAILURE
+            if error.is::<pull::Interrupted>() {
+                // As a shell reports a command killed by SIGINT.
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -62,11 +76,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Pull(args) => runtime.block_on(pull::run(&root, args)),
+        Command::Pull(args) => {
+            let result = runtime.block_on(pull::run(&root, args));
+            if matches!(&result, Err(error) if error.is::<pull::Interrupted>()) {
+                // Do not wait for the interrupted pull's blocking tasks.
+                runtime.shutdown_background();
+            }
+            result
+        }
         Command::Images(command) => images::run_images(&root, command),
         Command::Content(command) => images::run_content(&root, command),
         Command::Snapshots(command) => snapshots::run_snapshots(&root, command),
         Command::Rootfs(args) => snapshots::run_rootfs(&root, args),
+        Command::Gc(args) => gc::run_gc(&root, args),
+        Command::Check(args) => gc::run_check(&root, args),
+        Command::Leases(command) => gc::run_leases(&root, command),
     }
 }
 

@@ -101,21 +101,53 @@ impl TestEnv {
         success(&self.pull(&args))
     }
 
-    /// The rows of `hoist images ls`.
+    /// The rows of `hoist images ls` (cut at the header's column starts,
+    /// since SIZE and CREATED hold spaces); the media type comes from
+    /// `hoist images inspect`.
     pub(crate) fn images(&self) -> Vec<ImageRow> {
         let stdout = success(&self.run(&["images", "ls"]));
         let mut lines = stdout.lines();
         let header = lines.next().expect("images ls prints a header");
         assert!(header.starts_with("REF"), "header: {header}");
+        let columns = ["REF", "DIGEST", "PLATFORMS", "SIZE", "UNPACKED", "CREATED"];
+        let starts: Vec<usize> = columns
+            .iter()
+            .map(|c| {
+                header
+                    .find(c)
+                    .unwrap_or_else(|| panic!("no {c} in {header:?}"))
+            })
+            .collect();
         lines
             .map(|line| {
-                let cells: Vec<&str> = line.split_whitespace().collect();
-                assert!(cells.len() >= 4, "images ls row: {line:?}");
+                let cell = |i: usize| {
+                    let end = starts
+                        .get(i + 1)
+                        .copied()
+                        .unwrap_or(line.len())
+                        .min(line.len());
+                    line.get(starts[i]..end).unwrap_or("").trim().to_string()
+                };
+                let name = cell(0);
+                let inspect = success(&self.run(&["images", "inspect", &name]));
+                let details: serde_json::Value =
+                    serde_json::from_str(&inspect).expect("images inspect prints JSON");
+                let platforms = cell(2);
                 ImageRow {
-                    name: cells[0].to_string(),
-                    media_type: cells[1].to_string(),
-                    digest: cells[2].to_string(),
-                    platforms: cells.get(4).map(|p| p.to_string()).unwrap_or_default(),
+                    media_type: details["target"]["mediaType"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    name,
+                    digest: cell(1),
+                    platforms: if platforms == "-" {
+                        String::new()
+                    } else {
+                        platforms
+                    },
+                    size: cell(3),
+                    unpacked: cell(4),
+                    created: cell(5),
                 }
             })
             .collect()
@@ -183,6 +215,9 @@ pub(crate) struct ImageRow {
     pub(crate) media_type: String,
     pub(crate) digest: String,
     pub(crate) platforms: String,
+    pub(crate) size: String,
+    pub(crate) unpacked: String,
+    pub(crate) created: String,
 }
 
 /// Every file under `<root>/content/blobs/sha256`, keyed `sha256:<file name>`.

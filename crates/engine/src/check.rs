@@ -516,11 +516,11 @@ impl Engine {
         let mut gc = Labels::new();
         match self.parse_children(digest)? {
             Some(Children::Index(children)) => {
-                let stored = children
-                    .iter()
-                    .filter(|c| good.contains(&c.digest().to_string()));
-                for (i, child) in stored.enumerate() {
-                    gc.insert(labels::manifest_ref(i), child.digest().to_string());
+                // Numbered by position in the whole index, as pulls number them.
+                for (i, child) in children.iter().enumerate() {
+                    if good.contains(&child.digest().to_string()) {
+                        gc.insert(labels::manifest_ref(i), child.digest().to_string());
+                    }
                 }
             }
             Some(Children::Manifest { config, layers }) => {
