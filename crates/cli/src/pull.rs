@@ -92,9 +92,7 @@ pub(crate) struct PullArgs {
     #[arg(long, short)]
     quiet: bool,
 
-    /// How to show progress: auto (tty when stderr is a terminal, else
-    /// plain), tty (bars), plain (a line per change), docker (`docker pull`'s
-    /// status lines, on stdout), json (a JSON object per event, on stdout)
+    /// How to show progress
     #[arg(long, value_enum, default_value_t = ProgressForm::Auto, value_name = "FORM")]
     progress: ProgressForm,
 }
@@ -113,7 +111,38 @@ impl std::error::Error for Interrupted {}
 
 pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     let engine = Engine::open(root).with_context(|| format!("opening {}", root.display()))?;
+    if !args.all_tags {
+        return pull_one(&engine, &args, &args.reference).await;
+    }
+    let reference = hoist_oci::Reference::parse(&args.reference)?;
+    // Parsing adds `latest` to a bare name, so look at what the user typed.
+    if reference.digest().is_some()
+        || args
+            .reference
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+    {
+        anyhow::bail!("--all-tags takes a repository without a tag or digest");
+    }
     let options = pull_options(&args)?;
+    let tags = engine.list_tags(&args.reference, &options.registry).await?;
+    if tags.is_empty() {
+        anyhow::bail!("{} has no tags", reference.name());
+    }
+    for tag in tags {
+        let tagged = reference.with_tag(&tag)?.to_string();
+        pull_one(&engine, &args, &tagged)
+            .await
+            .with_context(|| format!("pulling {tagged}"))?;
+    }
+    Ok(())
+}
+
+/// Pulls `reference` with the renderer `--progress` chooses; Ctrl-C stops
+/// the pull and returns [`Interrupted`].
+async fn pull_one(engine: &Engine, args: &PullArgs, reference: &str) -> anyhow::Result<()> {
+    let options = pull_options(args)?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let options = PullOptions {
         progress: Some(sender),
@@ -122,7 +151,7 @@ pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     let renderer = progress::renderer(
         args.progress.resolve(),
         PullContext {
-            reference: args.reference.clone(),
+            reference: reference.to_string(),
             unpack: options.unpack,
             max_concurrent_downloads: options.max_concurrent_downloads,
         },
@@ -130,7 +159,7 @@ pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     let (stop, stopped) = oneshot::channel();
     let printer = tokio::spawn(progress::drive(renderer, receiver, args.quiet, stopped));
     let pulled = tokio::select! {
-        pulled = engine.pull(&args.reference, options) => Some(pulled),
+        pulled = engine.pull(reference, options) => Some(pulled),
         _ = tokio::signal::ctrl_c() => None,
     };
     let Some(pulled) = pulled else {

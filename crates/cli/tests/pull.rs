@@ -477,3 +477,42 @@ fn pull_commits_a_complete_ingest_left_by_an_interrupted_pull() {
     success(&output);
     assert_pulled(&env, &pushed.reference, &pushed.digest, &digests_of(&image));
 }
+
+/// Leaves `bytes` as the ingest of layer `index` of a fresh store, pulls,
+/// and expects the pull to succeed with a verified store.
+fn pull_over_a_bad_ingest(index: usize, bytes: impl FnOnce(&[u8]) -> Vec<u8>) {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    let pushed = registry.push(&image, "app", "1.0");
+    let env = TestEnv::new();
+    success(&env.run(&["images", "ls"]));
+    let layer = &image.layers()[index];
+    let dir = ingest_dir(&env, &layer.digest);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), bytes(&layer.blob)).unwrap();
+
+    env.pull_ok(&pushed.reference);
+
+    assert_pulled(&env, &pushed.reference, &pushed.digest, &digests_of(&image));
+}
+
+#[test]
+fn pull_downloads_again_when_a_complete_ingest_does_not_verify() {
+    // What a pull killed (or cancelled by another blob's failure) after
+    // receiving every byte of a corrupted body leaves behind.
+    pull_over_a_bad_ingest(2, |blob| {
+        let mut bad = blob.to_vec();
+        bad[blob.len() / 2] ^= 0xff;
+        bad
+    });
+}
+
+#[test]
+fn pull_downloads_again_when_a_resumed_ingest_does_not_verify() {
+    // The first half was corrupted; the resumed rest is right, the whole is not.
+    pull_over_a_bad_ingest(2, |blob| {
+        let mut bad = blob[..blob.len() / 2].to_vec();
+        bad[0] ^= 0xff;
+        bad
+    });
+}

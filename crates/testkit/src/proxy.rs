@@ -56,6 +56,13 @@ pub enum Fault {
         /// Bytes sent before the cut.
         after: usize,
     },
+    /// Send every successful `GET /v2/…/blobs/<digest>` response body at
+    /// about `bytes_per_second` (in slices of a tenth of a second's worth),
+    /// so a pull takes long enough to watch or interrupt.
+    Throttle {
+        /// The body's rate; 0 is taken as 1.
+        bytes_per_second: u64,
+    },
 }
 
 struct Shared {
@@ -275,6 +282,9 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             );
             Body::from_stream(cut)
         }
+        Fault::Throttle { bytes_per_second } if blob_get && success => {
+            Body::from_stream(throttle(upstream.bytes_stream(), bytes_per_second.max(1)))
+        }
         _ => Body::from_stream(
             upstream
                 .bytes_stream()
@@ -282,4 +292,37 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         ),
     };
     response.body(body).expect("response")
+}
+
+/// `stream` at about `rate` bytes per second: slices of at most a tenth of
+/// a second's worth, each sent when the running total is due.
+fn throttle<S>(
+    stream: S,
+    rate: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
+where
+    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
+{
+    let slice = usize::try_from((rate / 10).max(1)).unwrap_or(usize::MAX);
+    let start = tokio::time::Instant::now();
+    futures_util::stream::unfold(
+        (stream, axum::body::Bytes::new(), 0u64),
+        move |(mut stream, mut pending, sent)| async move {
+            if pending.is_empty() {
+                match stream.next().await {
+                    Some(Ok(chunk)) => pending = chunk,
+                    Some(Err(e)) => {
+                        let error = std::io::Error::other(e);
+                        return Some((Err(error), (stream, axum::body::Bytes::new(), sent)));
+                    }
+                    None => return None,
+                }
+            }
+            let piece = pending.split_to(pending.len().min(slice));
+            let sent = sent + piece.len() as u64;
+            let due = std::time::Duration::from_secs_f64(sent as f64 / rate as f64);
+            tokio::time::sleep_until(start + due).await;
+            Some((Ok(piece), (stream, pending, sent)))
+        },
+    )
 }
