@@ -374,6 +374,25 @@ fn discard_unpacked_layers_drops_the_layer_gc_edges() {
         "layer edges remain: {labels:?} ({})",
         stderr(&output)
     );
+
+    // The next collection frees the compressed layers; the image stays
+    // whole and unpacked, and the store checks clean.
+    let layers: Vec<String> = child(&index, host_platform())
+        .layers()
+        .iter()
+        .map(|l| l.digest.clone())
+        .collect();
+    success(&env.run(&["gc"]));
+    let stored = env.stored_digests();
+    for layer in &layers {
+        assert!(!stored.contains(layer), "layer {layer} survived gc");
+    }
+    assert!(stored.contains(&manifest), "manifest is kept");
+    assert!(stored.contains(&pushed.digest), "index is kept");
+    success(&env.run(&["check"]));
+    let images = env.images();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].unpacked, "yes", "{images:?}");
 }
 
 fn schema1_image() -> Schema1Image {
