@@ -111,8 +111,8 @@ fn invalid(reason: impl Into<String>) -> Error {
 
 /// Parses a schema 1 manifest body (signed or unsigned).
 pub fn parse(body: &[u8]) -> Result<Schema1> {
-    let raw: RawManifest =
-        serde_json::from_slice(body).map_err(|e| invalid(format!("not a schema 1 manifest: {e}")))?;
+    let raw: RawManifest = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("not a schema 1 manifest: {e}")))?;
     if raw.schema_version != 1 {
         return Err(invalid(format!("schemaVersion is {}", raw.schema_version)));
     }
@@ -256,7 +256,11 @@ impl Schema1 {
 
         // The config is the newest step's v1Compatibility minus the v1
         // bookkeeping fields, plus rootfs and history (containerd's rule).
-        let newest = &self.entries.last().expect("parse refuses no layers").v1_compatibility;
+        let newest = &self
+            .entries
+            .last()
+            .expect("parse refuses no layers")
+            .v1_compatibility;
         let mut config: Map<String, Value> = serde_json::from_str(newest)
             .map_err(|e| invalid(format!("v1Compatibility is not an object: {e}")))?;
         for key in ["id", "parent", "Size", "parent_id", "layer_id", "throwaway"] {
@@ -272,7 +276,10 @@ impl Schema1 {
         );
         config.insert("history".into(), Value::Array(history));
         if !config.contains_key("architecture") && !self.architecture.is_empty() {
-            config.insert("architecture".into(), Value::String(self.architecture.clone()));
+            config.insert(
+                "architecture".into(),
+                Value::String(self.architecture.clone()),
+            );
         }
         let config = serde_json::to_vec(&config).expect("a JSON map serializes");
         let config_descriptor = Descriptor::new(
