@@ -4,8 +4,10 @@
 //! The order of operations per entry is:
 //! 1. normalize the name lexically ([`RootedPath`]);
 //! 2. open the parent directory inside the root (creating missing parents,
-//!    mode 0755 as docker does, or with a lower layer's metadata in overlay
-//!    mode);
+//!    mode 0755 as docker does); in overlay mode the parent is resolved
+//!    through the merged view of the upper and the lower layers, symlinks of
+//!    either followed as in-root paths, and a directory only a lower has is
+//!    created in the upper with that lower's metadata;
 //! 3. clear the final name if something of another kind is there;
 //! 4. create the entry with an `*at` syscall on the parent fd;
 //! 5. owner, then xattrs, then mode (`chown` clears setuid bits and
@@ -29,7 +31,7 @@ use crate::compression::{self, Compression, SourceError};
 use crate::diffid::HashingReader;
 use crate::error::{Error, Result};
 use crate::fsops::{self, XattrTarget, file_type, lstat_at};
-use crate::lowers::Lowers;
+use crate::lowers::{Found, Lowers, is_opaque, is_whiteout};
 use crate::name::{RootedPath, component_path, is_plain_component};
 use crate::root::Root;
 
@@ -54,10 +56,14 @@ pub enum WhiteoutMode {
 pub struct ApplyOptions {
     /// How whiteouts are applied.
     pub whiteouts: WhiteoutMode,
-    /// Overlay mode only: the lower layer directories, topmost first. A
-    /// hardlink whose target lives in a lower layer is resolved by copying
-    /// the target up into the root and linking to the copy; a parent
-    /// directory missing from the tar takes its metadata from a lower layer.
+    /// Overlay mode only: the lower layer directories, topmost first. Paths
+    /// resolve through the merged view (upper over lowers): a symlink only a
+    /// lower has is followed as an in-root path (`lib/x` over a lower
+    /// `lib -> usr/lib` lands in `usr/lib/x`); a hardlink whose target lives
+    /// in a lower layer is resolved by copying the target up into the root
+    /// and linking to the copy; a parent directory missing from the tar takes
+    /// its metadata from a lower layer; a directory that replaces one this
+    /// layer deleted from the lowers is made opaque.
     pub lowers: Vec<PathBuf>,
     /// Set owners to the tar's uid/gid (default: true when running as root).
     pub same_owner: bool,
@@ -275,6 +281,66 @@ struct DirMeta {
     times: Option<(Time, Time)>,
 }
 
+/// How many symlinks one merged-view walk expands before giving up with
+/// `ELOOP`, as the kernel does.
+const MAX_SYMLINKS: usize = 40;
+
+/// The parent directory of an entry, opened in the root.
+struct Parent<'p> {
+    fd: OwnedFd,
+    /// Its path in the root with every symlink resolved (in overlay mode;
+    /// else the entry's own parent path, which resolves to the same).
+    path: RootedPath,
+    /// The entry's final name.
+    name: &'p [u8],
+    /// Overlay mode: whether the lower layers show below this directory in
+    /// the merged view (no opaque directory or deletion hides them).
+    lowers: bool,
+}
+
+/// A directory opened (or created) in the root, see [`Parent`].
+struct Dir {
+    fd: OwnedFd,
+    path: RootedPath,
+    lowers: bool,
+}
+
+/// A directory found by a merged-view walk.
+struct Merged {
+    /// Its fd in the upper; `None` if only a lower layer has it.
+    fd: Option<OwnedFd>,
+    /// Its path, every symlink resolved.
+    path: RootedPath,
+    /// Whether the lowers show below it.
+    lowers: bool,
+}
+
+/// One directory on the way of a merged-view walk.
+struct Level {
+    fd: Option<OwnedFd>,
+    lowers: bool,
+}
+
+/// The end of a merged-view walk at a missing directory: an error if it was
+/// to be created (only a symlink's target is never created), else `None`.
+fn missing(create: bool, path: &RootedPath) -> Result<Option<Merged>> {
+    if create {
+        Err(Error::io(path.relative(), io::Error::from(Errno::NOENT)))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Marks a directory (opened readable) opaque for overlayfs.
+fn set_opaque(dir: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::fsetxattr(
+        dir,
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )?)
+}
+
 struct Applier<'o> {
     root: Root,
     options: &'o ApplyOptions,
@@ -448,22 +514,43 @@ impl<'o> Applier<'o> {
 
     /// Opens the parent of `path` (creating missing directories) and returns
     /// it with the final name. `None` for the root itself.
-    fn parent_of<'p>(&mut self, path: &'p RootedPath) -> Result<Option<(OwnedFd, &'p [u8])>> {
+    fn parent_of<'p>(&mut self, path: &'p RootedPath) -> Result<Option<Parent<'p>>> {
         let Some((last, _)) = path.components().split_last() else {
             return Ok(None);
         };
         let (parent, _) = path.split_last().expect("not the root");
-        let fd = self.ensure_dir(&parent)?;
-        Ok(Some((fd, last.as_slice())))
+        let dir = self.ensure_dir(&parent)?;
+        Ok(Some(Parent {
+            fd: dir.fd,
+            path: dir.path,
+            name: last.as_slice(),
+            lowers: dir.lowers,
+        }))
     }
 
     /// Opens the directory `dir` inside the root, creating it and any missing
     /// ancestor. Existing symlinks on the way are followed *inside the root*
     /// (a layer writing `lib/x` over an earlier `lib -> usr/lib` writes
-    /// `usr/lib/x`, as docker does), never out of it.
-    fn ensure_dir(&mut self, dir: &RootedPath) -> Result<OwnedFd> {
+    /// `usr/lib/x`, as docker does), never out of it. In overlay mode the
+    /// walk goes through the merged view ([`Self::walk_merged`]), so a symlink
+    /// or directory that only a lower layer has counts too.
+    fn ensure_dir(&mut self, dir: &RootedPath) -> Result<Dir> {
+        if self.options.whiteouts == WhiteoutMode::Overlay {
+            let found = self.walk_merged(dir, true)?.expect("created");
+            let fd = found.fd.expect("created in the upper");
+            return Ok(Dir {
+                fd,
+                path: found.path,
+                lowers: found.lowers,
+            });
+        }
+        let plain = |fd| Dir {
+            fd,
+            path: dir.clone(),
+            lowers: false,
+        };
         match self.root.open_dir(dir) {
-            Ok(fd) => return Ok(fd),
+            Ok(fd) => return Ok(plain(fd)),
             Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {}
             Err(e) => return Err(Error::io(dir.relative(), e)),
         }
@@ -477,46 +564,211 @@ impl<'o> Applier<'o> {
             fd = match self.root.open_dir(&next) {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
-                    self.make_implicit_dir(fd.as_fd(), &next, name)?;
-                    rustix::fs::openat(
-                        &fd,
-                        component_path(name),
-                        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| Error::io(next.relative(), e))?
+                    self.make_implicit_dir(fd.as_fd(), &next, name, None)?
                 }
                 Err(e) => return Err(Error::io(next.relative(), e)),
             };
             current = next;
         }
-        Ok(fd)
+        Ok(plain(fd))
     }
 
-    /// Creates a directory the tar did not list: mode 0755 as docker does,
-    /// or, in overlay mode, with the owner, mode, times and xattrs of the
-    /// same directory in a lower layer (an upper directory's attributes hide
-    /// the lower one's in the merged view, so defaults would change it).
+    /// Resolves the directory `dir` through overlay's merged view: the root
+    /// (the upper directory) over the lower layers, topmost first.
+    ///
+    /// Per component: what the upper has wins (a directory is entered, a
+    /// symlink expanded, a whiteout means deleted); else the lowers are asked,
+    /// unless an opaque upper directory on the way hides them. A symlink,
+    /// wherever it lives, is expanded as an in-root path: an absolute target
+    /// starts again at the root, a relative one at the directory holding the
+    /// link, `..` stops at the root, and at most [`MAX_SYMLINKS`] expansions
+    /// are made. Every directory of the upper is opened through
+    /// [`Root::open_in`] by its symlink-free path, every lower one component
+    /// at a time without following anything, so nothing outside the root or
+    /// the lowers is ever reached.
+    ///
+    /// With `create`, directories missing from the upper are made there: a
+    /// lower layer's one with its owner, mode, times and xattrs (so the
+    /// merged view does not change), one missing everywhere (or deleted by
+    /// this layer) plain; the result then has an fd. Names that come from a
+    /// symlink's target must exist, as they must for `RESOLVE_IN_ROOT`.
+    /// Without `create`, a directory the merged view does not have (missing,
+    /// deleted, or a non-directory there) gives `None`.
+    fn walk_merged(&mut self, dir: &RootedPath, create: bool) -> Result<Option<Merged>> {
+        let root_fd = self
+            .root
+            .open_in(&RootedPath::default(), OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(|e| Error::io(".", e))?;
+        let lowers = !self.lowers.is_empty() && !is_opaque(root_fd.as_fd());
+        let mut levels = vec![Level {
+            fd: Some(root_fd),
+            lowers,
+        }];
+        let mut current = RootedPath::default();
+        // Names still to walk, the next one last; `true` marks a name from a
+        // symlink's target.
+        let mut todo: Vec<(Vec<u8>, bool)> = dir
+            .components()
+            .iter()
+            .rev()
+            .map(|c| (c.clone(), false))
+            .collect();
+        let mut expansions = 0;
+        while let Some((name, from_link)) = todo.pop() {
+            if name == b".." {
+                // Clamped at the root, like `RESOLVE_IN_ROOT`.
+                if let Some((parent, _)) = current.split_last() {
+                    levels.pop();
+                    current = parent;
+                }
+                continue;
+            }
+            let next = current.join(&name);
+            let err = |e: io::Error| Error::io(next.relative(), e);
+            let level = levels.last().expect("the root level stays");
+            let lowers_here = level.lowers;
+            let parent_fd = level.fd.as_ref().map(|fd| fd.as_fd());
+            let upper = match parent_fd {
+                Some(fd) => lstat_at(fd, &name).map_err(err)?,
+                None => None,
+            };
+            let link = match upper {
+                Some(st) if file_type(&st) == FileType::Directory => {
+                    let fd = self
+                        .root
+                        .open_in(&next, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW)
+                        .map_err(err)?;
+                    let lowers = lowers_here && !is_opaque(fd.as_fd());
+                    levels.push(Level {
+                        fd: Some(fd),
+                        lowers,
+                    });
+                    current = next;
+                    continue;
+                }
+                Some(st) if file_type(&st) == FileType::Symlink => {
+                    let fd = parent_fd.expect("the upper has it");
+                    rustix::fs::readlinkat(fd, component_path(&name), Vec::new())
+                        .map_err(|e| err(e.into()))?
+                        .into_bytes()
+                }
+                Some(st) if is_whiteout(&st) => {
+                    // Deleted by this layer: a new directory here must not
+                    // let the lowers' one show through.
+                    if !create || from_link {
+                        return missing(create, &next);
+                    }
+                    let fd = parent_fd.expect("the upper has it");
+                    fsops::remove_at(fd, &name).map_err(err)?;
+                    let shadowed = self.lower_is_dir(lowers_here, &next)?;
+                    let made = self.make_implicit_dir(fd, &next, &name, None)?;
+                    if shadowed {
+                        set_opaque(made.as_fd()).map_err(err)?;
+                    }
+                    levels.push(Level {
+                        fd: Some(made),
+                        lowers: false,
+                    });
+                    current = next;
+                    continue;
+                }
+                Some(_) if create => return Err(err(Errno::NOTDIR.into())),
+                Some(_) => return Ok(None),
+                None => {
+                    let found = if lowers_here {
+                        self.lowers.lookup(&next).map_err(err)?
+                    } else {
+                        None
+                    };
+                    match found {
+                        Some(found) if file_type(&found.stat) == FileType::Directory => {
+                            let fd = match parent_fd {
+                                Some(fd) if create => {
+                                    Some(self.make_implicit_dir(fd, &next, &name, Some(&found))?)
+                                }
+                                _ => None,
+                            };
+                            levels.push(Level { fd, lowers: true });
+                            current = next;
+                            continue;
+                        }
+                        Some(found) if file_type(&found.stat) == FileType::Symlink => {
+                            rustix::fs::readlinkat(&found.parent, component_path(&name), Vec::new())
+                                .map_err(|e| Error::io(&found.lower, io::Error::from(e)))?
+                                .into_bytes()
+                        }
+                        Some(_) if create => return Err(err(Errno::NOTDIR.into())),
+                        Some(_) => return Ok(None),
+                        None => {
+                            let Some(fd) = parent_fd.filter(|_| create && !from_link) else {
+                                return missing(create, &next);
+                            };
+                            let made = self.make_implicit_dir(fd, &next, &name, None)?;
+                            levels.push(Level {
+                                fd: Some(made),
+                                lowers: false,
+                            });
+                            current = next;
+                            continue;
+                        }
+                    }
+                }
+            };
+            // A symlink: its target is walked instead, as an in-root path.
+            expansions += 1;
+            if !self.root.follows_symlinks() || expansions > MAX_SYMLINKS {
+                return Err(err(Errno::LOOP.into()));
+            }
+            if link.starts_with(b"/") {
+                levels.truncate(1);
+                current = RootedPath::default();
+            }
+            for part in link.split(|&b| b == b'/').rev() {
+                if !part.is_empty() && part != b"." {
+                    todo.push((part.to_vec(), true));
+                }
+            }
+        }
+        let level = levels.pop().expect("the root level stays");
+        Ok(Some(Merged {
+            fd: level.fd,
+            path: current,
+            lowers: level.lowers,
+        }))
+    }
+
+    /// True if the lowers (when visible here) have a directory at `path`.
+    fn lower_is_dir(&self, visible: bool, path: &RootedPath) -> Result<bool> {
+        if !visible {
+            return Ok(false);
+        }
+        let found = self
+            .lowers
+            .lookup(path)
+            .map_err(|e| Error::io(path.relative(), e))?;
+        Ok(found.is_some_and(|f| file_type(&f.stat) == FileType::Directory))
+    }
+
+    /// Creates a directory the tar did not list and returns it opened
+    /// readable: mode 0755 as docker does, or, given the same directory in a
+    /// lower layer (overlay mode), with its owner, mode, times and xattrs (an
+    /// upper directory's attributes hide the lower one's in the merged view,
+    /// so defaults would change it).
     fn make_implicit_dir(
         &mut self,
         parent: BorrowedFd<'_>,
         path: &RootedPath,
         name: &[u8],
-    ) -> Result<()> {
+        lower: Option<&Found>,
+    ) -> Result<OwnedFd> {
         let io_err = |e: io::Error| Error::io(path.relative(), e);
         rustix::fs::mkdirat(parent, component_path(name), Mode::from_raw_mode(0o700))
             .map_err(|e| io_err(e.into()))?;
         self.mark_created(parent, name).map_err(io_err)?;
         let dir = fsops::open_dir_nofollow(parent, name).map_err(io_err)?;
-        let found = if self.lowers.is_empty() {
-            None
-        } else {
-            self.lowers.lookup(path).map_err(io_err)?
-        };
-        match found {
-            Some(found) if file_type(&found.stat) == FileType::Directory => {
-                let (last, _) = path.components().split_last().expect("not the root");
-                let lower_dir = fsops::open_dir_nofollow(found.parent.as_fd(), last)
+        match lower {
+            Some(found) => {
+                let lower_dir = fsops::open_dir_nofollow(found.parent.as_fd(), name)
                     .map_err(|e| Error::io(&found.lower, e))?;
                 if self.options.same_owner {
                     rustix::fs::fchown(
@@ -541,13 +793,13 @@ impl<'o> Applier<'o> {
                     },
                 );
             }
-            _ => {
+            None => {
                 // mkdirat's mode is cut by the umask; set 0755 exactly.
                 rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o755))
                     .map_err(|e| io_err(e.into()))?;
             }
         }
-        Ok(())
+        Ok(dir)
     }
 
     /// Makes room for a non-directory at `name`: whatever is there goes, a
@@ -586,7 +838,7 @@ impl<'o> Applier<'o> {
 
     fn directory(&mut self, path: &RootedPath, meta: &Meta, label: &str) -> Result<()> {
         let io_err = |e: io::Error| Error::io(path.relative(), e);
-        let Some((parent, name)) = self.parent_of(path)? else {
+        let Some(parent) = self.parent_of(path)? else {
             // An entry naming the root (`.`, `/`) only updates its metadata;
             // the root itself is never replaced or removed.
             let root = self.root.fd();
@@ -602,11 +854,18 @@ impl<'o> Applier<'o> {
             self.defer_dir(path, meta);
             return Ok(());
         };
+        let Parent {
+            fd: parent,
+            path: parent_path,
+            name,
+            lowers,
+        } = parent;
         let parent = parent.as_fd();
-        match lstat_at(parent, name).map_err(io_err)? {
+        let resolved = parent_path.join(name);
+        let replaced = match lstat_at(parent, name).map_err(io_err)? {
             // A directory over a directory keeps it (and what lower layers put
             // in it) and only updates its metadata.
-            Some(st) if file_type(&st) == FileType::Directory => {}
+            Some(st) if file_type(&st) == FileType::Directory => false,
             existing => {
                 if existing.is_some() {
                     self.clear(parent, name, path)?;
@@ -615,15 +874,28 @@ impl<'o> Applier<'o> {
                 // can fill a directory whose final mode is read-only.
                 rustix::fs::mkdirat(parent, component_path(name), Mode::from_raw_mode(0o700))
                     .map_err(|e| io_err(e.into()))?;
+                existing.is_some()
             }
-        }
+        };
+        // Overlay: the upper starts empty, so anything this directory
+        // replaced there (a whiteout, a file, a symlink) was put by this
+        // layer, which so deleted whatever the lowers have at this path. If
+        // that is a directory, overlay would merge it back under the new one
+        // unless the new one is opaque. (An upper directory over a lower
+        // non-directory hides it anyway.)
+        let opaque = replaced && self.lower_is_dir(lowers, &resolved)?;
         self.mark_created(parent, name).map_err(io_err)?;
         self.chown(parent, name, meta, path)?;
-        if !meta.xattrs.is_empty() {
+        if opaque || !meta.xattrs.is_empty() {
             let dir = fsops::open_dir_nofollow(parent, name).map_err(io_err)?;
+            if opaque {
+                set_opaque(dir.as_fd()).map_err(io_err)?;
+            }
             self.set_xattrs(&XattrTarget::Fd(dir.as_fd()), meta, path, label)?;
         }
-        self.defer_dir(path, meta);
+        // Keyed by the resolved path: `finish_dirs` finds it there even when
+        // the entry's name went through a lower layer's symlink.
+        self.defer_dir(&resolved, meta);
         Ok(())
     }
 
@@ -653,7 +925,10 @@ impl<'o> Applier<'o> {
         label: &str,
     ) -> Result<()> {
         let io_err = |e: io::Error| Error::io(path.relative(), e);
-        let Some((parent, name)) = self.parent_of(path)? else {
+        let Some(Parent {
+            fd: parent, name, ..
+        }) = self.parent_of(path)?
+        else {
             self.skip(label, "a file cannot replace the root");
             return Ok(());
         };
@@ -715,7 +990,10 @@ impl<'o> Applier<'o> {
                 "symlink {label}: target contains a NUL byte"
             )));
         }
-        let Some((parent, name)) = self.parent_of(path)? else {
+        let Some(Parent {
+            fd: parent, name, ..
+        }) = self.parent_of(path)?
+        else {
             self.skip(label, "a symlink cannot replace the root");
             return Ok(());
         };
@@ -755,15 +1033,14 @@ impl<'o> Applier<'o> {
         let target_err = |e: io::Error| Error::io(target.relative(), e);
         // The target is resolved inside the root like any name, so `../x`
         // and `/etc/passwd` name files of this tree, never the host's.
-        let mut source = self
-            .find_in_root(&target_parent, target_name)
-            .map_err(target_err)?;
-        if source.is_none() && !self.lowers.is_empty() {
-            self.copy_up(&target)?;
-            source = self
-                .find_in_root(&target_parent, target_name)
-                .map_err(target_err)?;
-        }
+        // In overlay mode it is looked up in the merged view (copied up from
+        // a lower layer if only one has it).
+        let source = if self.options.whiteouts == WhiteoutMode::Overlay {
+            self.find_merged(&target_parent, target_name)?
+        } else {
+            self.find_in_root(&target_parent, target_name)
+                .map_err(target_err)?
+        };
         let Some((source_dir, source_stat)) = source else {
             return Err(target_err(Errno::NOENT.into()));
         };
@@ -772,7 +1049,9 @@ impl<'o> Applier<'o> {
                 "hardlink {label} points at a directory"
             )));
         }
-        let (parent, name) = self.parent_of(path)?.expect("not the root");
+        let Parent {
+            fd: parent, name, ..
+        } = self.parent_of(path)?.expect("not the root");
         let parent = parent.as_fd();
         if let Some(st) = lstat_at(parent, name).map_err(|e| Error::io(path.relative(), e))? {
             if st.st_dev == source_stat.st_dev && st.st_ino == source_stat.st_ino {
@@ -794,6 +1073,34 @@ impl<'o> Applier<'o> {
         Ok(())
     }
 
+    /// Overlay mode: the parent fd (in the upper) and `lstat` of
+    /// `parent/name` in the merged view, if it exists there. Symlinks on the
+    /// way resolve through the merged view too; a whiteout means deleted; a
+    /// file only a lower layer has is copied up first, as overlay cannot link
+    /// across layers.
+    fn find_merged(
+        &mut self,
+        parent: &RootedPath,
+        name: &[u8],
+    ) -> Result<Option<(OwnedFd, rustix::fs::Stat)>> {
+        let Some(dir) = self.walk_merged(parent, false)? else {
+            return Ok(None);
+        };
+        let resolved = dir.path.join(name);
+        let err = |e: io::Error| Error::io(resolved.relative(), e);
+        if let Some(fd) = dir.fd {
+            match lstat_at(fd.as_fd(), name).map_err(err)? {
+                Some(st) if is_whiteout(&st) => return Ok(None),
+                Some(st) => return Ok(Some((fd, st))),
+                None => {}
+            }
+        }
+        if !dir.lowers || !self.copy_up(&resolved)? {
+            return Ok(None);
+        }
+        self.find_in_root(&dir.path, name).map_err(err)
+    }
+
     /// The parent fd and `lstat` of `parent/name` in the root, if it exists.
     fn find_in_root(
         &mut self,
@@ -811,16 +1118,19 @@ impl<'o> Applier<'o> {
         Ok(lstat_at(dir.as_fd(), name)?.map(|st| (dir, st)))
     }
 
-    /// Copies `target` from the topmost lower layer that has it into the
-    /// root, so that a hardlink to it can be made (overlay cannot link
-    /// across layers). Nothing is done if no lower has it.
-    fn copy_up(&mut self, target: &RootedPath) -> Result<()> {
+    /// Copies `target` (a path with every symlink resolved, not hidden
+    /// in the merged view by the upper) from the topmost lower layer that has
+    /// it into the root, so that a hardlink to it can be made (overlay cannot
+    /// link across layers). False, and nothing done, if no lower has it.
+    fn copy_up(&mut self, target: &RootedPath) -> Result<bool> {
         let io_err = |e: io::Error| Error::io(target.relative(), e);
         let Some(found) = self.lowers.lookup(target).map_err(io_err)? else {
-            return Ok(());
+            return Ok(false);
         };
         let lower_err = |e: io::Error| Error::io(found.lower.join(target.relative()), e);
-        let (parent, name) = self.parent_of(target)?.expect("not the root");
+        let Parent {
+            fd: parent, name, ..
+        } = self.parent_of(target)?.expect("not the root");
         let parent = parent.as_fd();
         let st = &found.stat;
         let (atime, mtime) = Time::of_stat(st);
@@ -887,7 +1197,7 @@ impl<'o> Applier<'o> {
                 });
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn special(
@@ -919,7 +1229,10 @@ impl<'o> Applier<'o> {
         } else {
             0
         };
-        let Some((parent, name)) = self.parent_of(path)? else {
+        let Some(Parent {
+            fd: parent, name, ..
+        }) = self.parent_of(path)?
+        else {
             self.skip(label, "a special file cannot replace the root");
             return Ok(());
         };
@@ -980,7 +1293,14 @@ impl<'o> Applier<'o> {
                 fsops::remove_at(parent.as_fd(), target).map_err(io_err)?;
             }
             WhiteoutMode::Overlay => {
-                let parent = self.ensure_dir(dir)?;
+                // The directory is resolved through the merged view: under a
+                // lower layer's `lib -> usr/lib`, `lib/.wh.x` deletes
+                // `usr/lib/x`. Under a directory the merged view does not
+                // have there is nothing to delete, as in Delete mode.
+                let Some(found) = self.walk_merged(dir, false)? else {
+                    return Ok(());
+                };
+                let parent = self.ensure_dir(&found.path)?.fd;
                 fsops::remove_at(parent.as_fd(), target).map_err(io_err)?;
                 rustix::fs::mknodat(
                     &parent,
@@ -1008,15 +1328,12 @@ impl<'o> Applier<'o> {
                 self.clear_lower(fd.as_fd(), dir)
             }
             WhiteoutMode::Overlay => {
-                drop(self.ensure_dir(dir)?);
-                let fd = self.root.open_dir_readable(dir).map_err(io_err)?;
-                rustix::fs::fsetxattr(
-                    &fd,
-                    "trusted.overlay.opaque",
-                    b"y",
-                    rustix::fs::XattrFlags::empty(),
-                )
-                .map_err(|e| io_err(e.into()))?;
+                let Some(found) = self.walk_merged(dir, false)? else {
+                    return Ok(());
+                };
+                // Opened readable by the walk, so `fsetxattr` works on it.
+                let fd = self.ensure_dir(&found.path)?.fd;
+                set_opaque(fd.as_fd()).map_err(io_err)?;
                 tracing::trace!(path = %label, "set opaque");
                 Ok(())
             }

@@ -26,7 +26,12 @@
 //! planted by earlier entries resolve as if the root were `/`; the final
 //! component is acted on with `*at` syscalls on that parent fd that never
 //! follow it. Hardlink targets are resolved the same way, so a link can only
-//! share an inode inside the root.
+//! share an inode inside the root. In overlay mode, where symlinks of the lower
+//! layers count too, the walk goes one component at a time through the merged
+//! view and expands every symlink itself as an in-root path (`..` clamped,
+//! absolute targets rooted at the root, at most 40 expansions); the upper is
+//! still opened only through `openat2(RESOLVE_IN_ROOT)` by symlink-free paths
+//! and the lowers, read-only, without following anything.
 //!
 //! # Example
 //!

@@ -9,10 +9,12 @@
 //!
 //! Lower layers came from tars too, so their symlinks are as untrusted as the
 //! layer's: the walk here goes one plain component at a time with
-//! `O_NOFOLLOW` from each lower's root fd, and follows no symlink at all.
+//! `O_NOFOLLOW` from each lower's root fd, and follows no symlink at all. A
+//! symlink found here is expanded by the caller's merged-view walk, as an
+//! in-root path.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use rustix::fs::{FileType, Stat};
@@ -78,11 +80,14 @@ impl Lowers {
                     Some(st) if is_whiteout(&st) => return Ok(None),
                     Some(st) if file_type(&st) == FileType::Directory => {
                         dir = open_dir_nofollow(dir.as_fd(), name)?;
-                        opaque |= is_opaque(&dir);
+                        opaque |= is_opaque(dir.as_fd());
                     }
-                    // Missing, or a non-directory (a symlink included) where a
-                    // directory should be: the path is not in this lower.
-                    _ => {
+                    // A non-directory (a symlink included) where a directory
+                    // should be: overlay stops merging at a non-directory, so
+                    // it hides this path in every lower below too.
+                    Some(_) => return Ok(None),
+                    // Missing: the path is not in this lower.
+                    None => {
                         present = false;
                         break;
                     }
@@ -110,12 +115,12 @@ impl Lowers {
 }
 
 /// Overlay's whiteout: a character device with device number 0:0.
-fn is_whiteout(st: &Stat) -> bool {
+pub(crate) fn is_whiteout(st: &Stat) -> bool {
     file_type(st) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
-/// True if the directory carries `trusted.overlay.opaque=y`.
-fn is_opaque(dir: &OwnedFd) -> bool {
+/// True if the directory (opened readable) carries `trusted.overlay.opaque=y`.
+pub(crate) fn is_opaque(dir: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 4];
     match rustix::fs::fgetxattr(dir, "trusted.overlay.opaque", &mut buf[..]) {
         Ok(n) => &buf[..n] == b"y",

@@ -58,6 +58,13 @@ impl Root {
         self.use_fallback = true;
     }
 
+    /// False once resolution uses the `openat2`-less walker, which follows
+    /// no symlink: a walk that expands symlinks itself must then refuse them
+    /// too, so that both walks agree on what a layer may do.
+    pub(crate) fn follows_symlinks(&self) -> bool {
+        !self.use_fallback
+    }
+
     /// The root directory's fd (opened read-only, so usable for `fstat`,
     /// `fchown`, `fsetxattr` and listing).
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {

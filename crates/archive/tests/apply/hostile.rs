@@ -414,3 +414,106 @@ fn deep_replacement_stays_inside() {
     result.unwrap();
     assert!(!sb.root.join("t").exists());
 }
+
+#[test]
+fn lower_layer_symlinks_resolve_inside_the_root() {
+    if !is_root() {
+        return;
+    }
+    let name = format!("hoist-archive-pwned-{}", std::process::id());
+    // Lower symlinks pointing out of the root, relatively and absolutely, and
+    // at the sandbox's canary sibling; the lower has no `etc` or `canary`.
+    let mut base = Layer::new();
+    base.symlink("evil", "../../outside")
+        .symlink("abs", "/etc")
+        .symlink("up", "../canary")
+        .symlink("deep", ".././../../canary/dir")
+        .symlink("root", "/")
+        .symlink("dots", "../../..")
+        .file("inside", b"in", 0o644);
+    let base = base.finish();
+    let writes: [&dyn Fn(&mut Layer); 9] = [
+        &|l| {
+            l.file("evil/x", b"p", 0o644);
+        },
+        &|l| {
+            l.file(&format!("abs/{name}"), b"p", 0o644);
+        },
+        &|l| {
+            l.dir("abs/sub", 0o777);
+        },
+        &|l| {
+            l.file("up/file", b"p", 0o644);
+        },
+        &|l| {
+            l.file("deep/inner", b"p", 0o644);
+        },
+        &|l| {
+            l.hardlink("up/h", "inside");
+        },
+        &|l| {
+            l.hardlink("h", "up/file").hardlink("h2", "abs/passwd");
+        },
+        &|l| {
+            l.whiteout("up/.wh.file")
+                .whiteout("abs/.wh.passwd")
+                .whiteout("up/.wh..wh..opq");
+        },
+        &|l| {
+            l.symlink("evil2", "/").file("evil2/up/file", b"p", 0o644);
+        },
+    ];
+    for (i, write) in writes.iter().enumerate() {
+        let mut sandbox = Sandbox::new();
+        let lower = sandbox.add_lower("lower", &base);
+        let mut l = Layer::new();
+        write(&mut l);
+        let options = ApplyOptions {
+            whiteouts: WhiteoutMode::Overlay,
+            lowers: vec![lower],
+            ..ApplyOptions::default()
+        };
+        // Each target is missing in the merged view: refused or a no-op,
+        // never redirected.
+        let _ = apply_with(&sandbox.root, &l.finish(), &options);
+        assert_canary_unchanged(&sandbox);
+        assert!(!Path::new("/etc").join(&name).exists(), "case {i}");
+        assert!(!Path::new("/outside").exists(), "case {i}");
+    }
+
+    // With decoys in a lower, the same writes land on the decoys, in the root.
+    let mut decoys = Layer::new();
+    decoys
+        .dir("etc", 0o755)
+        .file("etc/passwd", b"decoy", 0o644)
+        .dir("canary/dir", 0o755)
+        .dir("outside", 0o755);
+    let decoys = decoys.finish();
+    let mut sandbox = Sandbox::new();
+    let top = sandbox.add_lower("top", &base);
+    let bottom = sandbox.add_lower("bottom", &decoys);
+    let mut l = Layer::new();
+    for write in writes {
+        write(&mut l);
+    }
+    let options = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        lowers: vec![top, bottom],
+        ..ApplyOptions::default()
+    };
+    apply_with(&sandbox.root, &l.finish(), &options).unwrap();
+    assert_canary_unchanged(&sandbox);
+    let root = &sandbox.root;
+    assert_eq!(read(root, "outside/x"), b"p");
+    assert_eq!(read(root, &format!("etc/{name}")), b"p");
+    assert!(root.join("etc/sub").is_dir());
+    assert_eq!(read(root, "canary/dir/inner"), b"p");
+    assert_eq!(read(root, "h2"), b"decoy");
+    assert!(!Path::new("/etc").join(&name).exists());
+    for link in ["evil", "abs", "up", "deep"] {
+        assert!(
+            std::fs::symlink_metadata(root.join(link)).is_err(),
+            "{link}"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 
 mod diffid;
 mod hostile;
+mod merged;
 mod roundtrip;
 mod support;
 mod whiteouts;

@@ -238,6 +238,17 @@ impl Sandbox {
         sandbox
     }
 
+    /// Makes `name` beside the root, applies `tar` to it (Delete mode) as a
+    /// lower layer for overlay-mode cases, and takes it into the baseline:
+    /// a lower layer is outside the root, so it must not change either.
+    pub(crate) fn add_lower(&mut self, name: &str, tar: &[u8]) -> PathBuf {
+        let lower = self.tmp.path().join(name);
+        std::fs::create_dir(&lower).unwrap();
+        apply(&lower, tar).unwrap();
+        self.before = self.outside();
+        lower
+    }
+
     /// Everything in the temp dir except below `root/`, plus the temp dir
     /// and the root directory entries themselves (their contents excluded).
     fn outside(&self) -> BTreeMap<PathBuf, State> {

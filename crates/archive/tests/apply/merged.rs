@@ -1,0 +1,460 @@
+//! Overlay mode against the merged view: each case applies its layers twice,
+//! natively (Delete mode, one full tree) and as overlay snapshots (each layer
+//! into its own upper, the earlier ones as lowers), mounts the overlay and
+//! compares what it shows with the native tree.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hoist_archive::{ApplyOptions, Error, WhiteoutMode};
+
+use crate::support::{Layer, apply, apply_with, is_root, xattr};
+
+/// What the comparison looks at for one path.
+#[derive(Debug, PartialEq, Eq)]
+struct Node {
+    kind: &'static str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    /// Regular files and symlinks only: directory mtimes move with their
+    /// entries, which the two ways of applying create in different orders.
+    mtime: Option<i64>,
+    /// File content or symlink target.
+    content: Vec<u8>,
+}
+
+fn tree(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let md = std::fs::symlink_metadata(&path).unwrap();
+            let ft = md.file_type();
+            let (kind, content) = if ft.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                ("symlink", target.into_os_string().into_encoded_bytes())
+            } else if ft.is_dir() {
+                stack.push(path.clone());
+                ("dir", Vec::new())
+            } else if ft.is_file() {
+                ("file", std::fs::read(&path).unwrap())
+            } else {
+                ("other", Vec::new())
+            };
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            out.insert(
+                rel,
+                Node {
+                    kind,
+                    mode: md.mode(),
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    mtime: (kind != "dir").then(|| md.mtime()),
+                    content,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// An overlay mount, unmounted when dropped (also when an assertion fails).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Mounts `upper` over `lowers` (topmost first) at `base/merged`; `None`
+/// (with a note) where overlayfs cannot be mounted.
+fn mount(base: &Path, lowers: &[PathBuf], upper: &Path) -> Option<Mounted> {
+    let work = base.join("work");
+    let merged = base.join("merged");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::create_dir(&merged).unwrap();
+    let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.join(":"),
+        upper.display(),
+        work.display()
+    );
+    let status = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&merged)
+        .status();
+    if matches!(status, Ok(s) if s.success()) {
+        Some(Mounted(merged))
+    } else {
+        eprintln!("overlay mount unavailable; merged view not checked");
+        None
+    }
+}
+
+fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
+    ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        lowers,
+        ..ApplyOptions::default()
+    }
+}
+
+/// The layers applied as overlay snapshots: `up0`, `up1`, … under `base`.
+struct Snapshots {
+    base: tempfile::TempDir,
+    native: PathBuf,
+    uppers: Vec<PathBuf>,
+}
+
+impl Snapshots {
+    fn apply(layers: &[Vec<u8>]) -> Self {
+        let base = tempfile::tempdir().unwrap();
+        let native = base.path().join("native");
+        std::fs::create_dir(&native).unwrap();
+        let mut uppers: Vec<PathBuf> = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            apply(&native, layer).unwrap();
+            let upper = base.path().join(format!("up{i}"));
+            std::fs::create_dir(&upper).unwrap();
+            let lowers = uppers.iter().rev().cloned().collect();
+            apply_with(&upper, layer, &overlay(lowers)).unwrap();
+            uppers.push(upper);
+        }
+        Self {
+            base,
+            native,
+            uppers,
+        }
+    }
+
+    fn top(&self) -> &Path {
+        self.uppers.last().unwrap()
+    }
+
+    /// Mounts the snapshots and asserts the merged view is the native tree.
+    fn assert_merged_matches_native(&self) {
+        let (upper, lowers) = self.uppers.split_last().unwrap();
+        let lowers: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+        let Some(mounted) = mount(self.base.path(), &lowers, upper) else {
+            return;
+        };
+        let (merged, native) = (tree(&mounted.0), tree(&self.native));
+        assert_eq!(merged, native, "merged view differs from the native tree");
+    }
+}
+
+fn whiteout_then_recreate(second: impl FnOnce(&mut Layer)) -> Snapshots {
+    let mut one = Layer::new();
+    one.dir("d", 0o755)
+        .file("d/old", b"old", 0o644)
+        .dir("d/sub", 0o755)
+        .file("d/sub/old2", b"o", 0o644)
+        .file("keep", b"k", 0o644);
+    let mut two = Layer::new();
+    second(&mut two);
+    Snapshots::apply(&[one.finish(), two.finish()])
+}
+
+fn opaque(path: &Path) -> Option<Vec<u8>> {
+    xattr(path, "trusted.overlay.opaque")
+}
+
+#[test]
+fn directory_recreated_after_its_whiteout_hides_the_old_one() {
+    if !is_root() {
+        eprintln!("skipped: overlay mode needs CAP_MKNOD and trusted.* xattrs");
+        return;
+    }
+    let s = whiteout_then_recreate(|l| {
+        l.whiteout(".wh.d")
+            .dir("d", 0o750)
+            .file("d/new", b"new", 0o644);
+    });
+    assert_eq!(opaque(&s.top().join("d")).as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        std::fs::metadata(s.top().join("d")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    s.assert_merged_matches_native();
+}
+
+#[test]
+fn implicit_directory_after_its_whiteout_hides_the_old_one() {
+    if !is_root() {
+        return;
+    }
+    // No entry for `d` itself: the parent of `d/new` replaces the whiteout.
+    let s = whiteout_then_recreate(|l| {
+        l.whiteout(".wh.d").file("d/new", b"new", 0o644);
+    });
+    assert_eq!(opaque(&s.top().join("d")).as_deref(), Some(&b"y"[..]));
+    s.assert_merged_matches_native();
+    // A deeper one: `d/sub` below the new opaque `d` needs no marker.
+    let s = whiteout_then_recreate(|l| {
+        l.whiteout(".wh.d").dir("d/sub", 0o700);
+    });
+    assert_eq!(opaque(&s.top().join("d")).as_deref(), Some(&b"y"[..]));
+    assert_eq!(opaque(&s.top().join("d/sub")), None);
+    s.assert_merged_matches_native();
+}
+
+#[test]
+fn directory_replacing_a_file_of_the_same_layer_hides_the_old_one() {
+    if !is_root() {
+        return;
+    }
+    // The file deleted the lower directory; the directory after it is new.
+    let s = whiteout_then_recreate(|l| {
+        l.file("d", b"flat", 0o644)
+            .dir("d", 0o755)
+            .file("d/new", b"n", 0o644);
+    });
+    assert_eq!(opaque(&s.top().join("d")).as_deref(), Some(&b"y"[..]));
+    s.assert_merged_matches_native();
+    // The same through a whiteout, a file and a symlink in turn.
+    let s = whiteout_then_recreate(|l| {
+        l.whiteout(".wh.d").symlink("d", "keep").dir("d", 0o755);
+    });
+    assert_eq!(opaque(&s.top().join("d")).as_deref(), Some(&b"y"[..]));
+    s.assert_merged_matches_native();
+}
+
+#[test]
+fn no_opaque_marker_where_nothing_was_deleted() {
+    if !is_root() {
+        return;
+    }
+    // A directory over a lower directory merges; over a lower file it hides
+    // the file without a marker; a file after a whiteout just replaces it.
+    let s = whiteout_then_recreate(|l| {
+        l.dir("d", 0o700)
+            .file("d/new", b"n", 0o644)
+            .dir("keep", 0o755)
+            .file("keep/in", b"i", 0o644)
+            .whiteout("d/.wh.sub")
+            .file("d/sub", b"now a file", 0o644);
+    });
+    assert_eq!(opaque(&s.top().join("d")), None);
+    assert_eq!(opaque(&s.top().join("keep")), None);
+    assert!(std::fs::metadata(s.top().join("d/sub")).unwrap().is_file());
+    s.assert_merged_matches_native();
+    // A whiteout, then a directory where the lowers have nothing.
+    let s = whiteout_then_recreate(|l| {
+        l.whiteout(".wh.none").dir("none", 0o755);
+    });
+    assert_eq!(opaque(&s.top().join("none")), None);
+    s.assert_merged_matches_native();
+}
+
+/// usrmerge: `lib -> usr/lib` in the base.
+fn usrmerge(link: &str) -> Vec<u8> {
+    let mut l = Layer::new();
+    l.dir("usr", 0o755)
+        .dir("usr/lib", 0o755)
+        .file("usr/lib/ld.so", b"ld", 0o755)
+        .file("usr/lib/libz.so", b"z", 0o644)
+        .dir("usr/lib/x86", 0o711)
+        .file("usr/lib/x86/libc.so", b"libc", 0o644)
+        .symlink("lib", link)
+        .dir("etc", 0o755);
+    l.finish()
+}
+
+#[test]
+fn write_through_a_lower_symlink_lands_at_its_target() {
+    if !is_root() {
+        return;
+    }
+    let mut two = Layer::new();
+    two.file("lib/libfoo.so", b"foo", 0o644);
+    let s = Snapshots::apply(&[usrmerge("usr/lib"), two.finish()]);
+    let top = s.top();
+    assert_eq!(
+        std::fs::read(top.join("usr/lib/libfoo.so")).unwrap(),
+        b"foo"
+    );
+    // The symlink stays the lower's; no directory hides it.
+    assert!(std::fs::symlink_metadata(top.join("lib")).is_err());
+    // The copied-up directories keep the lower's metadata.
+    assert_eq!(
+        std::fs::metadata(top.join("usr/lib")).unwrap().mtime(),
+        std::fs::metadata(s.uppers[0].join("usr/lib"))
+            .unwrap()
+            .mtime()
+    );
+    s.assert_merged_matches_native();
+}
+
+#[test]
+fn every_kind_of_entry_resolves_through_lower_symlinks() {
+    if !is_root() {
+        return;
+    }
+    for link in ["usr/lib", "/usr/lib", "./usr/../usr//lib/", "../../usr/lib"] {
+        let mut two = Layer::new();
+        two.file("lib/x86/libm.so", b"m", 0o644)
+            .dir("lib/new", 0o700)
+            .file("lib/new/deep/f", b"f", 0o600)
+            .symlink("lib/ld2", "ld.so")
+            .whiteout("lib/.wh.ld.so")
+            .whiteout("lib/x86/.wh..wh..opq")
+            .file("lib/x86/after", b"a", 0o644)
+            .hardlink("etc/hl", "lib/libz.so")
+            .hardlink("lib/hl2", "usr/lib/x86/after");
+        let s = Snapshots::apply(&[usrmerge(link), two.finish()]);
+        let top = s.top();
+        assert!(
+            std::fs::symlink_metadata(top.join("lib")).is_err(),
+            "{link}"
+        );
+        assert_eq!(
+            opaque(&top.join("usr/lib/x86")).as_deref(),
+            Some(&b"y"[..]),
+            "{link}"
+        );
+        // The directory entry's own mode reached the right directory.
+        assert_eq!(
+            std::fs::metadata(top.join("usr/lib/new")).unwrap().mode() & 0o7777,
+            0o700
+        );
+        s.assert_merged_matches_native();
+    }
+}
+
+#[test]
+fn chained_and_nested_lower_symlinks() {
+    if !is_root() {
+        return;
+    }
+    // Three layers: links in the middle one lead through the base's dirs.
+    let mut one = Layer::new();
+    one.dir("opt/real", 0o755).file("opt/real/a", b"a", 0o644);
+    let mut two = Layer::new();
+    two.symlink("opt/current", "real")
+        .symlink("app", "/opt/current")
+        .symlink("opt/real/up", "..");
+    let mut three = Layer::new();
+    three
+        .file("app/b", b"b", 0o644)
+        .file("app/up/current/c", b"c", 0o644)
+        .dir("app/sub", 0o755)
+        .hardlink("app/a2", "app/a");
+    let s = Snapshots::apply(&[one.finish(), two.finish(), three.finish()]);
+    let top = s.top();
+    for name in ["opt/real/b", "opt/real/c", "opt/real/a2", "opt/real/sub"] {
+        assert!(std::fs::symlink_metadata(top.join(name)).is_ok(), "{name}");
+    }
+    for name in ["app", "opt/current"] {
+        assert!(std::fs::symlink_metadata(top.join(name)).is_err(), "{name}");
+    }
+    s.assert_merged_matches_native();
+}
+
+#[test]
+fn opaque_or_deleted_paths_hide_lower_symlinks() {
+    if !is_root() {
+        return;
+    }
+    // Layer two deletes `lib` or replaces it with a directory before writing
+    // `lib/x`: the lower `lib -> usr/lib` is no longer there to follow.
+    // (An opaque marker for the root itself is not among the cases: the
+    // upper's root is the one directory overlayfs never treats as opaque.)
+    let cases: [&dyn Fn(&mut Layer); 3] = [
+        &|l| {
+            l.whiteout(".wh.lib").file("lib/x", b"x", 0o644);
+        },
+        &|l| {
+            l.dir("etc", 0o755)
+                .whiteout("etc/.wh..wh..opq")
+                .symlink("etc/lib", "../usr/lib")
+                .whiteout(".wh.lib")
+                .file("lib/x", b"x", 0o644)
+                .file("etc/lib/y", b"y", 0o644);
+        },
+        &|l| {
+            l.dir("lib", 0o755).file("lib/x", b"x", 0o644);
+        },
+    ];
+    for second in cases {
+        let mut two = Layer::new();
+        second(&mut two);
+        let s = Snapshots::apply(&[usrmerge("usr/lib"), two.finish()]);
+        assert_eq!(std::fs::read(s.top().join("lib/x")).unwrap(), b"x");
+        s.assert_merged_matches_native();
+    }
+}
+
+#[test]
+fn lower_symlink_loops_and_dangling_targets_are_errors() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lower = dir.path().join("lower");
+    std::fs::create_dir(&lower).unwrap();
+    let mut one = Layer::new();
+    one.symlink("loop", "loop")
+        .symlink("a", "b")
+        .symlink("b", "/a")
+        .symlink("dangling", "nowhere/deeper");
+    apply(&lower, &one.finish()).unwrap();
+    for name in ["loop/x", "a/x", "dangling/x"] {
+        let upper = dir.path().join(format!("up-{}", name.replace('/', "-")));
+        std::fs::create_dir(&upper).unwrap();
+        let mut two = Layer::new();
+        two.file(name, b"x", 0o644);
+        let err = apply_with(&upper, &two.finish(), &overlay(vec![lower.clone()])).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{name}: {err:?}");
+    }
+    // A whiteout under them has nothing to delete: no error, no change.
+    let upper = dir.path().join("up-wh");
+    std::fs::create_dir(&upper).unwrap();
+    let mut two = Layer::new();
+    two.whiteout("dangling/.wh.x").whiteout("loop/.wh..wh..opq");
+    let err = apply_with(&upper, &two.finish(), &overlay(vec![lower.clone()]));
+    // The loop is an error, the dangling link silently nothing.
+    assert!(matches!(err, Err(Error::Io { .. })), "{err:?}");
+    assert!(!upper.join("nowhere").exists());
+}
+
+#[test]
+fn a_lower_file_hides_directories_of_the_lowers_below_it() {
+    if !is_root() {
+        return;
+    }
+    // Layer two replaces `a` with a file; in layer three `a` is a directory
+    // again, and nothing of the base's `a/x` may show through: overlayfs
+    // stops merging at the file, and so must the copied metadata and links.
+    let mut one = Layer::new();
+    one.dir("a", 0o755)
+        .dir("a/x", 0o711)
+        .file("a/x/f", b"f", 0o600);
+    let mut two = Layer::new();
+    two.file("a", b"flat", 0o644);
+    let mut three = Layer::new();
+    three.dir("a", 0o755).file("a/x/g", b"g", 0o644);
+    let s = Snapshots::apply(&[one.finish(), two.finish(), three.finish()]);
+    assert_eq!(
+        std::fs::metadata(s.top().join("a/x")).unwrap().mode() & 0o7777,
+        0o755
+    );
+    s.assert_merged_matches_native();
+
+    let mut three = Layer::new();
+    three.dir("a", 0o755).hardlink("h", "a/x/f");
+    let upper = s.base.path().join("up-link");
+    std::fs::create_dir(&upper).unwrap();
+    let lowers = s.uppers.iter().rev().cloned().collect();
+    let err = apply_with(&upper, &three.finish(), &overlay(lowers)).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+}
