@@ -135,45 +135,35 @@ impl Engine {
         let _writing = tokio::task::spawn_blocking(move || RootLock::shared(&root)).await??;
 
         // 1. Resolve the reference to the root descriptor.
-        let target = session.resolve().await?;
+        let resolved = session.resolve().await?;
 
-        // 2. Hold a lease while we write, so a concurrent GC keeps our blobs.
+        // 2. Hold a lease while we write, so that even if this process dies
+        //    a collector keeps what it wrote for a while. Dropped at the end.
         let lease = session.begin_lease()?;
 
         // 3. Fetch the root, walk to the chosen manifests, fetch their blobs.
-        let fetched = session.fetch_tree(&target, &lease).await;
+        let fetched = session.fetch_tree(&resolved, &lease.id).await?;
 
         // 4. Unpack the chosen manifests' layers into snapshots.
-        let unpacked = match fetched {
-            Ok(fetched) if options.unpack => session
-                .unpack(&fetched.manifests, options.snapshotter.as_deref(), &lease)
-                .await
-                .map(|unpacked| (fetched, unpacked)),
-            Ok(fetched) => Ok((fetched, None)),
-            Err(error) => Err(error),
+        let unpacked = if options.unpack {
+            Some(session.unpack(&fetched.manifests, &lease.id).await?)
+        } else {
+            None
         };
-        let (fetched, unpacked) = match unpacked {
-            Ok(done) => done,
-            Err(error) => {
-                session.end_lease(&lease);
-                return Err(error);
-            }
-        };
-
-        // 5. Register the image; only now does it point at complete content.
-        let target = fetched.converted_root.clone().unwrap_or(target);
-        let name = reference.to_string();
-        let previous = self.db.get_image(&name)?;
         if options.discard_unpacked_layers && unpacked.is_some() {
             session.discard_layers(&fetched.manifests)?;
         }
-        session.register_image(&name, &target, unpacked.as_ref(), &fetched.image_labels)?;
-        session.end_lease(&lease);
-        let same_target = previous.is_some_and(|p| p.target.digest() == target.digest());
+
+        // 5. Register the image; only now does it point at complete content.
+        //    A schema 1 image is registered under its converted manifest.
+        let target = fetched.converted_root.clone().unwrap_or(resolved);
+        let name = reference.to_string();
+        let up_to_date = session.register_image(&name, &target, unpacked.as_ref(), &fetched)?;
+        drop(lease);
         session.progress.send(Event::ImageDone {
             name: name.clone(),
             digest: target.digest().clone(),
-            up_to_date: same_target && fetched.downloaded == 0,
+            up_to_date,
         });
         let (snapshotter, chain_ids) = unpacked.unzip();
         Ok(Pulled {
@@ -447,19 +437,16 @@ impl<'a> Session<'a> {
 
     /// Unpacks each chosen manifest into the snapshotter; returns the
     /// snapshotter's name and the top chainID of each manifest.
-    async fn unpack(
-        &self,
-        manifests: &[Descriptor],
-        snapshotter: Option<&str>,
-        lease: &str,
-    ) -> Result<Option<(String, Vec<Digest>)>> {
-        let snapshotter = self.engine.snapshotter(snapshotter)?;
+    async fn unpack(&self, manifests: &[Descriptor], lease: &str) -> Result<(String, Vec<Digest>)> {
+        let snapshotter = self
+            .engine
+            .snapshotter(self.options.snapshotter.as_deref())?;
         let mut tops = Vec::new();
         for manifest in manifests {
             let engine = self.engine.clone();
             let chain = engine.layer_chain(manifest)?;
             if chain.layers.is_empty() {
-                // An artifact or an empty image: nothing to unpack.
+                // An empty image: nothing to unpack.
                 continue;
             }
             let snapshotter = snapshotter.clone();
@@ -471,7 +458,7 @@ impl<'a> Session<'a> {
             .await??;
             tops.push(top);
         }
-        Ok(Some((snapshotter.name().to_string(), tops)))
+        Ok((snapshotter.name().to_string(), tops))
     }
 
     /// Chooses the manifests of an index that match the platform selection:
@@ -840,7 +827,7 @@ impl<'a> Session<'a> {
         record(self.engine, descriptor, &all)
     }
 
-    fn begin_lease(&self) -> Result<String> {
+    fn begin_lease(&self) -> Result<PullLease<'a>> {
         let now = SystemTime::now();
         let nanos = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -853,7 +840,10 @@ impl<'a> Session<'a> {
         self.engine
             .db
             .create_lease(&id, &lease_labels, Some(expires))?;
-        Ok(id)
+        Ok(PullLease {
+            db: &self.engine.db,
+            id,
+        })
     }
 
     /// Adds a blob to the pull's lease before any byte of it is written, so
@@ -863,12 +853,6 @@ impl<'a> Session<'a> {
             .db
             .add_lease_resource(lease, &LeaseResource::content(digest))?;
         Ok(())
-    }
-
-    fn end_lease(&self, lease: &str) {
-        if let Err(error) = self.engine.db.delete_lease(lease) {
-            tracing::warn!(%error, lease, "could not delete the pull's lease");
-        }
     }
 
     /// Drops the GC edges from each unpacked manifest to its layer blobs,
@@ -885,20 +869,26 @@ impl<'a> Session<'a> {
 
     /// Records `name → target`. Labels of an earlier record with the same
     /// target are kept (a `--no-unpack` re-pull does not forget snapshots);
-    /// an unpack adds `hoist.io/unpacked.<snapshotter>` = its chainIDs.
+    /// an unpack adds `hoist.io/unpacked.<snapshotter>` = its chainIDs, and
+    /// an OCI 1.1 root its artifact labels. Returns whether the name already
+    /// pointed here and nothing was downloaded (docker's "up to date").
     fn register_image(
         &self,
         name: &str,
         target: &Descriptor,
         unpacked: Option<&(String, Vec<Digest>)>,
-        extra: &Labels,
-    ) -> Result<()> {
+        fetched: &Fetched,
+    ) -> Result<bool> {
         let now = SystemTime::now();
-        let mut image_labels = match self.engine.db.get_image(name)? {
-            Some(existing) if existing.target.digest() == target.digest() => existing.labels,
+        let previous = self.engine.db.get_image(name)?;
+        let same_target = previous
+            .as_ref()
+            .is_some_and(|p| p.target.digest() == target.digest());
+        let mut image_labels = match previous {
+            Some(existing) if same_target => existing.labels,
             _ => BTreeMap::new(),
         };
-        image_labels.extend(extra.clone());
+        image_labels.extend(fetched.image_labels.clone());
         if let Some((snapshotter, chain_ids)) = unpacked {
             let chain_ids: Vec<String> = chain_ids.iter().map(ToString::to_string).collect();
             image_labels.insert(labels::unpacked(snapshotter), chain_ids.join(","));
@@ -910,7 +900,22 @@ impl<'a> Session<'a> {
             created_at: now,
             updated_at: now,
         })?;
-        Ok(())
+        Ok(same_target && fetched.downloaded == 0)
+    }
+}
+
+/// The pull's lease; deleted when dropped, on success and failure alike
+/// (an unfinished pull's blobs are then the collector's to judge).
+struct PullLease<'a> {
+    db: &'a hoist_metadata::Db,
+    id: String,
+}
+
+impl Drop for PullLease<'_> {
+    fn drop(&mut self) {
+        if let Err(error) = self.db.delete_lease(&self.id) {
+            tracing::warn!(%error, lease = %self.id, "could not delete the pull's lease");
+        }
     }
 }
 
