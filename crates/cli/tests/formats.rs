@@ -393,6 +393,15 @@ fn discard_unpacked_layers_drops_the_layer_gc_edges() {
     let images = env.images();
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].unpacked, "yes", "{images:?}");
+
+    // Flattening needs the layer blobs: a clear error, and a re-pull
+    // fetches them again.
+    let rootfs = env.path("rootfs");
+    let refused = env.run(&["rootfs", &pushed.reference, rootfs.to_str().unwrap()]);
+    assert_mentions(&failure(&refused), &["not stored", "hoist pull"]);
+    success(&env.pull(&["--plain-http", &pushed.reference]));
+    success(&env.run(&["rootfs", &pushed.reference, rootfs.to_str().unwrap()]));
+    assert!(rootfs.join("hello.txt").is_file(), "the flattened tree is back");
 }
 
 fn schema1_image() -> Schema1Image {

@@ -34,7 +34,17 @@ impl Engine {
         prepare_empty_dir(dest)?;
         for (layer, diff_id) in chain.layers.iter().zip(&chain.diff_ids) {
             let compression = crate::unpack::layer_compression(layer)?;
-            let blob = self.content.open_blob(layer.digest())?;
+            let blob = match self.content.open_blob(layer.digest()) {
+                Err(hoist_content::Error::NotFound(_)) => {
+                    return Err(Error::InvalidBlob {
+                        digest: layer.digest().to_string(),
+                        detail: format!(
+                            "layer blob is not stored (discarded after unpacking?); `hoist pull {reference}` fetches it again"
+                        ),
+                    });
+                }
+                opened => opened?,
+            };
             let options = ApplyOptions {
                 whiteouts: WhiteoutMode::Delete,
                 expected_diff_id: Some(diff_id.clone()),
