@@ -17,13 +17,16 @@ use url::Url;
 
 use crate::credentials::{CredentialStore, Credentials};
 use crate::error::{Error, Result};
-use crate::transport::{Transport, authority};
+use crate::transport::{Scheme, Transport, authority, is_loopback};
 
 /// The `client_id` sent with OAuth2 token requests.
 const CLIENT_ID: &str = "hoist";
 
 /// Token lifetime when the token server does not say (distribution's auth spec).
 const DEFAULT_EXPIRES_IN: u64 = 60;
+
+/// The longest a token is cached, whatever the server says.
+const MAX_EXPIRES_IN: u64 = 24 * 3600;
 
 /// One challenge of a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,8 +213,10 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Result<TokenResponse> {
         .filter(|t| !t.is_empty())
         .or(raw.token.filter(|t| !t.is_empty()))
         .ok_or_else(|| Error::InvalidResponse("token response has no token".into()))?;
+    // A token server's number must not overflow our clock arithmetic; no
+    // token is trusted for more than a day.
     let expires_in = match raw.expires_in {
-        Some(s) if s > 0 => s as u64,
+        Some(s) if s > 0 => (s as u64).min(MAX_EXPIRES_IN),
         _ => DEFAULT_EXPIRES_IN,
     };
     Ok(TokenResponse {
@@ -383,6 +388,19 @@ impl Authorizer {
                 return Err(Error::InvalidChallenge(format!(
                     "realm scheme {} is not http(s)",
                     realm.scheme()
+                )));
+            }
+            // Credentials go to the realm; a plain-http realm would carry them
+            // in the clear. Allow it only where the registry itself is spoken
+            // to over http (--plain-http, the loopback fallback) or the realm
+            // is on this machine.
+            let registry_is_plain = req.transport.options().plain_http
+                || req.transport.schemes_for(req.host).first() == Some(&Scheme::Http);
+            if realm.scheme() == "http" && !registry_is_plain && !is_loopback(&authority(&realm)) {
+                return Err(Error::InvalidChallenge(format!(
+                    "{} asks for credentials over plain http at {}; refusing",
+                    req.host,
+                    authority(&realm)
                 )));
             }
             let service = bearer.params.get("service").cloned();
@@ -631,6 +649,9 @@ mod tests {
         assert_eq!(t.refresh_token.as_deref(), Some("r"));
         let t = parse_token_response(br#"{"token":"x","expires_in":0}"#).unwrap();
         assert_eq!(t.expires_in, Duration::from_secs(60));
+        // A hostile lifetime is capped rather than overflowing the clock.
+        let t = parse_token_response(br#"{"token":"x","expires_in":9223372036854775807}"#).unwrap();
+        assert_eq!(t.expires_in, Duration::from_secs(MAX_EXPIRES_IN));
         assert!(parse_token_response(br#"{"expires_in":10}"#).is_err());
         assert!(parse_token_response(b"nope").is_err());
     }

@@ -331,6 +331,14 @@ impl Transport {
                     next.scheme()
                 )));
             }
+            // An https request never continues in the clear: a signed
+            // storage URL is a credential, and foreign layers are https only.
+            if url.scheme() == "https" && next.scheme() == "http" {
+                return Err(Error::InvalidResponse(format!(
+                    "{host}: refusing a redirect from https to http ({})",
+                    authority(&next)
+                )));
+            }
             if status == StatusCode::SEE_OTHER && method != Method::HEAD {
                 method = Method::GET;
             }
