@@ -19,7 +19,18 @@ pub(crate) enum SnapshotsCommand {
         #[arg(long, value_name = "NAME")]
         snapshotter: Option<String>,
     },
-    /// Print the mount command that shows snapshot KEY at TARGET
+    /// Remove a snapshot (e.g. a view made by `snapshots mounts`)
+    #[command(alias = "remove", alias = "delete")]
+    Rm {
+        /// Snapshotter (overlay or native) [default: the pull default]
+        #[arg(long, value_name = "NAME")]
+        snapshotter: Option<String>,
+        /// Snapshot key
+        key: String,
+    },
+    /// Print the mount command that shows snapshot KEY at TARGET (a
+    /// committed snapshot gets a read-only view, `view:KEY`, kept until
+    /// `snapshots rm view:KEY`)
     Mounts {
         /// Snapshotter (overlay or native) [default: the pull default]
         #[arg(long, value_name = "NAME")]
@@ -59,6 +70,10 @@ pub(crate) fn run_snapshots(root: &Path, command: SnapshotsCommand) -> anyhow::R
                 })
                 .collect();
             print_table(&["KEY", "PARENT", "KIND"], rows);
+        }
+        SnapshotsCommand::Rm { snapshotter, key } => {
+            engine.remove_snapshot(snapshotter.as_deref(), &key)?;
+            println!("{key}");
         }
         SnapshotsCommand::Mounts {
             snapshotter,

@@ -401,7 +401,10 @@ fn discard_unpacked_layers_drops_the_layer_gc_edges() {
     assert_mentions(&failure(&refused), &["not stored", "hoist pull"]);
     success(&env.pull(&["--plain-http", &pushed.reference]));
     success(&env.run(&["rootfs", &pushed.reference, rootfs.to_str().unwrap()]));
-    assert!(rootfs.join("hello.txt").is_file(), "the flattened tree is back");
+    assert!(
+        rootfs.join("hello.txt").is_file(),
+        "the flattened tree is back"
+    );
 }
 
 fn schema1_image() -> Schema1Image {

@@ -176,7 +176,7 @@ fn gc_keeps_what_remaining_images_share() {
 }
 
 #[test]
-fn gc_removes_unreferenced_snapshots_and_leftover_active_ones_but_keeps_views() {
+fn gc_removes_unreferenced_snapshots_and_leftover_active_ones_but_keeps_views_as_roots() {
     let registry = Registry::plain();
     let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
     let pushed = registry.push(&image, "app", "1.0");
@@ -215,21 +215,26 @@ fn gc_removes_unreferenced_snapshots_and_leftover_active_ones_but_keeps_views() 
     assert_eq!(snapshots(&env), expected);
     assert_eq!(env.stored_digests(), digests_of(&image));
 
-    // Forget the image without pruning: gc alone removes its snapshots
-    // (children first) and blobs, and the view goes with its parent.
+    // Forget the image without pruning: gc removes the blobs, but the view
+    // (someone may have mounted it) is a root and keeps its three parents.
     let db = hoist_metadata::Db::open(&env.root().join("metadata.db")).unwrap();
     assert!(db.delete_image(&pushed.reference).unwrap());
     let dry = gc(&env, &["--dry-run"]);
     assert!(dry.contains("would remove 5 blobs"), "{dry}");
-    assert!(dry.contains("4 snapshots"), "{dry}");
+    assert!(dry.contains("0 snapshots"), "{dry}");
     assert_eq!(snapshots(&env).len(), 4, "a dry run removes nothing");
     assert_eq!(env.stored_digests(), digests_of(&image));
 
     let out = gc(&env, &[]);
     assert!(out.contains("removed 5 blobs"), "{out}");
-    assert!(out.contains("4 snapshots"), "{out}");
-    assert!(snapshots(&env).is_empty());
+    assert_eq!(snapshots(&env), expected, "the view and its parents stay");
     assert!(env.stored_digests().is_empty());
+
+    // Once the view is removed by name, gc frees its parents (children first).
+    success(&env.run(&["snapshots", "rm", "--snapshotter", SNAPSHOTTER, &view]));
+    let out = gc(&env, &[]);
+    assert!(out.contains("3 snapshots"), "{out}");
+    assert!(snapshots(&env).is_empty());
     assert_check_clean(&env);
 }
 

@@ -9,8 +9,10 @@
 //! names a blob; `containerd.io/gc.ref.snapshot.<snapshotter>[.…]` names a
 //! snapshot of that snapshotter; a snapshot reaches its parent.
 //!
-//! **Views** (made by `hoist snapshots mounts`) are weak: one is kept while
-//! its parent is reachable and goes with it. Active snapshots, such as the
+//! **Views** made by `hoist snapshots mounts` carry `containerd.io/gc.root`
+//! (someone may have mounted them), so they and their parents stay until
+//! removed by name (`hoist snapshots rm`). Other views are weak: one is kept
+//! while its parent is reachable and goes with it. Active snapshots, such as the
 //! `extract-…` ones a killed pull leaves, are garbage unless a lease holds
 //! them.
 //!

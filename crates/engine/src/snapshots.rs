@@ -10,6 +10,8 @@ use hoist_oci::media_type::{self, Kind};
 use hoist_oci::{Descriptor, Platform, PlatformMatcher};
 use hoist_snapshot::{Kind as SnapshotKind, Labels, Mount, Snapshotter};
 
+use crate::gc::GC_ROOT;
+use crate::lock::RootLock;
 use crate::pull::MAX_MANIFEST_SIZE;
 use crate::{Engine, Error, Result};
 
@@ -28,6 +30,8 @@ impl Engine {
         platform: Option<&Platform>,
         dest: &Path,
     ) -> Result<()> {
+        // Keep a collector from deleting the blobs while they are read.
+        let _reading = RootLock::shared(&self.root)?;
         let image = self.image(reference)?;
         let manifest = self.stored_manifest_for(&image.target, platform)?;
         let chain = self.layer_chain(&manifest)?;
@@ -81,8 +85,21 @@ impl Engine {
         let view = format!("view:{key}");
         match snapshotter.stat(&view) {
             Ok(_) => Ok(snapshotter.mounts(&view)?),
-            Err(_) => Ok(snapshotter.view(&view, Some(key), Labels::new())?),
+            Err(_) => {
+                // Someone may mount it: a collection must keep it, and with
+                // it its parents, until it is removed by name.
+                let _writing = RootLock::shared(&self.root)?;
+                let labels = Labels::from([(GC_ROOT.to_string(), "view".to_string())]);
+                Ok(snapshotter.view(&view, Some(key), labels)?)
+            }
         }
+    }
+
+    /// Removes snapshot `key` (a view made by [`Engine::snapshot_mounts`],
+    /// say); refused while other snapshots name it as their parent.
+    pub fn remove_snapshot(&self, snapshotter: Option<&str>, key: &str) -> Result<()> {
+        let _writing = RootLock::shared(&self.root)?;
+        Ok(self.snapshotter(snapshotter)?.remove(key)?)
     }
 
     /// Removes committed snapshots that no recorded image needs any more,
