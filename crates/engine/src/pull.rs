@@ -128,38 +128,47 @@ impl Engine {
     /// is already stored resolves without touching the network.
     pub async fn pull(&self, reference: &str, options: PullOptions) -> Result<Pulled> {
         let reference = Reference::parse(reference)?;
-        let session = Session::new(self, &reference, &options)?;
 
-        // 0. Keep garbage collection out while this pull writes.
+        // 0. Keep garbage collection out while this pull writes. Blocking
+        //    work the pull starts holds the lock too, so a pull cancelled
+        //    mid-way keeps it until that work is done.
         let root = self.root.clone();
-        let _writing = tokio::task::spawn_blocking(move || RootLock::shared(&root)).await??;
+        let writing =
+            Arc::new(tokio::task::spawn_blocking(move || RootLock::shared(&root)).await??);
+        let session = Session::new(self, &reference, &options, writing)?;
 
         // 1. Resolve the reference to the root descriptor.
         let resolved = session.resolve().await?;
 
-        // 2. Hold a lease while we write, so that even if this process dies
-        //    a collector keeps what it wrote for a while. Dropped at the end.
+        // 2. Hold a lease while we write. It ends when the pull returns,
+        //    success or failure; a pull cancelled or killed mid-way leaves it
+        //    to expire, so a collector keeps what it wrote until then.
         let lease = session.begin_lease()?;
+        let pulled = async {
+            // 3. Fetch the root, walk to the chosen manifests, fetch their blobs.
+            let fetched = session.fetch_tree(&resolved, &lease).await?;
 
-        // 3. Fetch the root, walk to the chosen manifests, fetch their blobs.
-        let fetched = session.fetch_tree(&resolved, &lease.id).await?;
+            // 4. Unpack the chosen manifests' layers into snapshots.
+            let unpacked = if options.unpack {
+                Some(session.unpack(&fetched.manifests, &lease).await?)
+            } else {
+                None
+            };
+            if options.discard_unpacked_layers && unpacked.is_some() {
+                session.discard_layers(&fetched.manifests)?;
+            }
 
-        // 4. Unpack the chosen manifests' layers into snapshots.
-        let unpacked = if options.unpack {
-            Some(session.unpack(&fetched.manifests, &lease.id).await?)
-        } else {
-            None
-        };
-        if options.discard_unpacked_layers && unpacked.is_some() {
-            session.discard_layers(&fetched.manifests)?;
+            // 5. Register the image; only now does it point at complete
+            //    content. A schema 1 image is registered under its converted
+            //    manifest.
+            let target = fetched.converted_root.clone().unwrap_or(resolved);
+            let name = reference.to_string();
+            let up_to_date = session.register_image(&name, &target, unpacked.as_ref(), &fetched)?;
+            Ok::<_, Error>((name, target, fetched, unpacked, up_to_date))
         }
-
-        // 5. Register the image; only now does it point at complete content.
-        //    A schema 1 image is registered under its converted manifest.
-        let target = fetched.converted_root.clone().unwrap_or(resolved);
-        let name = reference.to_string();
-        let up_to_date = session.register_image(&name, &target, unpacked.as_ref(), &fetched)?;
-        drop(lease);
+        .await;
+        session.end_lease(&lease);
+        let (name, target, fetched, unpacked, up_to_date) = pulled?;
         session.progress.send(Event::ImageDone {
             name: name.clone(),
             digest: target.digest().clone(),
@@ -201,6 +210,8 @@ struct Session<'a> {
     repository: Repository,
     resolver: Resolver,
     options: &'a PullOptions,
+    /// The root's GC lock, held shared; every blocking task holds a clone.
+    writing: Arc<RootLock>,
     platforms: &'a PlatformSelection,
     downloads: Arc<Semaphore>,
     progress: Progress,
@@ -248,6 +259,7 @@ impl<'a> Session<'a> {
         engine: &'a Engine,
         reference: &'a Reference,
         options: &'a PullOptions,
+        writing: Arc<RootLock>,
     ) -> Result<Session<'a>> {
         let repository = Repository {
             domain: reference.domain().to_string(),
@@ -263,6 +275,7 @@ impl<'a> Session<'a> {
             repository,
             resolver: Resolver::new(options.registry.clone())?,
             options,
+            writing,
             platforms: &options.platforms,
             downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
             progress: Progress::new(options.progress.clone()),
@@ -452,10 +465,11 @@ impl<'a> Session<'a> {
             let snapshotter = snapshotter.clone();
             let progress = self.progress.clone();
             let lease = lease.to_string();
-            let top = tokio::task::spawn_blocking(move || {
-                engine.unpack_blocking(snapshotter.as_ref(), &chain, &lease, &progress)
-            })
-            .await??;
+            let top = self
+                .blocking(move || {
+                    engine.unpack_blocking(snapshotter.as_ref(), &chain, &lease, &progress)
+                })
+                .await??;
             tops.push(top);
         }
         Ok((snapshotter.name().to_string(), tops))
@@ -533,7 +547,7 @@ impl<'a> Session<'a> {
         let store = self.engine.content.clone();
         let expected = expected_of(descriptor);
         let ingest = ingest_ref(descriptor);
-        tokio::task::spawn_blocking(move || -> Result<Committed> {
+        self.blocking(move || -> Result<Committed> {
             let expected_digest = expected.digest.clone();
             match store.writer(&ingest, expected) {
                 Ok(mut writer) => {
@@ -604,17 +618,18 @@ impl<'a> Session<'a> {
         for layer in layers {
             let blob = self.engine.content.open_blob(layer.digest())?;
             let digest = layer.digest().to_string();
-            let diff_id = tokio::task::spawn_blocking(move || {
-                hoist_archive::diff_id(
-                    std::io::BufReader::with_capacity(256 << 10, blob),
-                    hoist_archive::Compression::Gzip,
-                )
-            })
-            .await?
-            .map_err(|source| Error::Unpack {
-                layer: digest,
-                source,
-            })?;
+            let diff_id = self
+                .blocking(move || {
+                    hoist_archive::diff_id(
+                        std::io::BufReader::with_capacity(256 << 10, blob),
+                        hoist_archive::Compression::Gzip,
+                    )
+                })
+                .await?
+                .map_err(|source| Error::Unpack {
+                    layer: digest,
+                    source,
+                })?;
             pairs.push((layer, diff_id));
         }
         let converted = schema1.convert(&pairs)?;
@@ -690,7 +705,10 @@ impl<'a> Session<'a> {
         let store = self.engine.content.clone();
         let expected = expected_of(descriptor);
         let ingest = ingest_ref(descriptor);
-        match tokio::task::spawn_blocking(move || store.writer(&ingest, expected)).await? {
+        match self
+            .blocking(move || store.writer(&ingest, expected))
+            .await?
+        {
             Ok(writer) => Ok(Some(writer)),
             Err(hoist_content::Error::AlreadyExists(_)) => Ok(None),
             Err(error) => Err(error.into()),
@@ -729,7 +747,7 @@ impl<'a> Session<'a> {
             digest,
             kind: pending.kind,
         });
-        tokio::task::spawn_blocking(move || writer.commit()).await??;
+        self.blocking(move || writer.commit()).await??;
         Ok(())
     }
 
@@ -759,15 +777,16 @@ impl<'a> Session<'a> {
         if stream.offset() != offset {
             // The server ignored our Range request and starts from the top.
             let start = stream.offset();
-            writer = tokio::task::spawn_blocking(move || -> Result<Writer> {
-                writer.truncate(start)?;
-                Ok(writer)
-            })
-            .await??;
+            writer = self
+                .blocking(move || -> Result<Writer> {
+                    writer.truncate(start)?;
+                    Ok(writer)
+                })
+                .await??;
         }
 
         let (chunks, mut received) = mpsc::channel::<Bytes>(16);
-        let sink = tokio::task::spawn_blocking(move || {
+        let sink = self.blocking(move || {
             let mut result = Ok(());
             while let Some(chunk) = received.blocking_recv() {
                 if let Err(error) = writer.write_all(&chunk) {
@@ -827,7 +846,7 @@ impl<'a> Session<'a> {
         record(self.engine, descriptor, &all)
     }
 
-    fn begin_lease(&self) -> Result<PullLease<'a>> {
+    fn begin_lease(&self) -> Result<String> {
         let now = SystemTime::now();
         let nanos = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -840,9 +859,26 @@ impl<'a> Session<'a> {
         self.engine
             .db
             .create_lease(&id, &lease_labels, Some(expires))?;
-        Ok(PullLease {
-            db: &self.engine.db,
-            id,
+        Ok(id)
+    }
+
+    fn end_lease(&self, lease: &str) {
+        if let Err(error) = self.engine.db.delete_lease(lease) {
+            tracing::warn!(%error, lease, "could not delete the pull's lease");
+        }
+    }
+
+    /// Runs blocking work (disk, flock, applying layers) off the runtime,
+    /// holding the root lock for as long as it runs.
+    fn blocking<F, R>(&self, work: F) -> tokio::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let writing = self.writing.clone();
+        tokio::task::spawn_blocking(move || {
+            let _writing = writing;
+            work()
         })
     }
 
@@ -901,21 +937,6 @@ impl<'a> Session<'a> {
             updated_at: now,
         })?;
         Ok(same_target && fetched.downloaded == 0)
-    }
-}
-
-/// The pull's lease; deleted when dropped, on success and failure alike
-/// (an unfinished pull's blobs are then the collector's to judge).
-struct PullLease<'a> {
-    db: &'a hoist_metadata::Db,
-    id: String,
-}
-
-impl Drop for PullLease<'_> {
-    fn drop(&mut self) {
-        if let Err(error) = self.db.delete_lease(&self.id) {
-            tracing::warn!(%error, lease = %self.id, "could not delete the pull's lease");
-        }
     }
 }
 
