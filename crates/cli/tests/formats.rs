@@ -394,11 +394,37 @@ fn discard_unpacked_layers_drops_the_layer_gc_edges() {
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].unpacked, "yes", "{images:?}");
 
-    // Flattening needs the layer blobs: a clear error, and a re-pull
-    // fetches them again.
+    // A re-pull that unpacks finds every snapshot and downloads no layer
+    // (as containerd's unpacker skips them).
+    let again = env.run(&[
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "native",
+        "--discard-unpacked-layers",
+        &pushed.reference,
+    ]);
+    success(&again);
+    for layer in &layers {
+        assert!(
+            stderr(&again).contains(&format!("{layer}: already exists")),
+            "{}",
+            stderr(&again)
+        );
+    }
+    assert!(
+        env.stored_digests().iter().all(|d| !layers.contains(d)),
+        "no layer blob downloaded"
+    );
+
+    // Flattening needs the layer blobs: a clear error, and a content-only
+    // pull fetches them again.
     let rootfs = env.path("rootfs");
     let refused = env.run(&["rootfs", &pushed.reference, rootfs.to_str().unwrap()]);
-    assert_mentions(&failure(&refused), &["not stored", "hoist pull"]);
+    assert_mentions(
+        &failure(&refused),
+        &["not stored", "hoist pull --no-unpack"],
+    );
     success(&env.pull(&["--plain-http", &pushed.reference]));
     success(&env.run(&["rootfs", &pushed.reference, rootfs.to_str().unwrap()]));
     assert!(

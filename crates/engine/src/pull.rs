@@ -386,10 +386,28 @@ impl<'a> Session<'a> {
                             config_media_type: config.media_type().to_string(),
                         });
                     }
-                    leaves.push(Pending::new(config, BlobKind::Config));
+                    leaves.push(Pending::new(config.clone(), BlobKind::Config));
                     if wanted {
                         chosen.push(descriptor.clone());
+                        let unpacked = if bytes == 0 {
+                            self.unpacked_layers(&descriptor, &config, &layers, lease)
+                                .await?
+                        } else {
+                            // A manifest new to this store has no snapshots yet.
+                            0
+                        };
                         for (i, layer) in layers.into_iter().enumerate() {
+                            if i < unpacked && !self.engine.content.contains(layer.digest()) {
+                                // Its snapshot already holds it (the blob was
+                                // discarded), so this pull needs no bytes of
+                                // it, as containerd's unpacker skips it.
+                                self.progress.send(Event::AlreadyExists {
+                                    digest: layer.digest().clone(),
+                                    kind: BlobKind::Layer,
+                                    size: layer.size(),
+                                });
+                                continue;
+                            }
                             gc_labels.insert(labels::layer_ref(i), layer.digest().to_string());
                             leaves.push(self.layer_pending(layer)?);
                         }
@@ -425,6 +443,41 @@ impl<'a> Session<'a> {
             image_labels,
             converted_root,
         })
+    }
+
+    /// How many bottom layers of a stored manifest need no blob because
+    /// this pull unpacks and their chainID snapshot is committed already:
+    /// only asked when a layer blob is missing (discarded after unpacking),
+    /// and then it costs fetching the config first.
+    async fn unpacked_layers(
+        &self,
+        manifest: &Descriptor,
+        config: &Descriptor,
+        layers: &[Descriptor],
+        lease: &str,
+    ) -> Result<usize> {
+        if !self.options.unpack
+            || layers
+                .iter()
+                .all(|l| self.engine.content.contains(l.digest()))
+        {
+            return Ok(0);
+        }
+        self.fetch_blob(&Pending::new(config.clone(), BlobKind::Config), lease)
+            .await?;
+        let engine = self.engine.clone();
+        let manifest = manifest.clone();
+        let snapshotter = self.options.snapshotter.clone();
+        self.blocking(move || -> Result<usize> {
+            let chain = engine.layer_chain(&manifest)?;
+            let snapshotter = engine.snapshotter(snapshotter.as_deref())?;
+            let chain_ids = chain.chain_ids();
+            Ok(chain_ids
+                .iter()
+                .rposition(|id| crate::unpack::is_committed(snapshotter.as_ref(), id.as_ref()))
+                .map_or(0, |top| top + 1))
+        })
+        .await?
     }
 
     /// A layer to download. Non-distributable ("foreign") layers come from

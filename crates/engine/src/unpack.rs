@@ -246,7 +246,7 @@ impl Engine {
     }
 }
 
-fn is_committed(snapshotter: &dyn Snapshotter, key: &str) -> bool {
+pub(crate) fn is_committed(snapshotter: &dyn Snapshotter, key: &str) -> bool {
     matches!(snapshotter.stat(key), Ok(info) if info.kind == SnapshotKind::Committed)
 }
 
