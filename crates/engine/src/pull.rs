@@ -235,6 +235,25 @@ struct Fetched {
     converted_root: Option<Descriptor>,
 }
 
+/// Whether opening an ingest waits for another writer of the blob.
+#[derive(Clone, Copy)]
+enum Wait {
+    Block,
+    Try,
+}
+
+/// What opening a blob's ingest found; short-lived, so the writer is not
+/// boxed.
+#[allow(clippy::large_enum_variant, reason = "one value per download, never stored")]
+enum Opened {
+    /// The ingest is ours to write.
+    Writer(Writer),
+    /// Another writer holds it (only with [`Wait::Try`]).
+    Busy,
+    /// The blob is stored: someone finished it.
+    Stored,
+}
+
 /// A blob to download, with its role in the image.
 #[derive(Clone)]
 struct Pending {
@@ -714,16 +733,24 @@ impl<'a> Session<'a> {
         if self.engine.content.contains(&digest) {
             return already(self.engine);
         }
-        let _permit = self
-            .downloads
-            .acquire()
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?;
         self.protect(lease, &digest)?;
-
-        let Some(writer) = self.open_writer(descriptor).await? else {
-            return already(self.engine);
+        let mut permit = self.download_slot().await?;
+        let writer = match self.open_writer(descriptor, Wait::Try).await? {
+            Opened::Writer(writer) => writer,
+            Opened::Stored => return already(self.engine),
+            Opened::Busy => {
+                // Another process is downloading this blob: wait for it
+                // without holding a download slot others could use.
+                drop(permit);
+                let writer = match self.open_writer(descriptor, Wait::Block).await? {
+                    Opened::Writer(writer) => writer,
+                    _ => return already(self.engine),
+                };
+                permit = self.download_slot().await?;
+                writer
+            }
         };
+        let _permit = permit;
         let mut resumed_at = writer.offset();
         match self.download(pending, writer).await {
             Ok(()) => {}
@@ -734,7 +761,8 @@ impl<'a> Session<'a> {
                 | hoist_content::Error::SizeMismatch { .. },
             )) if resumed_at > 0 => {
                 tracing::warn!(%digest, resumed_at, "resumed ingest did not verify; downloading again");
-                let Some(writer) = self.open_writer(descriptor).await? else {
+                let Opened::Writer(writer) = self.open_writer(descriptor, Wait::Block).await?
+                else {
                     return already(self.engine);
                 };
                 resumed_at = writer.offset();
@@ -751,19 +779,32 @@ impl<'a> Session<'a> {
         Ok(size.saturating_sub(resumed_at))
     }
 
-    /// Opens the blob's ingest, waiting for any other writer of it (in this
-    /// process or another: they all take the same ingest lock). `None` when
-    /// the blob is stored meanwhile: the other writer won.
-    async fn open_writer(&self, descriptor: &Descriptor) -> Result<Option<Writer>> {
+    /// One of the `--max-concurrent-downloads` slots.
+    async fn download_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.downloads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Task(e.to_string()))
+    }
+
+    /// Opens the blob's ingest. Every writer of a blob, in this process or
+    /// another, takes the same ingest lock; with [`Wait::Block`] this waits
+    /// for the current holder, with [`Wait::Try`] it reports it busy.
+    async fn open_writer(&self, descriptor: &Descriptor, wait: Wait) -> Result<Opened> {
         let store = self.engine.content.clone();
         let expected = expected_of(descriptor);
         let ingest = ingest_ref(descriptor);
-        match self
-            .blocking(move || store.writer(&ingest, expected))
-            .await?
-        {
-            Ok(writer) => Ok(Some(writer)),
-            Err(hoist_content::Error::AlreadyExists(_)) => Ok(None),
+        let opened = self
+            .blocking(move || match wait {
+                Wait::Block => store.writer(&ingest, expected).map(Some),
+                Wait::Try => store.try_writer(&ingest, expected),
+            })
+            .await?;
+        match opened {
+            Ok(Some(writer)) => Ok(Opened::Writer(writer)),
+            Ok(None) => Ok(Opened::Busy),
+            Err(hoist_content::Error::AlreadyExists(_)) => Ok(Opened::Stored),
             Err(error) => Err(error.into()),
         }
     }
