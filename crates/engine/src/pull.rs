@@ -244,7 +244,10 @@ enum Wait {
 
 /// What opening a blob's ingest found; short-lived, so the writer is not
 /// boxed.
-#[allow(clippy::large_enum_variant, reason = "one value per download, never stored")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per download, never stored"
+)]
 enum Opened {
     /// The ingest is ours to write.
     Writer(Writer),
