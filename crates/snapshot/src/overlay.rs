@@ -38,6 +38,15 @@ fn probes() -> &'static Mutex<HashMap<PathBuf, Result<(), String>>> {
 
 /// Probes once per root and process whether overlayfs works under `root`.
 fn probe_cached(root: &Path) -> Result<(), String> {
+    // overlayfs splits its mount data at `,` and its lowerdir list at `:`;
+    // a root path holding either would be cut apart, so such a root cannot
+    // host overlay snapshots (the native snapshotter still can).
+    if root.to_string_lossy().contains([',', ':']) {
+        return Err(format!(
+            "the path {} contains ',' or ':', which overlay mount options cannot carry",
+            root.display()
+        ));
+    }
     let mut probes = probes().lock().unwrap_or_else(PoisonError::into_inner);
     probes
         .entry(root.to_path_buf())

@@ -84,6 +84,27 @@ fn open_by_name() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// overlayfs mount options cannot carry a path with `,` or `:`, so such a
+/// root is refused for overlay (clearly) and the default falls back to
+/// native, which works there.
+#[test]
+fn overlay_refuses_a_root_whose_path_breaks_mount_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Arc::new(Db::open(&tmp.path().join("metadata.db")).unwrap());
+    for odd in ["with,comma", "with:colon"] {
+        let root = tmp.path().join(odd);
+        assert!(!hoist_snapshot::Overlay::supported(&root));
+        assert_eq!(hoist_snapshot::default_name(&root), "native");
+        let refused = hoist_snapshot::open("overlay", &root.join("overlay"), db.clone());
+        match refused {
+            Err(Error::Unsupported { detail }) => assert!(detail.contains("','"), "{detail}"),
+            other => panic!("{odd}: {:?}", other.err()),
+        }
+        let native = hoist_snapshot::open("native", &root.join("native"), db.clone()).unwrap();
+        native.prepare(odd, None, Default::default()).unwrap();
+    }
+}
+
 /// Native prepare copies the parent tree with everything: modes (setuid
 /// included), symlinks, hardlinks, xattrs, times.
 #[test]
