@@ -11,7 +11,7 @@
 //! blob it needs is stored. A killed pull leaves ingests the next pull
 //! resumes by offset, and a lease that marks its blobs as in use.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -1001,10 +1001,12 @@ impl<'a> Session<'a> {
     }
 
     /// Records `name → target`. Labels of an earlier record with the same
-    /// target are kept (a `--no-unpack` re-pull does not forget snapshots);
-    /// an unpack adds `hoist.io/unpacked.<snapshotter>` = its chainIDs, and
-    /// an OCI 1.1 root its artifact labels. Returns whether the name already
-    /// pointed here and nothing was downloaded (docker's "up to date").
+    /// target are kept (a `--no-unpack` re-pull does not forget snapshots)
+    /// and merged in one transaction, so concurrent pulls of one name keep
+    /// each other's; an unpack adds `hoist.io/unpacked.<snapshotter>` = its
+    /// chainIDs, and an OCI 1.1 root its artifact labels. Returns whether the
+    /// name already pointed here and nothing was downloaded (docker's "up to
+    /// date").
     fn register_image(
         &self,
         name: &str,
@@ -1013,26 +1015,19 @@ impl<'a> Session<'a> {
         fetched: &Fetched,
     ) -> Result<bool> {
         let now = SystemTime::now();
-        let previous = self.engine.db.get_image(name)?;
-        let same_target = previous
-            .as_ref()
-            .is_some_and(|p| p.target.digest() == target.digest());
-        let mut image_labels = match previous {
-            Some(existing) if same_target => existing.labels,
-            _ => BTreeMap::new(),
-        };
-        image_labels.extend(fetched.image_labels.clone());
+        let mut image_labels = fetched.image_labels.clone();
         if let Some((snapshotter, chain_ids)) = unpacked {
             let chain_ids: Vec<String> = chain_ids.iter().map(ToString::to_string).collect();
             image_labels.insert(labels::unpacked(snapshotter), chain_ids.join(","));
         }
-        self.engine.db.put_image(&Image {
+        let previous = self.engine.db.record_image(&Image {
             name: name.to_string(),
             target: target.clone(),
             labels: image_labels,
             created_at: now,
             updated_at: now,
         })?;
+        let same_target = previous.is_some_and(|p| p == target.digest().to_string());
         Ok(same_target && fetched.downloaded == 0)
     }
 }

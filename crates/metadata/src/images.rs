@@ -112,6 +112,52 @@ impl Db {
         Ok(())
     }
 
+    /// Points `image.name` at `image.target` in one transaction, as a pull
+    /// records its result: when the name already points at that target its
+    /// labels are merged (keys in `image.labels` win), otherwise replaced.
+    /// Returns the digest the name pointed at before, if any. Two pulls of
+    /// one name adding different labels therefore both keep theirs.
+    pub fn record_image(&self, image: &Image) -> Result<Option<String>> {
+        let target = serde_json::to_string(&image.target).expect("a descriptor always serializes");
+        let size = size_to_sql(image.target.size())?;
+        let previous = self.write(|tx| {
+            let previous: Option<String> = tx
+                .query_row(
+                    "SELECT target_digest FROM images WHERE name = ?1",
+                    [&image.name],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            tx.execute(
+                "INSERT INTO images (name, target, target_digest, target_media_type, target_size,
+                                     labels, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (name) DO UPDATE SET
+                     labels = CASE WHEN images.target_digest = excluded.target_digest
+                                   THEN json_patch(images.labels, excluded.labels)
+                                   ELSE excluded.labels END,
+                     target = excluded.target,
+                     target_digest = excluded.target_digest,
+                     target_media_type = excluded.target_media_type,
+                     target_size = excluded.target_size,
+                     updated_at = excluded.updated_at",
+                params![
+                    image.name,
+                    target,
+                    image.target.digest().to_string(),
+                    image.target.media_type().to_string(),
+                    size,
+                    labels_to_sql(&image.labels),
+                    to_nanos(image.created_at),
+                    to_nanos(now()),
+                ],
+            )?;
+            Ok(previous)
+        })?;
+        tracing::debug!(name = image.name, digest = %image.target.digest(), "recorded image");
+        Ok(previous)
+    }
+
     /// The image named `name`, if any.
     pub fn get_image(&self, name: &str) -> Result<Option<Image>> {
         let raw = self.read(|conn| {

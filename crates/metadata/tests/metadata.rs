@@ -132,6 +132,40 @@ fn put_image_upsert_keeps_created_at_and_replaces_the_rest() {
 }
 
 #[test]
+fn record_image_merges_labels_for_the_same_target_and_replaces_them_on_a_move() {
+    let (_dir, db) = open();
+    let mut image = Image::new(
+        "example.com/app:1",
+        Descriptor::new(MediaType::ImageManifest, 1, digest(1)),
+    );
+    image.labels = labels(&[("unpacked.overlay", "a")]);
+    assert_eq!(db.record_image(&image).unwrap(), None);
+
+    // Same target, another label: both kept, and the previous digest told.
+    image.labels = labels(&[("unpacked.native", "b")]);
+    assert_eq!(
+        db.record_image(&image).unwrap(),
+        Some(digest(1).to_string())
+    );
+    let got = db.get_image(&image.name).unwrap().unwrap();
+    assert_eq!(
+        got.labels,
+        labels(&[("unpacked.native", "b"), ("unpacked.overlay", "a")])
+    );
+
+    // The tag moved: the old target's labels go.
+    image.target = Descriptor::new(MediaType::ImageManifest, 2, digest(2));
+    image.labels = labels(&[("new", "c")]);
+    assert_eq!(
+        db.record_image(&image).unwrap(),
+        Some(digest(1).to_string())
+    );
+    let got = db.get_image(&image.name).unwrap().unwrap();
+    assert_eq!(got.target.digest(), &digest(2));
+    assert_eq!(got.labels, labels(&[("new", "c")]));
+}
+
+#[test]
 fn list_images_is_ordered_by_name_and_delete_reports_presence() {
     let (_dir, db) = open();
     for name in ["c", "a", "b"] {
