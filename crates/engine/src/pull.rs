@@ -526,28 +526,33 @@ impl<'a> Session<'a> {
     /// Unpacks each chosen manifest into the snapshotter; returns the
     /// snapshotter's name and the top chainID of each manifest.
     async fn unpack(&self, manifests: &[Descriptor], lease: &str) -> Result<(String, Vec<Digest>)> {
-        let snapshotter = self
-            .engine
-            .snapshotter(self.options.snapshotter.as_deref())?;
-        let mut tops = Vec::new();
-        for manifest in manifests {
-            let engine = self.engine.clone();
-            let chain = engine.layer_chain(manifest)?;
-            if chain.layers.is_empty() {
-                // An empty image: nothing to unpack.
-                continue;
+        // Everything here touches the disk (opening a snapshotter probes the
+        // kernel once; reading configs; applying layers), so it runs off the
+        // runtime as one blocking task.
+        let engine = self.engine.clone();
+        let snapshotter = self.options.snapshotter.clone();
+        let manifests = manifests.to_vec();
+        let progress = self.progress.clone();
+        let lease = lease.to_string();
+        self.blocking(move || {
+            let snapshotter = engine.snapshotter(snapshotter.as_deref())?;
+            let mut tops = Vec::new();
+            for manifest in &manifests {
+                let chain = engine.layer_chain(manifest)?;
+                if chain.layers.is_empty() {
+                    // An empty image: nothing to unpack.
+                    continue;
+                }
+                tops.push(engine.unpack_blocking(
+                    snapshotter.as_ref(),
+                    &chain,
+                    &lease,
+                    &progress,
+                )?);
             }
-            let snapshotter = snapshotter.clone();
-            let progress = self.progress.clone();
-            let lease = lease.to_string();
-            let top = self
-                .blocking(move || {
-                    engine.unpack_blocking(snapshotter.as_ref(), &chain, &lease, &progress)
-                })
-                .await??;
-            tops.push(top);
-        }
-        Ok((snapshotter.name().to_string(), tops))
+            Ok((snapshotter.name().to_string(), tops))
+        })
+        .await?
     }
 
     /// Chooses the manifests of an index that match the platform selection:
@@ -594,7 +599,12 @@ impl<'a> Session<'a> {
             _ => BlobKind::Other,
         };
         if self.engine.content.contains(&digest) {
-            let body = self.engine.content.read_blob(&digest, MAX_MANIFEST_SIZE)?;
+            // Up to MAX_MANIFEST_SIZE read and hashed again: off the runtime.
+            let store = self.engine.content.clone();
+            let stored = digest.clone();
+            let body = self
+                .blocking(move || store.read_blob(&stored, MAX_MANIFEST_SIZE))
+                .await??;
             self.progress.send(Event::AlreadyExists {
                 digest,
                 kind,
