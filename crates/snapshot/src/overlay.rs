@@ -98,12 +98,20 @@ impl Overlay {
     /// recording snapshots in `db`. `Unsupported` when overlayfs cannot be
     /// mounted there (not root, no overlay module, an unsuitable file system).
     pub fn open(root: &Path, db: Arc<Db>) -> Result<Overlay> {
-        probe_cached(root).map_err(|why| Error::Unsupported {
-            detail: format!(
-                "overlayfs cannot be mounted under {}: {why}",
-                root.display()
-            ),
-        })?;
+        if let Err(why) = probe_cached(root) {
+            // Snapshots made earlier (say as root) must stay listable and
+            // removable where overlayfs cannot be mounted now; only a new
+            // overlay root is refused.
+            if !root.join("snapshots").is_dir() {
+                return Err(Error::Unsupported {
+                    detail: format!(
+                        "overlayfs cannot be mounted under {}: {why}",
+                        root.display()
+                    ),
+                });
+            }
+            tracing::warn!(root = %root.display(), %why, "overlayfs cannot be mounted here; managing existing snapshots only");
+        }
         Ok(Overlay {
             store: Store::open(NAME, root, db)?,
         })

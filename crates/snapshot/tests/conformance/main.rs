@@ -102,6 +102,13 @@ fn overlay_refuses_a_root_whose_path_breaks_mount_options() {
         }
         let native = hoist_snapshot::open("native", &root.join("native"), db.clone()).unwrap();
         native.prepare(odd, None, Default::default()).unwrap();
+
+        // An overlay root made earlier (elsewhere, where it could mount)
+        // stays manageable: it opens, lists and removes without mounting.
+        let earlier = root.join("earlier");
+        std::fs::create_dir_all(earlier.join("snapshots")).unwrap();
+        let managed = hoist_snapshot::open("overlay", &earlier, db.clone()).unwrap();
+        assert!(managed.list().unwrap().is_empty());
     }
 }
 
