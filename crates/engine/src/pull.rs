@@ -212,7 +212,6 @@ struct Session<'a> {
     options: &'a PullOptions,
     /// The root's GC lock, held shared; every blocking task holds a clone.
     writing: Arc<RootLock>,
-    platforms: &'a PlatformSelection,
     downloads: Arc<Semaphore>,
     progress: Progress,
     /// Labels every stored blob gets: where it came from.
@@ -298,7 +297,6 @@ impl<'a> Session<'a> {
             resolver: Resolver::new(options.registry.clone())?,
             options,
             writing,
-            platforms: &options.platforms,
             downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
             progress: Progress::new(options.progress.clone()),
             source_labels,
@@ -558,7 +556,7 @@ impl<'a> Session<'a> {
     /// Chooses the manifests of an index that match the platform selection:
     /// the best match per requested platform, or all of them.
     fn select_platforms(&self, children: &[Descriptor]) -> Result<Vec<Descriptor>> {
-        let wanted = match self.platforms {
+        let wanted = match &self.options.platforms {
             PlatformSelection::All => return Ok(children.to_vec()),
             PlatformSelection::Host => vec![Platform::host()],
             PlatformSelection::Only(platforms) => platforms.clone(),
