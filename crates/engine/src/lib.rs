@@ -1,14 +1,20 @@
 //! The hoist pull engine: the library a program embeds to pull images.
 //!
 //! An [`Engine`] owns one root directory: a content store ([`hoist_content`])
-//! under `<root>/content` and a metadata database ([`hoist_metadata`]) at
-//! `<root>/metadata.db`. [`Engine::pull`] runs the pipeline in [`pull`]:
+//! under `<root>/content`, a metadata database ([`hoist_metadata`]) at
+//! `<root>/metadata.db`, and snapshotters ([`hoist_snapshot`]) under
+//! `<root>/snapshots`. [`Engine::pull`] runs the pipeline in [`pull`]:
 //! resolve the reference with [`hoist_remote`], fetch the index, manifests,
 //! configs and layers of the chosen platforms into the content store, record
-//! the GC references between them, and register the image. Progress leaves as
+//! the GC references between them, unpack the layers into snapshots named by
+//! chainID with [`hoist_archive`], and register the image. Progress leaves as
 //! typed [`Event`]s on a channel the caller owns, so rendering (terminal bars,
 //! docker's status lines, JSON) is the caller's business and never slows a
 //! pull down.
+//!
+//! Around the pull: [`Engine::images`], [`Engine::inspect_image`],
+//! [`Engine::remove_image`], [`Engine::export_rootfs`], [`Engine::gc`] and
+//! [`Engine::check`] are what `hoist images`, `rootfs`, `gc` and `check` call.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), hoist_engine::Error> {
