@@ -4,7 +4,7 @@
 //! (index → manifests of the chosen platforms → config and layers), stores
 //! every blob verified in the content store, records the GC references
 //! between blobs, and finally registers the image. Details live in the
-//! [`Session`] helpers below; the order of steps lives in `pull` alone.
+//! `Session` helpers below; the order of steps lives in `pull` alone.
 //!
 //! Crash ordering: a blob becomes visible only by the content store's atomic
 //! rename after verification; the image record is written only after every
