@@ -341,18 +341,9 @@ impl Engine {
     }
 
     fn manifest_details(&self, descriptor: Descriptor) -> Result<ManifestDetails> {
-        let body = self
-            .content
-            .read_blob(descriptor.digest(), crate::pull::MAX_MANIFEST_SIZE)?;
-        let Children::Manifest { config, layers } =
-            manifest::children(descriptor.media_type().as_ref(), &body)?
-        else {
-            return Err(Error::InvalidBlob {
-                digest: descriptor.digest().to_string(),
-                detail: "not an image manifest".to_string(),
-            });
-        };
-        let chain = self.layer_chain(&descriptor).ok();
+        let (config, layers) = self.image_manifest(&descriptor)?;
+        // A missing or broken config leaves the diffIDs unknown, not an error.
+        let chain = self.chain_of(config.clone(), layers.clone()).ok();
         let diff_ids: Vec<Option<Digest>> = match &chain {
             Some(chain) => chain.diff_ids.iter().cloned().map(Some).collect(),
             None => vec![None; layers.len()],

@@ -574,11 +574,7 @@ impl<'a> Session<'a> {
                     return Err(Error::NoMatchingPlatform {
                         reference: self.reference.to_string(),
                         wanted: platform.to_string(),
-                        available: children
-                            .iter()
-                            .filter_map(manifest::platform_of)
-                            .map(|p| p.to_string())
-                            .collect(),
+                        available: platforms_of(children),
                     });
                 }
             }
@@ -1060,6 +1056,15 @@ fn expected_of(descriptor: &Descriptor) -> Expected {
         digest: descriptor.digest().clone(),
         size: Some(descriptor.size()),
     }
+}
+
+/// The platforms an index's manifests declare, formatted, for errors.
+pub(crate) fn platforms_of(manifests: &[Descriptor]) -> Vec<String> {
+    manifests
+        .iter()
+        .filter_map(manifest::platform_of)
+        .map(|p| p.to_string())
+        .collect()
 }
 
 /// The image labels an OCI 1.1 manifest carries: its `artifactType` and

@@ -188,11 +188,7 @@ impl Engine {
             .ok_or_else(|| Error::NoMatchingPlatform {
                 reference: target.digest().to_string(),
                 wanted: wanted.to_string(),
-                available: manifests
-                    .iter()
-                    .filter_map(manifest::platform_of)
-                    .map(|p| p.to_string())
-                    .collect(),
+                available: crate::pull::platforms_of(&manifests),
             })
     }
 }

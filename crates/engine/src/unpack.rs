@@ -69,6 +69,15 @@ pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 impl Engine {
     /// Reads a stored image manifest and its config into a [`LayerChain`].
     pub(crate) fn layer_chain(&self, manifest_descriptor: &Descriptor) -> Result<LayerChain> {
+        let (config, layers) = self.image_manifest(manifest_descriptor)?;
+        self.chain_of(config, layers)
+    }
+
+    /// The config and layer descriptors of a stored image manifest.
+    pub(crate) fn image_manifest(
+        &self,
+        manifest_descriptor: &Descriptor,
+    ) -> Result<(Descriptor, Vec<Descriptor>)> {
         let body = self
             .content
             .read_blob(manifest_descriptor.digest(), crate::pull::MAX_MANIFEST_SIZE)?;
@@ -80,6 +89,15 @@ impl Engine {
                 detail: "not an image manifest".to_string(),
             });
         };
+        Ok((config, layers))
+    }
+
+    /// A manifest's layers paired with the diffIDs its stored config lists.
+    pub(crate) fn chain_of(
+        &self,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    ) -> Result<LayerChain> {
         let config_body = self
             .content
             .read_blob(config.digest(), crate::pull::MAX_MANIFEST_SIZE)?;

@@ -81,33 +81,7 @@ impl Db {
     /// A new record takes `image.created_at`; an existing one keeps its own.
     /// `updated_at` is always the time of this write.
     pub fn put_image(&self, image: &Image) -> Result<()> {
-        let target = serde_json::to_string(&image.target).expect("a descriptor always serializes");
-        let size = size_to_sql(image.target.size())?;
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO images (name, target, target_digest, target_media_type, target_size,
-                                     labels, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (name) DO UPDATE SET
-                     target = excluded.target,
-                     target_digest = excluded.target_digest,
-                     target_media_type = excluded.target_media_type,
-                     target_size = excluded.target_size,
-                     labels = excluded.labels,
-                     updated_at = excluded.updated_at",
-                params![
-                    image.name,
-                    target,
-                    image.target.digest().to_string(),
-                    image.target.media_type().to_string(),
-                    size,
-                    labels_to_sql(&image.labels),
-                    to_nanos(image.created_at),
-                    to_nanos(now()),
-                ],
-            )?;
-            Ok(())
-        })?;
+        self.write(|tx| upsert_image(tx, image, "excluded.labels"))?;
         tracing::debug!(name = image.name, digest = %image.target.digest(), "stored image");
         Ok(())
     }
@@ -118,8 +92,6 @@ impl Db {
     /// Returns the digest the name pointed at before, if any. Two pulls of
     /// one name adding different labels therefore both keep theirs.
     pub fn record_image(&self, image: &Image) -> Result<Option<String>> {
-        let target = serde_json::to_string(&image.target).expect("a descriptor always serializes");
-        let size = size_to_sql(image.target.size())?;
         let previous = self.write(|tx| {
             let previous: Option<String> = tx
                 .query_row(
@@ -128,29 +100,12 @@ impl Db {
                     |row| row.get(0),
                 )
                 .optional()?;
-            tx.execute(
-                "INSERT INTO images (name, target, target_digest, target_media_type, target_size,
-                                     labels, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (name) DO UPDATE SET
-                     labels = CASE WHEN images.target_digest = excluded.target_digest
-                                   THEN json_patch(images.labels, excluded.labels)
-                                   ELSE excluded.labels END,
-                     target = excluded.target,
-                     target_digest = excluded.target_digest,
-                     target_media_type = excluded.target_media_type,
-                     target_size = excluded.target_size,
-                     updated_at = excluded.updated_at",
-                params![
-                    image.name,
-                    target,
-                    image.target.digest().to_string(),
-                    image.target.media_type().to_string(),
-                    size,
-                    labels_to_sql(&image.labels),
-                    to_nanos(image.created_at),
-                    to_nanos(now()),
-                ],
+            upsert_image(
+                tx,
+                image,
+                "CASE WHEN images.target_digest = excluded.target_digest
+                      THEN json_patch(images.labels, excluded.labels)
+                      ELSE excluded.labels END",
             )?;
             Ok(previous)
         })?;
@@ -186,4 +141,36 @@ impl Db {
     pub fn delete_image(&self, name: &str) -> Result<bool> {
         self.write(|tx| Ok(tx.execute("DELETE FROM images WHERE name = ?1", [name])? > 0))
     }
+}
+
+/// Inserts or updates an image record; `labels` is the SQL expression the
+/// labels of an existing record become (SET expressions see the old row as
+/// `images` and the new one as `excluded`).
+fn upsert_image(tx: &rusqlite::Transaction<'_>, image: &Image, labels: &str) -> Result<()> {
+    let target = serde_json::to_string(&image.target).expect("a descriptor always serializes");
+    tx.execute(
+        &format!(
+            "INSERT INTO images (name, target, target_digest, target_media_type, target_size,
+                                 labels, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (name) DO UPDATE SET
+                 labels = {labels},
+                 target = excluded.target,
+                 target_digest = excluded.target_digest,
+                 target_media_type = excluded.target_media_type,
+                 target_size = excluded.target_size,
+                 updated_at = excluded.updated_at"
+        ),
+        params![
+            image.name,
+            target,
+            image.target.digest().to_string(),
+            image.target.media_type().to_string(),
+            size_to_sql(image.target.size())?,
+            labels_to_sql(&image.labels),
+            to_nanos(image.created_at),
+            to_nanos(now()),
+        ],
+    )?;
+    Ok(())
 }
