@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use hoist_engine::{Credentials, Engine, PlatformSelection, PullOptions, RegistryOptions};
+use hoist_engine::{
+    Credentials, Engine, EngineOptions, GcOptions, PlatformSelection, PullOptions, RegistryOptions,
+};
 use hoist_oci::Platform;
 use tokio::sync::{mpsc, oneshot};
 
@@ -110,7 +112,8 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
-    let engine = Engine::open(root).with_context(|| format!("opening {}", root.display()))?;
+    let engine = Engine::open_with(root, engine_options(&args)?)
+        .with_context(|| format!("opening {}", root.display()))?;
     if !args.all_tags {
         return pull_one(&engine, &args, &args.reference).await;
     }
@@ -125,8 +128,7 @@ pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("--all-tags takes a repository without a tag or digest");
     }
-    let options = pull_options(&args)?;
-    let tags = engine.list_tags(&args.reference, &options.registry).await?;
+    let tags = engine.list_tags(&args.reference, None).await?;
     if tags.is_empty() {
         anyhow::bail!("{} has no tags", reference.name());
     }
@@ -153,7 +155,7 @@ async fn pull_one(engine: &Engine, args: &PullArgs, reference: &str) -> anyhow::
         PullContext {
             reference: reference.to_string(),
             unpack: options.unpack,
-            max_concurrent_downloads: options.max_concurrent_downloads,
+            max_concurrent_downloads: args.max_concurrent_downloads,
         },
     );
     let (stop, stopped) = oneshot::channel();
@@ -173,6 +175,16 @@ async fn pull_one(engine: &Engine, args: &PullArgs, reference: &str) -> anyhow::
     let mut renderer = printer.await?;
     match pulled {
         Ok(pulled) => {
+            if pulled.discarded_layers {
+                // The user asked for the compressed layers to go: they go
+                // now, not at some later `hoist gc`.
+                let collector = engine.clone();
+                let report =
+                    tokio::task::spawn_blocking(move || collector.gc(GcOptions::default()))
+                        .await?
+                        .context("collecting the discarded layers")?;
+                tracing::debug!(freed = report.bytes(), "collected discarded layers");
+            }
             renderer.finish(&pulled);
             Ok(())
         }
@@ -197,6 +209,21 @@ fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
                 .collect::<Result<_, _>>()?,
         )
     };
+    Ok(PullOptions {
+        platforms,
+        all_metadata: args.all_metadata,
+        allow_schema1: args.allow_schema1,
+        allow_nondistributable: args.allow_nondistributable,
+        unpack: !args.no_unpack,
+        discard_unpacked_layers: args.discard_unpacked_layers,
+        snapshotter: args.snapshotter.clone(),
+        ..PullOptions::default()
+    })
+}
+
+/// What the engine shares between the pulls of this command (`--all-tags`
+/// pulls several): how to reach the registry and the download limit.
+fn engine_options(args: &PullArgs) -> anyhow::Result<EngineOptions> {
     let credentials = match &args.user {
         Some(user) => {
             let (username, password) =
@@ -218,16 +245,9 @@ fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
         hosts_dir: args.hosts_dir.clone(),
         ..RegistryOptions::default()
     };
-    Ok(PullOptions {
-        platforms,
+    Ok(EngineOptions {
         registry,
         max_concurrent_downloads: args.max_concurrent_downloads,
-        all_metadata: args.all_metadata,
-        allow_schema1: args.allow_schema1,
-        allow_nondistributable: args.allow_nondistributable,
-        unpack: !args.no_unpack,
-        discard_unpacked_layers: args.discard_unpacked_layers,
-        snapshotter: args.snapshotter.clone(),
-        progress: None,
+        ..EngineOptions::default()
     })
 }

@@ -35,8 +35,7 @@ use hoist_oci::Digest;
 use crate::lock::RootLock;
 use crate::{Engine, Error, Result};
 
-/// The snapshotters hoist knows; each lives in `<root>/snapshots/<name>`.
-pub(crate) const SNAPSHOTTERS: [&str; 2] = ["overlay", "native"];
+use hoist_snapshot::NAMES as SNAPSHOTTERS;
 
 /// Label prefix of a GC edge to a blob (containerd's).
 pub(crate) const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";

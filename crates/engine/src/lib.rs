@@ -47,8 +47,8 @@ pub use check::{CheckReport, Problem, Repair};
 pub use error::Error;
 pub use gc::{FreedBlob, FreedSnapshot, GcOptions, GcReport, LeaseInfo};
 pub use hoist_oci::{Descriptor, Digest, Platform, Reference};
-pub use hoist_remote::{Credentials, RegistryOptions};
-pub use hoist_snapshot::{Info as SnapshotInfo, Mount, Snapshotter};
+pub use hoist_remote::{CredentialProvider, Credentials, RegistryOptions, StaticCredentials};
+pub use hoist_snapshot::{Info as SnapshotInfo, Mount, NAMES as SNAPSHOTTERS, Snapshotter};
 pub use images::{
     ContentEntry, ImageDetails, ImageSummary, LayerDetails, ManifestDetails, PrunedImages,
     RemovedImage,
@@ -59,10 +59,37 @@ pub use pull::{PlatformSelection, PullOptions, Pulled};
 /// Result alias for engine operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// One hoist root: its content store and metadata database.
+/// What one engine shares between every pull it runs, as containerd's
+/// transfer service keeps it.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How to reach registries: TLS, timeouts, retries, `config.json`. One
+    /// registry client is built from it and shared by every pull (one
+    /// connection pool, one token cache).
+    pub registry: RegistryOptions,
+    /// At most this many blobs download at once, over all pulls of this
+    /// engine (containerd's and docker's default is 3).
+    pub max_concurrent_downloads: usize,
+    /// At most this many layers are applied at once, over all pulls.
+    pub max_concurrent_unpacks: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            registry: RegistryOptions::default(),
+            max_concurrent_downloads: 3,
+            max_concurrent_unpacks: 1,
+        }
+    }
+}
+
+/// One hoist root: its content store, metadata database and snapshotters,
+/// and what its pulls share.
 ///
-/// Cheap to clone; clones share the same stores. Several engines (in one
-/// process or several) may open the same root at once.
+/// Cheap to clone; clones share the same stores, registry client and
+/// limits. Several engines (in one process or several) may open the same
+/// root at once; the stores' file locks keep them apart.
 #[derive(Clone)]
 pub struct Engine {
     root: PathBuf,
@@ -70,11 +97,20 @@ pub struct Engine {
     db: Arc<hoist_metadata::Db>,
     /// Snapshotters opened so far, by name; opening probes the kernel once.
     snapshotters: Arc<Mutex<HashMap<String, Arc<dyn Snapshotter>>>>,
+    shared: Arc<pull::Shared>,
 }
 
 impl Engine {
-    /// Opens (creating if needed) the hoist root at `root`.
+    /// Opens (creating if needed) the hoist root at `root` with the default
+    /// [`EngineOptions`].
     pub fn open(root: impl Into<PathBuf>) -> Result<Engine> {
+        Engine::open_with(root, EngineOptions::default())
+    }
+
+    /// Opens (creating if needed) the hoist root at `root`. Reads the CA
+    /// files and docker's `config.json` now, so configuration errors
+    /// surface before any pull.
+    pub fn open_with(root: impl Into<PathBuf>, options: EngineOptions) -> Result<Engine> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(|source| Error::Io {
             path: root.clone(),
@@ -87,6 +123,7 @@ impl Engine {
             content,
             db: Arc::new(db),
             snapshotters: Arc::default(),
+            shared: Arc::new(pull::Shared::new(&options)?),
         })
     }
 

@@ -11,10 +11,10 @@
 //! blob it needs is stored. A killed pull leaves ingests the next pull
 //! resumes by offset, and a lease that marks its blobs as in use.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -23,12 +23,12 @@ use hoist_metadata::{Image, Labels, LeaseResource};
 use hoist_oci::manifest::{self, Children};
 use hoist_oci::media_type::{self, Kind};
 use hoist_oci::{Descriptor, Digest, Platform, PlatformMatcher, Reference};
-use hoist_remote::{RegistryOptions, Repository, Resolver};
+use hoist_remote::{CredentialProvider, Repository, Resolver};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::lock::RootLock;
 use crate::progress::{BlobKind, Event, Progress};
-use crate::{Engine, Error, Result, labels};
+use crate::{Engine, EngineOptions, Error, Result, labels};
 
 /// Manifests, indexes and configs are read whole; this bounds them.
 pub(crate) const MAX_MANIFEST_SIZE: u64 = 8 << 20;
@@ -37,8 +37,61 @@ pub(crate) const MAX_MANIFEST_SIZE: u64 = 8 << 20;
 const MAX_RESUMES: u32 = 5;
 
 /// Progress for a blob is reported at most once per this many bytes, so a
-/// fast link does not flood the channel.
+/// fast link does not flood the channel...
 const PROGRESS_STEP: u64 = 256 << 10;
+
+/// ...or when this long passed since the last report, so a slow but moving
+/// download still shows (and a progress timeout sees) that it moves.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What every pull of one engine shares: the registry client (connection
+/// pools, token cache), the download and unpack limits, and the blobs being
+/// fetched right now, so that concurrent pulls in one process fetch each
+/// blob once.
+pub(crate) struct Shared {
+    resolver: Resolver,
+    downloads: Arc<Semaphore>,
+    pub(crate) unpacks: Arc<Semaphore>,
+    in_flight: InFlight,
+}
+
+impl Shared {
+    pub(crate) fn new(options: &EngineOptions) -> Result<Shared> {
+        Ok(Shared {
+            resolver: Resolver::new(options.registry.clone())?,
+            downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
+            unpacks: Arc::new(Semaphore::new(options.max_concurrent_unpacks.max(1))),
+            in_flight: InFlight::default(),
+        })
+    }
+}
+
+/// One async lock per blob being fetched in this process. The content
+/// store's ingest lock already keeps processes apart; this keeps tasks of
+/// one process from even asking the registry twice (a manifest has no
+/// ingest to wait on), and waiting on it holds no thread.
+#[derive(Default)]
+struct InFlight {
+    locks: Mutex<HashMap<Digest, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl InFlight {
+    async fn lock(&self, digest: &Digest) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.retain(|_, weak| weak.strong_count() > 0);
+            match locks.get(digest).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(digest.clone(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+}
 
 /// Which platforms of a multi-platform image to pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,16 +106,15 @@ pub enum PlatformSelection {
     All,
 }
 
-/// How to pull.
+/// How to pull. How to reach registries and how many downloads run at once
+/// are the engine's ([`EngineOptions`]), shared by all its pulls.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
     /// Which platforms to fetch from an index.
     pub platforms: PlatformSelection,
-    /// How to reach the registry: credentials, TLS, timeouts, retries.
-    pub registry: RegistryOptions,
-    /// At most this many blobs download at once (containerd's and docker's
-    /// default is 3).
-    pub max_concurrent_downloads: usize,
+    /// This pull's credentials, asked before docker's `config.json` (a
+    /// daemon passes each request's auth here).
+    pub credentials: Option<Arc<dyn CredentialProvider>>,
     /// Also fetch the manifests and configs of every platform (layers of
     /// the chosen platforms only), as containerd's `--all-metadata`.
     pub all_metadata: bool,
@@ -89,8 +141,7 @@ impl Default for PullOptions {
     fn default() -> Self {
         PullOptions {
             platforms: PlatformSelection::Host,
-            registry: RegistryOptions::default(),
-            max_concurrent_downloads: 3,
+            credentials: None,
             all_metadata: false,
             allow_schema1: false,
             allow_nondistributable: false,
@@ -118,6 +169,14 @@ pub struct Pulled {
     pub snapshotter: Option<String>,
     /// The top chainID of each unpacked manifest: the snapshot to mount.
     pub chain_ids: Vec<Digest>,
+    /// The config digest of each chosen manifest, in the order pulled: the
+    /// image id the CRI and docker report.
+    pub configs: Vec<Digest>,
+    /// How long unpacking took, if the pull unpacked.
+    pub unpack_time: Option<Duration>,
+    /// The compressed layers were let go after unpacking
+    /// (`discard_unpacked_layers`): a garbage collection frees them.
+    pub discarded_layers: bool,
 }
 
 impl Engine {
@@ -135,7 +194,7 @@ impl Engine {
         let root = self.root.clone();
         let writing =
             Arc::new(tokio::task::spawn_blocking(move || RootLock::shared(&root)).await??);
-        let session = Session::new(self, &reference, &options, writing)?;
+        let session = Session::new(self, &reference, &options, writing);
 
         // 1. Resolve the reference to the root descriptor.
         let resolved = session.resolve().await?;
@@ -143,19 +202,22 @@ impl Engine {
         // 2. Hold a lease while we write. It ends when the pull returns,
         //    success or failure; a pull cancelled or killed mid-way leaves it
         //    to expire, so a collector keeps what it wrote until then.
-        let lease = session.begin_lease()?;
+        let lease = session.begin_lease().await?;
         let pulled = async {
             // 3. Fetch the root, walk to the chosen manifests, fetch their blobs.
             let fetched = session.fetch_tree(&resolved, &lease).await?;
 
             // 4. Unpack the chosen manifests' layers into snapshots.
+            let unpack_started = Instant::now();
             let unpacked = if options.unpack {
                 Some(session.unpack(&fetched.manifests, &lease).await?)
             } else {
                 None
             };
-            if options.discard_unpacked_layers && unpacked.is_some() {
-                session.discard_layers(&fetched.manifests)?;
+            let unpack_time = unpacked.is_some().then(|| unpack_started.elapsed());
+            let discarded = options.discard_unpacked_layers && unpacked.is_some();
+            if discarded {
+                session.discard_layers(&fetched.manifests).await?;
             }
 
             // 5. Register the image; only now does it point at complete
@@ -163,12 +225,14 @@ impl Engine {
             //    manifest.
             let target = fetched.converted_root.clone().unwrap_or(resolved);
             let name = reference.to_string();
-            let up_to_date = session.register_image(&name, &target, unpacked.as_ref(), &fetched)?;
-            Ok::<_, Error>((name, target, fetched, unpacked, up_to_date))
+            let up_to_date = session
+                .register_image(&name, &target, unpacked.as_ref(), &fetched)
+                .await?;
+            Ok::<_, Error>((name, target, fetched, unpacked, up_to_date, unpack_time, discarded))
         }
         .await;
-        session.end_lease(&lease);
-        let (name, target, fetched, unpacked, up_to_date) = pulled?;
+        session.end_lease(&lease).await;
+        let (name, target, fetched, unpacked, up_to_date, unpack_time, discarded_layers) = pulled?;
         session.progress.send(Event::ImageDone {
             name: name.clone(),
             digest: target.digest().clone(),
@@ -182,6 +246,9 @@ impl Engine {
             downloaded: fetched.downloaded,
             snapshotter,
             chain_ids: chain_ids.unwrap_or_default(),
+            configs: fetched.configs,
+            unpack_time,
+            discarded_layers,
         })
     }
 }
@@ -192,14 +259,15 @@ impl Engine {
     pub async fn list_tags(
         &self,
         reference: &str,
-        registry: &RegistryOptions,
+        credentials: Option<Arc<dyn CredentialProvider>>,
     ) -> Result<Vec<String>> {
         let reference = Reference::parse(reference)?;
         let repository = Repository {
             domain: reference.domain().to_string(),
             name: reference.repository().to_string(),
         };
-        Ok(Resolver::new(registry.clone())?.tags(&repository).await?)
+        let resolver = self.shared.resolver.with_credentials(credentials);
+        Ok(resolver.tags(&repository).await?)
     }
 }
 
@@ -212,7 +280,6 @@ struct Session<'a> {
     options: &'a PullOptions,
     /// The root's GC lock, held shared; every blocking task holds a clone.
     writing: Arc<RootLock>,
-    downloads: Arc<Semaphore>,
     progress: Progress,
     /// Labels every stored blob gets: where it came from.
     source_labels: Labels,
@@ -226,6 +293,8 @@ struct Fetched {
     downloaded: u64,
     /// The image manifests chosen (one per platform), for unpacking.
     manifests: Vec<Descriptor>,
+    /// The config of each chosen manifest.
+    configs: Vec<Digest>,
     /// Labels the image record gets from its root manifest (OCI 1.1
     /// `artifactType` and `subject`).
     image_labels: Labels,
@@ -281,7 +350,7 @@ impl<'a> Session<'a> {
         reference: &'a Reference,
         options: &'a PullOptions,
         writing: Arc<RootLock>,
-    ) -> Result<Session<'a>> {
+    ) -> Session<'a> {
         let repository = Repository {
             domain: reference.domain().to_string(),
             name: reference.repository().to_string(),
@@ -290,17 +359,19 @@ impl<'a> Session<'a> {
             labels::distribution_source(reference.domain()),
             reference.repository().to_string(),
         )]);
-        Ok(Session {
+        Session {
             engine,
             reference,
             repository,
-            resolver: Resolver::new(options.registry.clone())?,
+            resolver: engine
+                .shared
+                .resolver
+                .with_credentials(options.credentials.clone()),
             options,
             writing,
-            downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
             progress: Progress::new(options.progress.clone()),
             source_labels,
-        })
+        }
     }
 
     /// Resolves the reference; a stored digest reference needs no network
@@ -310,7 +381,7 @@ impl<'a> Session<'a> {
         self.progress.send(Event::Resolving {
             reference: reference.clone(),
         });
-        let descriptor = match self.stored_descriptor()? {
+        let descriptor = match self.stored_descriptor().await? {
             Some(descriptor) => descriptor,
             None => {
                 self.resolver
@@ -325,17 +396,22 @@ impl<'a> Session<'a> {
         Ok(descriptor)
     }
 
-    fn stored_descriptor(&self) -> Result<Option<Descriptor>> {
-        let Some(digest) = self.reference.digest() else {
+    async fn stored_descriptor(&self) -> Result<Option<Descriptor>> {
+        let Some(digest) = self.reference.digest().cloned() else {
             return Ok(None);
         };
-        let Some(info) = self.engine.content.info(digest)? else {
-            return Ok(None);
-        };
-        let body = self.engine.content.read_blob(digest, MAX_MANIFEST_SIZE)?;
-        Ok(manifest::detect_media_type(&body).map(|media_type| {
-            Descriptor::new(media_type.as_str().into(), info.size, digest.clone())
-        }))
+        // A manifest is read and hashed: off the runtime.
+        let store = self.engine.content.clone();
+        self.blocking(move || -> Result<Option<Descriptor>> {
+            let Some(info) = store.info(&digest)? else {
+                return Ok(None);
+            };
+            let body = store.read_blob(&digest, MAX_MANIFEST_SIZE)?;
+            Ok(manifest::detect_media_type(&body).map(|media_type| {
+                Descriptor::new(media_type.as_str().into(), info.size, digest.clone())
+            }))
+        })
+        .await?
     }
 
     /// Walks the tree below `root`: manifests are fetched one by one (they
@@ -347,6 +423,7 @@ impl<'a> Session<'a> {
         // (descriptor, whether its layers are wanted)
         let mut manifests = vec![(root.clone(), true)];
         let mut chosen = Vec::new();
+        let mut configs = Vec::new();
         let mut leaves: Vec<Pending> = Vec::new();
         let mut seen = HashSet::new();
         let mut count = 0;
@@ -409,6 +486,7 @@ impl<'a> Session<'a> {
                     leaves.push(Pending::new(config.clone(), BlobKind::Config));
                     if wanted {
                         chosen.push(descriptor.clone());
+                        configs.push(config.digest().clone());
                         let unpacked = if bytes == 0 {
                             self.unpacked_layers(&descriptor, &config, &layers, lease)
                                 .await?
@@ -435,7 +513,7 @@ impl<'a> Session<'a> {
                 }
                 _ => {}
             }
-            self.record_content(&descriptor, gc_labels)?;
+            self.record_content(&descriptor, gc_labels).await?;
         }
 
         leaves.retain(|pending| seen.insert(pending.descriptor.digest().clone()));
@@ -460,6 +538,7 @@ impl<'a> Session<'a> {
             blobs: count,
             downloaded,
             manifests: chosen,
+            configs,
             image_labels,
             converted_root,
         })
@@ -532,7 +611,18 @@ impl<'a> Session<'a> {
         let manifests = manifests.to_vec();
         let progress = self.progress.clone();
         let lease = lease.to_string();
+        // One of the engine's `max_concurrent_unpacks` slots, for all of
+        // this pull's layers (they apply one after another).
+        let permit = self
+            .engine
+            .shared
+            .unpacks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
         self.blocking(move || {
+            let _permit = permit;
             let snapshotter = engine.snapshotter(snapshotter.as_deref())?;
             let mut tops = Vec::new();
             for manifest in &manifests {
@@ -606,12 +696,19 @@ impl<'a> Session<'a> {
             });
             return Ok((body.into(), 0));
         }
-        self.protect(lease, &digest)?;
+        self.protect(lease, &digest).await?;
+        let in_flight = self.engine.shared.in_flight.lock(&digest).await;
+        if self.engine.content.contains(&digest) {
+            // Another pull of this process stored it meanwhile.
+            drop(in_flight);
+            return Box::pin(self.fetch_manifest(descriptor, lease)).await;
+        }
         let body = self
             .resolver
             .fetch_manifest(&self.repository, descriptor)
             .await?;
         self.store_small(descriptor, body.clone()).await?;
+        drop(in_flight);
         self.progress.send(Event::Done {
             digest,
             kind,
@@ -712,10 +809,10 @@ impl<'a> Session<'a> {
             pairs.push((layer, diff_id));
         }
         let converted = schema1.convert(&pairs)?;
-        self.protect(lease, converted.config_descriptor.digest())?;
+        self.protect(lease, converted.config_descriptor.digest()).await?;
         self.store_small(&converted.config_descriptor, converted.config.into())
             .await?;
-        self.protect(lease, converted.manifest_descriptor.digest())?;
+        self.protect(lease, converted.manifest_descriptor.digest()).await?;
         self.store_small(&converted.manifest_descriptor, converted.manifest.into())
             .await?;
         Ok(converted.manifest_descriptor)
@@ -728,30 +825,36 @@ impl<'a> Session<'a> {
         let descriptor = &pending.descriptor;
         let digest = descriptor.digest().clone();
         let size = descriptor.size();
-        let already = |engine: &Engine| -> Result<u64> {
+        let already = || async {
             self.progress.send(Event::AlreadyExists {
                 digest: digest.clone(),
                 kind: pending.kind,
                 size,
             });
-            record(engine, descriptor, &self.source_labels)?;
+            self.record_content(descriptor, Labels::new()).await?;
             Ok(0)
         };
         if self.engine.content.contains(&digest) {
-            return already(self.engine);
+            return already().await;
         }
-        self.protect(lease, &digest)?;
+        self.protect(lease, &digest).await?;
+        // Another pull of this process fetching the same blob finishes
+        // first; then it is stored and this one downloads nothing.
+        let _in_flight = self.engine.shared.in_flight.lock(&digest).await;
+        if self.engine.content.contains(&digest) {
+            return already().await;
+        }
         let mut permit = self.download_slot().await?;
         let writer = match self.open_writer(descriptor, Wait::Try).await? {
             Opened::Writer(writer) => writer,
-            Opened::Stored => return already(self.engine),
+            Opened::Stored => return already().await,
             Opened::Busy => {
                 // Another process is downloading this blob: wait for it
                 // without holding a download slot others could use.
                 drop(permit);
                 let writer = match self.open_writer(descriptor, Wait::Block).await? {
                     Opened::Writer(writer) => writer,
-                    _ => return already(self.engine),
+                    _ => return already().await,
                 };
                 permit = self.download_slot().await?;
                 writer
@@ -770,14 +873,14 @@ impl<'a> Session<'a> {
                 tracing::warn!(%digest, resumed_at, "resumed ingest did not verify; downloading again");
                 let Opened::Writer(writer) = self.open_writer(descriptor, Wait::Block).await?
                 else {
-                    return already(self.engine);
+                    return already().await;
                 };
                 resumed_at = writer.offset();
                 self.download(pending, writer).await?;
             }
             Err(error) => return Err(error),
         }
-        record(self.engine, descriptor, &self.source_labels)?;
+        self.record_content(descriptor, Labels::new()).await?;
         self.progress.send(Event::Done {
             digest,
             kind: pending.kind,
@@ -786,9 +889,11 @@ impl<'a> Session<'a> {
         Ok(size.saturating_sub(resumed_at))
     }
 
-    /// One of the `--max-concurrent-downloads` slots.
+    /// One of the engine's `max_concurrent_downloads` slots.
     async fn download_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        self.downloads
+        self.engine
+            .shared
+            .downloads
             .clone()
             .acquire_owned()
             .await
@@ -901,6 +1006,7 @@ impl<'a> Session<'a> {
         let total = descriptor.size();
         let mut current = stream.offset();
         let mut reported = current;
+        let mut reported_at = Instant::now();
         let pumped: Result<()> = async {
             while let Some(chunk) = stream.next_chunk().await? {
                 current += chunk.len() as u64;
@@ -916,8 +1022,12 @@ impl<'a> Session<'a> {
                     // The disk side stopped; its error is reported below.
                     break;
                 }
-                if current - reported >= PROGRESS_STEP || current == total {
+                if current - reported >= PROGRESS_STEP
+                    || current == total
+                    || reported_at.elapsed() >= PROGRESS_INTERVAL
+                {
                     reported = current;
+                    reported_at = Instant::now();
                     self.progress.send(Event::Downloading {
                         digest: descriptor.digest().clone(),
                         kind: pending.kind,
@@ -941,13 +1051,20 @@ impl<'a> Session<'a> {
         Ok((writer, pumped))
     }
 
-    fn record_content(&self, descriptor: &Descriptor, gc_labels: Labels) -> Result<()> {
-        let mut all = self.source_labels.clone();
-        all.extend(gc_labels);
-        record(self.engine, descriptor, &all)
+    /// Records a stored blob in the metadata store with where it came from
+    /// and `gc_labels`, merged into any labels it has; off the runtime.
+    async fn record_content(&self, descriptor: &Descriptor, gc_labels: Labels) -> Result<()> {
+        let mut labels = self.source_labels.clone();
+        labels.extend(gc_labels);
+        let db = self.engine.db.clone();
+        let digest = descriptor.digest().clone();
+        let size = descriptor.size();
+        self.blocking(move || db.put_content(&digest, size, &labels))
+            .await??;
+        Ok(())
     }
 
-    fn begin_lease(&self) -> Result<String> {
+    async fn begin_lease(&self) -> Result<String> {
         let now = SystemTime::now();
         let nanos = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -957,15 +1074,21 @@ impl<'a> Session<'a> {
         let lease_labels = Labels::from([("hoist.pull".to_string(), self.reference.to_string())]);
         // A lease outlives a killed pull for a day at most.
         let expires = now + Duration::from_secs(24 * 3600);
-        self.engine
-            .db
-            .create_lease(&id, &lease_labels, Some(expires))?;
+        let db = self.engine.db.clone();
+        let created = id.clone();
+        self.blocking(move || db.create_lease(&created, &lease_labels, Some(expires)))
+            .await??;
         Ok(id)
     }
 
-    fn end_lease(&self, lease: &str) {
-        if let Err(error) = self.engine.db.delete_lease(lease) {
-            tracing::warn!(%error, lease, "could not delete the pull's lease");
+    async fn end_lease(&self, lease: &str) {
+        let db = self.engine.db.clone();
+        let id = lease.to_string();
+        let deleted = self.blocking(move || db.delete_lease(&id)).await;
+        match deleted {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, lease, "could not delete the pull's lease"),
+            Err(error) => tracing::warn!(%error, lease, "could not delete the pull's lease"),
         }
     }
 
@@ -985,23 +1108,28 @@ impl<'a> Session<'a> {
 
     /// Adds a blob to the pull's lease before any byte of it is written, so
     /// a garbage collector running meanwhile leaves the ingest and the blob.
-    fn protect(&self, lease: &str, digest: &Digest) -> Result<()> {
-        self.engine
-            .db
-            .add_lease_resource(lease, &LeaseResource::content(digest))?;
+    async fn protect(&self, lease: &str, digest: &Digest) -> Result<()> {
+        let db = self.engine.db.clone();
+        let lease = lease.to_string();
+        let resource = LeaseResource::content(digest);
+        self.blocking(move || db.add_lease_resource(&lease, &resource))
+            .await??;
         Ok(())
     }
 
     /// Drops the GC edges from each unpacked manifest to its layer blobs,
     /// so the next collection frees the compressed layers; the snapshots
     /// hold the data now (the CRI's `discard_unpacked_layers`).
-    fn discard_layers(&self, manifests: &[Descriptor]) -> Result<()> {
-        for manifest in manifests {
-            self.engine
-                .db
-                .remove_content_labels(manifest.digest(), &labels::layer_ref_prefix())?;
-        }
-        Ok(())
+    async fn discard_layers(&self, manifests: &[Descriptor]) -> Result<()> {
+        let db = self.engine.db.clone();
+        let digests: Vec<Digest> = manifests.iter().map(|m| m.digest().clone()).collect();
+        self.blocking(move || -> Result<()> {
+            for digest in &digests {
+                db.remove_content_labels(digest, &labels::layer_ref_prefix())?;
+            }
+            Ok(())
+        })
+        .await?
     }
 
     /// Records `name → target`. Labels of an earlier record with the same
@@ -1011,7 +1139,7 @@ impl<'a> Session<'a> {
     /// chainIDs, and an OCI 1.1 root its artifact labels. Returns whether the
     /// name already pointed here and nothing was downloaded (docker's "up to
     /// date").
-    fn register_image(
+    async fn register_image(
         &self,
         name: &str,
         target: &Descriptor,
@@ -1024,25 +1152,18 @@ impl<'a> Session<'a> {
             let chain_ids: Vec<String> = chain_ids.iter().map(ToString::to_string).collect();
             image_labels.insert(labels::unpacked(snapshotter), chain_ids.join(","));
         }
-        let previous = self.engine.db.record_image(&Image {
+        let db = self.engine.db.clone();
+        let image = Image {
             name: name.to_string(),
             target: target.clone(),
             labels: image_labels,
             created_at: now,
             updated_at: now,
-        })?;
+        };
+        let previous = self.blocking(move || db.record_image(&image)).await??;
         let same_target = previous.is_some_and(|p| p == target.digest().to_string());
         Ok(same_target && fetched.downloaded == 0)
     }
-}
-
-/// Records a stored blob in the metadata store, merging `labels` into any
-/// it already has.
-fn record(engine: &Engine, descriptor: &Descriptor, labels: &Labels) -> Result<()> {
-    engine
-        .db
-        .put_content(descriptor.digest(), descriptor.size(), labels)?;
-    Ok(())
 }
 
 /// The ingest of a blob is named by its digest, so every writer of that

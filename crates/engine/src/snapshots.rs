@@ -15,8 +15,7 @@ use crate::lock::RootLock;
 use crate::pull::MAX_MANIFEST_SIZE;
 use crate::{Engine, Error, Result};
 
-/// The snapshotters hoist knows, in the order they are looked at.
-const SNAPSHOTTERS: [&str; 2] = ["overlay", "native"];
+use hoist_snapshot::NAMES as SNAPSHOTTERS;
 
 impl Engine {
     /// Writes the flattened root filesystem of a pulled image to `dest`

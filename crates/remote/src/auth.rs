@@ -291,7 +291,10 @@ impl AuthRequest<'_> {
 #[derive(Default)]
 pub(crate) struct Authorizer {
     hosts: Mutex<HashMap<String, HostAuth>>,
-    tokens: Mutex<HashMap<(String, String), SharedSlot>>,
+    /// Keyed by host, scope and the fingerprint of the credentials that
+    /// earned the token, so callers with different credentials sharing one
+    /// authorizer never use each other's tokens.
+    tokens: Mutex<HashMap<(String, String, String), SharedSlot>>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -301,9 +304,9 @@ impl std::fmt::Debug for Authorizer {
 }
 
 impl Authorizer {
-    fn slot(&self, host: &str, scope: &str) -> SharedSlot {
+    fn slot(&self, host: &str, scope: &str, creds: Option<&Credentials>) -> SharedSlot {
         let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((host.to_owned(), scope.to_owned()))
+        map.entry((host.to_owned(), scope.to_owned(), fingerprint(creds)))
             .or_default()
             .clone()
     }
@@ -325,10 +328,10 @@ impl Authorizer {
                 })
             })),
             Some(HostAuth::Bearer { realm, service }) => {
-                let slot = self.slot(req.host, req.scope);
+                let creds = req.credentials().await?;
+                let slot = self.slot(req.host, req.scope, creds.as_ref());
                 // Held across the fetch so concurrent requests share one token.
                 let mut slot = slot.lock().await;
-                let creds = req.credentials().await?;
                 if let Some(t) = &slot.token
                     && Instant::now() < t.stale_at
                 {
@@ -408,7 +411,8 @@ impl Authorizer {
                 let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
                 hosts.insert(req.host.to_owned(), HostAuth::Bearer { realm, service });
             }
-            let slot = self.slot(req.host, req.scope);
+            let creds = req.credentials().await?;
+            let slot = self.slot(req.host, req.scope, creds.as_ref());
             slot.lock().await.token = None;
             return Ok(());
         }
@@ -428,6 +432,21 @@ impl Authorizer {
                 "unsupported auth scheme {:?}",
                 c.scheme
             ))),
+        }
+    }
+}
+
+/// Names credentials in the token cache without keeping the secret there.
+fn fingerprint(creds: Option<&Credentials>) -> String {
+    use sha2::Digest as _;
+    match creds {
+        None => String::new(),
+        Some(c) => {
+            let mut hasher = sha2::Sha256::new();
+            hasher.update(c.username.as_bytes());
+            hasher.update([0]);
+            hasher.update(c.password.as_bytes());
+            hex::encode(hasher.finalize())
         }
     }
 }

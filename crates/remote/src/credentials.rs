@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -283,41 +284,57 @@ pub(crate) async fn run_helper(program: &Path, server_url: &str) -> Result<Optio
     Ok(Some(Credentials::new(parsed.username, parsed.secret)))
 }
 
-/// Credentials for every host a resolver talks to.
-pub(crate) struct CredentialStore {
-    explicit: Option<Credentials>,
+/// Where a caller's credentials come from: a daemon passes each request's
+/// CRI `AuthConfig` or docker `X-Registry-Auth` this way, an embedder its
+/// own secret store. Asked before `config.json`, with the registry domain
+/// (`docker.io`, `host:5000`) of the repository being pulled.
+pub trait CredentialProvider: Send + Sync + std::fmt::Debug {
+    /// The credentials for `domain`, or `None` to fall back to docker's
+    /// `config.json`.
+    fn credentials(&self, domain: &str) -> Option<Credentials>;
+}
+
+/// Credentials for one registry domain and no other: `--user`, or one
+/// request's auth.
+#[derive(Debug, Clone)]
+pub struct StaticCredentials {
+    domain: String,
+    credentials: Credentials,
+}
+
+impl StaticCredentials {
+    /// `credentials` for `domain` (Docker Hub's aliases count as one).
+    pub fn new(domain: impl AsRef<str>, credentials: Credentials) -> StaticCredentials {
+        StaticCredentials {
+            domain: normalize_host(domain.as_ref()),
+            credentials,
+        }
+    }
+}
+
+impl CredentialProvider for StaticCredentials {
+    fn credentials(&self, domain: &str) -> Option<Credentials> {
+        (normalize_host(domain) == self.domain).then(|| self.credentials.clone())
+    }
+}
+
+/// docker's `config.json` and the answers of its credential helpers,
+/// shared by every resolver made from one.
+#[derive(Default)]
+pub(crate) struct ConfigCredentials {
     config: DockerConfig,
     cache: Mutex<HashMap<String, Option<Credentials>>>,
 }
 
-impl std::fmt::Debug for CredentialStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialStore")
-            .field("explicit", &self.explicit.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl CredentialStore {
-    pub(crate) fn new(explicit: Option<Credentials>, config: DockerConfig) -> Self {
-        CredentialStore {
-            explicit,
+impl ConfigCredentials {
+    pub(crate) fn new(config: DockerConfig) -> Self {
+        ConfigCredentials {
             config,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Credentials for the registry `domain` (as written in a reference).
-    /// `explicit_applies` is true only when the request goes to the pulled
-    /// repository's own registry, so `--user` never leaks to other hosts.
-    pub(crate) async fn get(
-        &self,
-        domain: &str,
-        explicit_applies: bool,
-    ) -> Result<Option<Credentials>> {
-        if explicit_applies && let Some(c) = &self.explicit {
-            return Ok(Some(c.clone()));
-        }
+    async fn get(&self, domain: &str) -> Result<Option<Credentials>> {
         let key = normalize_host(domain);
         let mut cache = self.cache.lock().await;
         if let Some(hit) = cache.get(&key) {
@@ -333,6 +350,59 @@ impl CredentialStore {
         };
         cache.insert(key, found.clone());
         Ok(found)
+    }
+}
+
+/// Credentials for every host a resolver talks to: the caller's provider,
+/// then `--user` for the reference's own registry, then `config.json`.
+#[derive(Clone)]
+pub(crate) struct CredentialStore {
+    explicit: Option<Credentials>,
+    provider: Option<Arc<dyn CredentialProvider>>,
+    config: Arc<ConfigCredentials>,
+}
+
+impl std::fmt::Debug for CredentialStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialStore")
+            .field("explicit", &self.explicit.is_some())
+            .field("provider", &self.provider.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialStore {
+    pub(crate) fn new(explicit: Option<Credentials>, config: DockerConfig) -> Self {
+        CredentialStore {
+            explicit,
+            provider: None,
+            config: Arc::new(ConfigCredentials::new(config)),
+        }
+    }
+
+    /// The same `config.json` with another caller's provider.
+    pub(crate) fn with_provider(&self, provider: Option<Arc<dyn CredentialProvider>>) -> Self {
+        CredentialStore {
+            explicit: self.explicit.clone(),
+            provider,
+            config: self.config.clone(),
+        }
+    }
+
+    pub(crate) async fn get(
+        &self,
+        domain: &str,
+        explicit_applies: bool,
+    ) -> Result<Option<Credentials>> {
+        if explicit_applies {
+            if let Some(found) = self.provider.as_ref().and_then(|p| p.credentials(domain)) {
+                return Ok(Some(found));
+            }
+            if let Some(c) = &self.explicit {
+                return Ok(Some(c.clone()));
+            }
+        }
+        self.config.get(domain).await
     }
 }
 
@@ -455,5 +525,38 @@ mod tests {
         let store = CredentialStore::new(Some(Credentials::new("u", "p")), DockerConfig::default());
         assert!(store.get("127.0.0.1:5000", true).await.unwrap().is_some());
         assert!(store.get("127.0.0.1:5000", false).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_provider_comes_first_and_only_for_its_domain() {
+        let config = cfg(r#"{"auths":{"reg:5000":{"auth":"YTpi"}}}"#);
+        let store = CredentialStore::new(Some(Credentials::new("flag", "x")), config);
+        let provided: Arc<dyn CredentialProvider> = Arc::new(StaticCredentials::new(
+            "reg:5000",
+            Credentials::new("request", "secret"),
+        ));
+        let with = store.with_provider(Some(provided));
+        assert_eq!(
+            with.get("reg:5000", true).await.unwrap(),
+            Some(Credentials::new("request", "secret"))
+        );
+        // Another domain falls through to --user, then to config.json.
+        assert_eq!(
+            with.get("other:5000", true).await.unwrap(),
+            Some(Credentials::new("flag", "x"))
+        );
+        // A mirror or other host never gets the provider's answer.
+        assert_eq!(
+            with.get("reg:5000", false).await.unwrap(),
+            Some(Credentials::new("a", "b"))
+        );
+        // The original store is untouched.
+        assert_eq!(
+            store.get("reg:5000", true).await.unwrap(),
+            Some(Credentials::new("flag", "x"))
+        );
+        let hub = StaticCredentials::new("index.docker.io", Credentials::new("h", "p"));
+        assert!(hub.credentials("docker.io").is_some());
+        assert!(hub.credentials("ghcr.io").is_none());
     }
 }

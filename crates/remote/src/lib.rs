@@ -13,8 +13,10 @@
 //!   can start at an offset to resume.
 //! - **auth**: answers `WWW-Authenticate` challenges, Basic and Bearer (token
 //!   via OAuth2 POST or GET), with tokens cached per host and scope.
-//! - **credentials**: `--user` ([`RegistryOptions::credentials`]) and docker's
-//!   `config.json` (`auths`, `credHelpers`, `credsStore`).
+//! - **credentials**: a caller's [`CredentialProvider`] (a daemon's
+//!   per-request auth, through [`Resolver::with_credentials`]), `--user`
+//!   ([`RegistryOptions::credentials`]) and docker's `config.json` (`auths`,
+//!   `credHelpers`, `credsStore`).
 //! - **transport**: rustls clients with the system roots, extra CA files and
 //!   per-host CAs from a containerd `certs.d` directory; https with an http
 //!   fallback for loopback hosts; redirects followed by hand; retries with
@@ -49,7 +51,7 @@ mod options;
 mod resolver;
 mod transport;
 
-pub use credentials::Credentials;
+pub use credentials::{CredentialProvider, Credentials, StaticCredentials};
 pub use error::{Error, RegistryError, Result};
 pub use fetcher::BlobStream;
 pub use oci_spec::image::{Descriptor, Digest};

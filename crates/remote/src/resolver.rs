@@ -17,7 +17,7 @@ use sha2::Digest as _;
 use url::Url;
 
 use crate::auth::{AuthRequest, Authorizer, challenges_from};
-use crate::credentials::{CredentialStore, DockerConfig};
+use crate::credentials::{CredentialProvider, CredentialStore, DockerConfig};
 use crate::error::{Error, RegistryError, Result, parse_registry_errors};
 use crate::options::RegistryOptions;
 use crate::transport::{Transport, authority, parse_retry_after, with_retry};
@@ -44,8 +44,8 @@ pub struct Resolver {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) transport: Transport,
-    pub(crate) auth: Authorizer,
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) auth: Arc<Authorizer>,
     pub(crate) credentials: CredentialStore,
 }
 
@@ -301,11 +301,26 @@ impl Resolver {
         let transport = Transport::new(options)?;
         Ok(Resolver {
             inner: Arc::new(Inner {
-                transport,
-                auth: Authorizer::default(),
+                transport: Arc::new(transport),
+                auth: Arc::new(Authorizer::default()),
                 credentials,
             }),
         })
+    }
+
+    /// A resolver that asks `provider` for credentials first (a daemon's
+    /// per-request auth) and shares everything else with this one: the
+    /// connection pools, what each host's challenges said, the token cache
+    /// (tokens are kept per credentials, so one caller never uses a token
+    /// another caller's credentials earned) and `config.json`.
+    pub fn with_credentials(&self, provider: Option<Arc<dyn CredentialProvider>>) -> Resolver {
+        Resolver {
+            inner: Arc::new(Inner {
+                transport: self.inner.transport.clone(),
+                auth: self.inner.auth.clone(),
+                credentials: self.inner.credentials.with_provider(provider),
+            }),
+        }
     }
 
     pub(crate) fn options(&self) -> &RegistryOptions {

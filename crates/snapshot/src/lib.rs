@@ -229,6 +229,10 @@ pub trait Snapshotter: Send + Sync {
     fn lock(&self, key: &str) -> Result<KeyLock>;
 }
 
+/// The snapshotters hoist has, in the order they are looked at; each
+/// lives in `<hoist-root>/snapshots/<name>`.
+pub const NAMES: [&str; 2] = ["overlay", "native"];
+
 /// Opens the snapshotter `name` (`"overlay"` or `"native"`) at `root`
 /// (normally `<hoist-root>/snapshots/<name>`). `Unsupported` for another
 /// name, or for overlay where overlayfs cannot be mounted.

@@ -1,0 +1,5 @@
+//! End-to-end tests of hoistd with real clients: the docker CLI, a CRI
+//! gRPC client generated from the official proto, Prometheus scrapes, and
+//! the library API alone. One test binary; each topic is a module.
+
+mod util;

@@ -1,0 +1,255 @@
+//! Shared helpers: a running `hoistd` on a temporary root with its CRI and
+//! Docker sockets and a metrics port, the `hoist` CLI on the same root, and
+//! small waits that poll a condition against a deadline.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `hoistd` binary under test.
+pub(crate) const HOISTD: &str = env!("CARGO_BIN_EXE_hoistd");
+
+/// How long a daemon may take to start serving.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A `hoistd` process on a temporary root; killed (SIGKILL) on drop unless
+/// stopped with [`Daemon::stop`].
+pub(crate) struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// The CRI ImageService socket.
+    pub(crate) cri_socket: PathBuf,
+    /// The Docker Engine API socket.
+    pub(crate) docker_socket: PathBuf,
+    /// Where `/metrics` is served.
+    pub(crate) metrics_addr: SocketAddr,
+}
+
+impl Daemon {
+    /// A daemon with the default config (plus the sockets and metrics).
+    pub(crate) fn start() -> Daemon {
+        Daemon::start_with("")
+    }
+
+    /// A daemon whose config file holds `config` (TOML keys of
+    /// `hoist_daemon::Config`; `root`, the sockets and `metrics_addr` are
+    /// set by the harness through flags).
+    pub(crate) fn start_with(config: &str) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("hoistd-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        std::fs::create_dir(dir.path().join("home")).expect("create home");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let metrics_addr = free_port();
+        let mut daemon = Daemon {
+            cri_socket: dir.path().join("run/cri.sock"),
+            docker_socket: dir.path().join("run/docker.sock"),
+            metrics_addr,
+            dir,
+            child: None,
+        };
+        let log = std::fs::File::create(daemon.log_path()).expect("create log");
+        let child = daemon
+            .command(HOISTD)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--root")
+            .arg(daemon.root())
+            .arg("--cri-socket")
+            .arg(&daemon.cri_socket)
+            .arg("--docker-socket")
+            .arg(&daemon.docker_socket)
+            .arg("--metrics-addr")
+            .arg(metrics_addr.to_string())
+            .env("HOIST_LOG", "info,hoist_daemon=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start hoistd");
+        daemon.child = Some(child);
+        daemon.wait_until_serving();
+        daemon
+    }
+
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let ready = UnixStream::connect(&self.cri_socket).is_ok()
+                && UnixStream::connect(&self.docker_socket).is_ok()
+                && std::net::TcpStream::connect(self.metrics_addr).is_ok();
+            if ready {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("hoistd exited with {status} before serving:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hoistd did not serve within {START_TIMEOUT:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A command with the harness's clean environment: `HOME` is the
+    /// temporary home, and nothing of the caller's docker, hoist or proxy
+    /// settings leaks in.
+    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command.env("HOME", self.home());
+        for var in [
+            "HOIST_LOG",
+            "HOIST_ROOT",
+            "HOIST_USER",
+            "HOISTD_CONFIG",
+            "DOCKER_CONFIG",
+            "DOCKER_HOST",
+            "DOCKER_CONTEXT",
+            "XDG_DATA_HOME",
+            "XDG_CONFIG_HOME",
+            "RUST_LOG",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+        ] {
+            command.env_remove(var);
+        }
+        command
+    }
+
+    /// `hoist --root <the daemon's root>`, for the CLI on the same store.
+    pub(crate) fn hoist(&self) -> Command {
+        let mut command = self.command(hoist_binary());
+        command.arg("--root").arg(self.root());
+        command
+    }
+
+    /// The store root.
+    pub(crate) fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// The `HOME` every command of the harness sees.
+    pub(crate) fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// A scratch path in the temporary directory.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("hoistd.log")
+    }
+
+    /// What hoistd logged so far (stderr).
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The process id, to send signals.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `GET /metrics` as text.
+    pub(crate) fn scrape(&self) -> String {
+        http_get(self.metrics_addr, "/metrics")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub(crate) fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for hoistd") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("hoistd did not exit within 30 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The `hoist` CLI of this workspace's build, beside the test binary's
+/// directory (`target/<profile>/deps/..`); `cargo nextest run --workspace`
+/// builds it.
+pub(crate) fn hoist_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let hoist = profile.join("hoist");
+    assert!(
+        hoist.exists(),
+        "{} is missing: build the workspace (cargo build --workspace) first",
+        hoist.display()
+    );
+    hoist
+}
+
+/// A loopback address with a port nobody listens on right now.
+pub(crate) fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr")
+}
+
+/// A plain HTTP/1.0 GET on loopback, returning the body; panics on a
+/// non-200 answer.
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// Waits until `condition` holds, polling, or panics after `timeout` with
+/// `what`.
+pub(crate) fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `path` is a directory holding no entries.
+pub(crate) fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false)
+}
