@@ -58,7 +58,10 @@ fn main() -> ExitCode {
             // One line naming the cause; the chain is joined with ": ".
             #[allow(clippy::print_stderr, reason = "the binary reports errors")]
             {
-                eprintln!("hoist: {error:#}");
+                match flag_hint(&error) {
+                    Some(hint) => eprintln!("hoist: {error:#} ({hint})"),
+                    None => eprintln!("hoist: {error:#}"),
+                }
             }
             if error.is::<pull::Interrupted>() {
                 // As a shell reports a command killed by SIGINT.
@@ -91,6 +94,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gc(args) => gc::run_gc(&root, args),
         Command::Check(args) => gc::run_check(&root, args),
         Command::Leases(command) => gc::run_leases(&root, command),
+    }
+}
+
+/// The flag that answers an engine error, which speaks of its options
+/// rather than of this command line.
+fn flag_hint(error: &anyhow::Error) -> Option<&'static str> {
+    use hoist_engine::Error;
+    let engine = error.chain().find_map(|e| e.downcast_ref::<Error>())?;
+    match engine {
+        Error::UnsupportedManifest { media_type, .. } if media_type.contains("manifest.v1") => {
+            Some("pass --allow-schema1")
+        }
+        Error::ForeignLayer { .. } => Some("pass --allow-nondistributable"),
+        Error::NotAnImage { .. } | Error::UnsupportedLayer { .. } => Some("pull it with --no-unpack"),
+        Error::InvalidBlob { detail, .. } if detail.contains("without unpacking") => {
+            Some("hoist pull --no-unpack fetches it")
+        }
+        _ => None,
     }
 }
 

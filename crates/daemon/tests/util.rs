@@ -253,3 +253,65 @@ pub(crate) fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut(
 pub(crate) fn is_empty_dir(path: &Path) -> bool {
     std::fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false)
 }
+
+impl Daemon {
+    /// Kills the daemon with SIGKILL, as a crash would, leaving its sockets
+    /// behind.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill hoistd");
+            child.wait().expect("reap hoistd");
+        }
+    }
+
+    /// One request to the Docker Engine API socket: `(status, body)`, the
+    /// body de-chunked. Bounded by a 60 s read timeout.
+    pub(crate) fn docker_api(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        http_over_unix(&self.docker_socket, method, path, body)
+    }
+}
+
+/// An HTTP/1.1 request on a unix socket with `Connection: close`; returns
+/// the status and the whole body (chunked encoding decoded).
+pub(crate) fn http_over_unix(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = UnixStream::connect(socket).expect("connect to the socket");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, rest) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    (status, body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body;
+        };
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}

@@ -60,9 +60,10 @@ pub enum Error {
         /// What the user can do about it.
         hint: &'static str,
     },
-    /// A non-distributable layer was met without `--allow-nondistributable`.
+    /// A non-distributable layer was met without
+    /// `PullOptions::allow_nondistributable`.
     #[error(
-        "layer {layer} is non-distributable (foreign, to be fetched from {}); pass --allow-nondistributable to fetch it over https",
+        "layer {layer} is non-distributable (foreign, to be fetched from {}); allow non-distributable layers to fetch it over https",
         if urls.is_empty() { "no URL".to_string() } else { urls.join(", ") }
     )]
     ForeignLayer {
@@ -73,7 +74,7 @@ pub enum Error {
     },
     /// The reference names an artifact, not a container image.
     #[error(
-        "{reference} is an artifact (config {config_media_type}), not a container image; pull it with --no-unpack to store it"
+        "{reference} is an artifact (config {config_media_type}), not a container image; pull it without unpacking to store it"
     )]
     NotAnImage {
         /// The reference being pulled.

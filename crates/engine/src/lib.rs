@@ -1,16 +1,25 @@
-//! The hoist pull engine: the library a program embeds to pull images.
+//! The hoist pull engine: the library a program embeds to pull images, and
+//! what the `hoist` CLI and the `hoistd` daemon share.
 //!
 //! An [`Engine`] owns one root directory: a content store ([`hoist_content`])
 //! under `<root>/content`, a metadata database ([`hoist_metadata`]) at
 //! `<root>/metadata.db`, and snapshotters ([`hoist_snapshot`]) under
-//! `<root>/snapshots`. [`Engine::pull`] runs the pipeline in [`pull`]:
-//! resolve the reference with [`hoist_remote`], fetch the index, manifests,
-//! configs and layers of the chosen platforms into the content store, record
-//! the GC references between them, unpack the layers into snapshots named by
-//! chainID with [`hoist_archive`], and register the image. Progress leaves as
-//! typed [`Event`]s on a channel the caller owns, so rendering (terminal bars,
-//! docker's status lines, JSON) is the caller's business and never slows a
-//! pull down.
+//! `<root>/snapshots`. One engine serves any number of concurrent pulls and
+//! they share what containerd's transfer service shares ([`EngineOptions`]):
+//! one registry client (connection pools, token cache), one download limit
+//! and one unpack limit, and concurrent pulls of one blob fetch it once.
+//!
+//! [`Engine::pull`] runs the pipeline in [`pull`], made of public steps an
+//! embedder may drive one by one: [`Engine::resolve`] the reference with
+//! [`hoist_remote`] (credentials per call through a [`CredentialProvider`]),
+//! take a [`Lease`], [`Engine::fetch`] the index, manifests, configs and
+//! layers of the chosen platforms into the content store with the GC
+//! references between them, [`Engine::unpack`] the layers into snapshots
+//! named by chainID with [`hoist_archive`], and [`Engine::register`] the
+//! image. Progress leaves as typed [`Event`]s on a channel the caller owns,
+//! so rendering (terminal bars, docker's status lines, JSON) is the caller's
+//! business and never slows a pull down. Blocking work (disk, SQLite, file
+//! locks) runs on blocking threads, never on the async runtime.
 //!
 //! Around the pull: [`Engine::images`], [`Engine::inspect_image`],
 //! [`Engine::remove_image`], [`Engine::export_rootfs`], [`Engine::gc`] and
@@ -29,13 +38,17 @@
 #![deny(missing_docs)]
 
 mod check;
+mod download;
 mod error;
+mod fetch;
 mod gc;
 mod images;
 mod labels;
+mod lease;
 mod lock;
 mod progress;
 pub mod pull;
+mod schema1;
 mod snapshots;
 mod unpack;
 
@@ -54,7 +67,9 @@ pub use images::{
     RemovedImage,
 };
 pub use progress::{BlobKind, Event};
-pub use pull::{PlatformSelection, PullOptions, Pulled};
+pub use hoist_metadata::Labels;
+pub use lease::Lease;
+pub use pull::{Fetched, PlatformSelection, PullOptions, Pulled, Resolved, Unpacked};
 
 /// Result alias for engine operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

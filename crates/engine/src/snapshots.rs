@@ -42,7 +42,7 @@ impl Engine {
                     return Err(Error::InvalidBlob {
                         digest: layer.digest().to_string(),
                         detail: format!(
-                            "layer blob is not stored (discarded after unpacking?); `hoist pull --no-unpack {reference}` fetches it again"
+                            "layer blob is not stored (discarded after unpacking?); pulling {reference} without unpacking fetches it again"
                         ),
                     });
                 }

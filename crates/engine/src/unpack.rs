@@ -286,7 +286,7 @@ pub(crate) fn layer_compression(layer: &Descriptor) -> Result<ArchiveCompression
         _ => Err(Error::UnsupportedLayer {
             layer: layer.digest().to_string(),
             media_type,
-            hint: "not a filesystem layer; pull with --no-unpack to store it",
+            hint: "not a filesystem layer; pull without unpacking to store it",
         }),
     }
 }

@@ -1,0 +1,423 @@
+//! Walking an image's tree into the content store, as containerd's
+//! `images.Handlers`: each node is fetched (or found stored), then a handler
+//! for its kind decides its children. An index chooses platforms, a manifest
+//! queues its config and layers (skipping layers whose snapshots already
+//! hold them), a schema 1 manifest is converted; every node is recorded with
+//! its GC references. The leaves then download concurrently under the
+//! engine's limit.
+//!
+//! [`Session`] is one pull's state, shared by this module, `download`,
+//! `schema1` and the steps in `pull`.
+
+use std::collections::HashSet;
+
+use futures_util::{StreamExt, TryStreamExt};
+use hoist_metadata::Labels;
+use hoist_oci::manifest::{self, Children};
+use hoist_oci::media_type::{self, Kind};
+use hoist_oci::{Descriptor, Digest, Platform, PlatformMatcher, Reference};
+use hoist_remote::{Repository, Resolver};
+
+use crate::download::Pending;
+use crate::lease::Lease;
+use crate::progress::{BlobKind, Event, Progress};
+use crate::pull::{Fetched, MAX_MANIFEST_SIZE, PlatformSelection, PullOptions, platforms_of};
+use crate::{Engine, Error, Result, labels};
+
+/// One pull's state: where from, how, and what it holds.
+pub(crate) struct Session<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) reference: &'a Reference,
+    pub(crate) repository: Repository,
+    /// The engine's registry client with this pull's credentials.
+    pub(crate) resolver: Resolver,
+    pub(crate) options: &'a PullOptions,
+    /// The pull's hold on the store; every blocking task keeps a clone.
+    /// `None` only while resolving, which writes nothing.
+    pub(crate) lease: Option<Lease>,
+    pub(crate) progress: Progress,
+    /// Labels every stored blob gets: where it came from.
+    pub(crate) source_labels: Labels,
+}
+
+/// What the walk has found so far.
+#[derive(Default)]
+struct Walk {
+    /// Manifests and indexes to visit, with whether their layers are wanted.
+    queue: Vec<(Descriptor, bool)>,
+    seen: HashSet<Digest>,
+    /// Configs and layers to download once the walk is done.
+    leaves: Vec<Pending>,
+    /// The chosen image manifests and their configs.
+    manifests: Vec<Descriptor>,
+    configs: Vec<Digest>,
+    blobs: usize,
+    downloaded: u64,
+    image_labels: Labels,
+    converted_root: Option<Descriptor>,
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(
+        engine: &'a Engine,
+        reference: &'a Reference,
+        options: &'a PullOptions,
+        lease: Option<Lease>,
+    ) -> Session<'a> {
+        let repository = Repository {
+            domain: reference.domain().to_string(),
+            name: reference.repository().to_string(),
+        };
+        let source_labels = Labels::from([(
+            labels::distribution_source(reference.domain()),
+            reference.repository().to_string(),
+        )]);
+        Session {
+            engine,
+            reference,
+            repository,
+            resolver: engine
+                .shared
+                .resolver
+                .with_credentials(options.credentials.clone()),
+            options,
+            lease,
+            progress: Progress::new(options.progress.clone()),
+            source_labels,
+        }
+    }
+
+    /// Resolves the reference; a stored digest reference needs no network
+    /// (as BuildKit's puller does).
+    pub(crate) async fn resolve(&self) -> Result<Descriptor> {
+        let reference = self.reference.to_string();
+        self.progress.send(Event::Resolving {
+            reference: reference.clone(),
+        });
+        let descriptor = match self.stored_descriptor().await? {
+            Some(descriptor) => descriptor,
+            None => {
+                self.resolver
+                    .resolve(&self.repository, &self.reference.object())
+                    .await?
+            }
+        };
+        self.progress.send(Event::Resolved {
+            reference,
+            descriptor: Box::new(descriptor.clone()),
+        });
+        Ok(descriptor)
+    }
+
+    async fn stored_descriptor(&self) -> Result<Option<Descriptor>> {
+        let Some(digest) = self.reference.digest().cloned() else {
+            return Ok(None);
+        };
+        // A manifest is read and hashed: off the runtime.
+        let store = self.engine.content.clone();
+        self.blocking(move || -> Result<Option<Descriptor>> {
+            let Some(info) = store.info(&digest)? else {
+                return Ok(None);
+            };
+            let body = store.read_blob(&digest, MAX_MANIFEST_SIZE)?;
+            Ok(manifest::detect_media_type(&body).map(|media_type| {
+                Descriptor::new(media_type.as_str().into(), info.size, digest.clone())
+            }))
+        })
+        .await?
+    }
+
+    /// Walks the tree below `root`: manifests are fetched one by one (they
+    /// are small and decide what comes next), then configs and layers of all
+    /// chosen manifests download concurrently. With `all_metadata`, the
+    /// manifests and configs of every platform are fetched too, but only the
+    /// chosen platforms' layers.
+    pub(crate) async fn fetch_tree(&self, root: &Descriptor) -> Result<Fetched> {
+        let mut walk = Walk {
+            queue: vec![(root.clone(), true)],
+            ..Walk::default()
+        };
+        while let Some((descriptor, wanted)) = walk.queue.pop() {
+            if !walk.seen.insert(descriptor.digest().clone()) {
+                continue;
+            }
+            if media_type::classify(descriptor.media_type().as_ref()) == Kind::Schema1Manifest {
+                // Only a root can be schema 1: indexes list schema 2 manifests.
+                if !self.options.allow_schema1 || descriptor.digest() != root.digest() {
+                    return Err(self.schema1_refused(&descriptor));
+                }
+                let converted = self.convert_schema1(&descriptor).await?;
+                walk.converted_root = Some(converted.clone());
+                walk.queue.push((converted, wanted));
+                continue;
+            }
+            walk.blobs += 1;
+            let (body, bytes) = self.fetch_manifest(&descriptor).await?;
+            walk.downloaded += bytes;
+            if descriptor.digest() == root.digest() {
+                walk.image_labels = artifact_labels(&body);
+            }
+            let gc_labels = match manifest::children(descriptor.media_type().as_ref(), &body)? {
+                Children::Index(children) => self.handle_index(&children, wanted, &mut walk)?,
+                Children::Manifest { config, layers } => {
+                    let stored = bytes == 0;
+                    self.handle_manifest(&descriptor, config, layers, wanted, stored, &mut walk)
+                        .await?
+                }
+                _ => Labels::new(),
+            };
+            self.record_content(&descriptor, gc_labels).await?;
+        }
+        let downloaded = self.fetch_leaves(&mut walk).await?;
+        Ok(Fetched {
+            target: walk.converted_root.unwrap_or_else(|| root.clone()),
+            blobs: walk.blobs,
+            downloaded: walk.downloaded + downloaded,
+            manifests: walk.manifests,
+            configs: walk.configs,
+            image_labels: walk.image_labels,
+        })
+    }
+
+    /// An index: queue the chosen platforms' manifests (all of them with
+    /// `all_metadata`, layers only for the chosen); returns its GC labels.
+    fn handle_index(
+        &self,
+        children: &[Descriptor],
+        wanted: bool,
+        walk: &mut Walk,
+    ) -> Result<Labels> {
+        let selected = self.select_platforms(children)?;
+        let fetched = if self.options.all_metadata {
+            children
+        } else {
+            &selected[..]
+        };
+        let mut gc_labels = Labels::new();
+        for child in fetched {
+            // Numbered by position in the whole index, so pulling another
+            // platform later adds an edge instead of overwriting this one.
+            let i = children
+                .iter()
+                .position(|c| c.digest() == child.digest())
+                .unwrap_or_default();
+            gc_labels.insert(labels::manifest_ref(i), child.digest().to_string());
+            let wanted = wanted && selected.iter().any(|s| s.digest() == child.digest());
+            walk.queue.push((child.clone(), wanted));
+        }
+        Ok(gc_labels)
+    }
+
+    /// An image manifest: queue its config, and its layers when the
+    /// platform is wanted (but not the layers whose snapshots already hold
+    /// them while their blobs were discarded); returns its GC labels.
+    async fn handle_manifest(
+        &self,
+        descriptor: &Descriptor,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+        wanted: bool,
+        stored: bool,
+        walk: &mut Walk,
+    ) -> Result<Labels> {
+        let mut gc_labels = Labels::new();
+        gc_labels.insert(labels::config_ref(), config.digest().to_string());
+        let config_kind = media_type::classify(config.media_type().as_ref());
+        if wanted && self.options.unpack && config_kind != Kind::Config {
+            return Err(Error::NotAnImage {
+                reference: self.reference.to_string(),
+                config_media_type: config.media_type().to_string(),
+            });
+        }
+        walk.leaves
+            .push(Pending::new(config.clone(), BlobKind::Config));
+        if !wanted {
+            return Ok(gc_labels);
+        }
+        walk.manifests.push(descriptor.clone());
+        walk.configs.push(config.digest().clone());
+        let unpacked = if stored {
+            self.unpacked_layers(descriptor, &config, &layers).await?
+        } else {
+            // A manifest new to this store has no snapshots yet.
+            0
+        };
+        for (i, layer) in layers.into_iter().enumerate() {
+            if i < unpacked && !self.engine.content.contains(layer.digest()) {
+                // Its snapshot already holds it (the blob was discarded), so
+                // this pull needs no bytes of it, as containerd's unpacker
+                // skips it.
+                self.progress.send(Event::AlreadyExists {
+                    digest: layer.digest().clone(),
+                    kind: BlobKind::Layer,
+                    size: layer.size(),
+                });
+                continue;
+            }
+            gc_labels.insert(labels::layer_ref(i), layer.digest().to_string());
+            walk.leaves.push(self.layer_pending(layer)?);
+        }
+        Ok(gc_labels)
+    }
+
+    /// Downloads every config and layer the walk found, each once; returns
+    /// the bytes downloaded.
+    async fn fetch_leaves(&self, walk: &mut Walk) -> Result<u64> {
+        let mut leaves = std::mem::take(&mut walk.leaves);
+        leaves.retain(|pending| walk.seen.insert(pending.descriptor.digest().clone()));
+        walk.blobs += leaves.len();
+        for pending in &leaves {
+            self.progress.send(Event::Waiting {
+                digest: pending.descriptor.digest().clone(),
+                kind: pending.kind,
+                size: pending.descriptor.size(),
+            });
+        }
+        // Every blob gets a future at once (so each can report "already
+        // exists" immediately); the engine's semaphore bounds downloads.
+        let concurrency = leaves.len().max(1);
+        let bytes: Vec<u64> = futures_util::stream::iter(leaves)
+            .map(|pending| async move { self.fetch_blob(&pending).await })
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await?;
+        Ok(bytes.iter().sum())
+    }
+
+    /// How many bottom layers of a stored manifest need no blob because
+    /// this pull unpacks and their chainID snapshot is committed already:
+    /// only asked when a layer blob is missing (discarded after unpacking),
+    /// and then it costs fetching the config first.
+    async fn unpacked_layers(
+        &self,
+        manifest: &Descriptor,
+        config: &Descriptor,
+        layers: &[Descriptor],
+    ) -> Result<usize> {
+        if !self.options.unpack
+            || layers
+                .iter()
+                .all(|l| self.engine.content.contains(l.digest()))
+        {
+            return Ok(0);
+        }
+        self.fetch_blob(&Pending::new(config.clone(), BlobKind::Config))
+            .await?;
+        let engine = self.engine.clone();
+        let manifest = manifest.clone();
+        let snapshotter = self.options.snapshotter.clone();
+        self.blocking(move || -> Result<usize> {
+            let chain = engine.layer_chain(&manifest)?;
+            let snapshotter = engine.snapshotter(snapshotter.as_deref())?;
+            let chain_ids = chain.chain_ids();
+            Ok(chain_ids
+                .iter()
+                .rposition(|id| crate::unpack::is_committed(snapshotter.as_ref(), id.as_ref()))
+                .map_or(0, |top| top + 1))
+        })
+        .await?
+    }
+
+    /// A layer to download. Non-distributable ("foreign") layers come from
+    /// the URLs in their descriptor, and only when the user allows it.
+    fn layer_pending(&self, layer: Descriptor) -> Result<Pending> {
+        let kind = match media_type::classify(layer.media_type().as_ref()) {
+            Kind::Layer(_) => BlobKind::Layer,
+            _ => BlobKind::Other,
+        };
+        let foreign = media_type::is_nondistributable(layer.media_type().as_ref());
+        if foreign && !self.options.allow_nondistributable {
+            return Err(Error::ForeignLayer {
+                layer: layer.digest().to_string(),
+                urls: layer.urls().clone().unwrap_or_default(),
+            });
+        }
+        Ok(Pending {
+            descriptor: layer,
+            kind,
+            foreign,
+        })
+    }
+
+    /// Chooses the manifests of an index that match the platform selection:
+    /// the best match per requested platform, or all of them.
+    fn select_platforms(&self, children: &[Descriptor]) -> Result<Vec<Descriptor>> {
+        let wanted = match &self.options.platforms {
+            PlatformSelection::All => return Ok(children.to_vec()),
+            PlatformSelection::Host => vec![Platform::host()],
+            PlatformSelection::Only(platforms) => platforms.clone(),
+        };
+        let mut chosen: Vec<Descriptor> = Vec::new();
+        for platform in &wanted {
+            let matcher = PlatformMatcher::only(platform.clone());
+            match matcher.best_match(children).first() {
+                Some(best) => {
+                    if !chosen.iter().any(|c| c.digest() == best.digest()) {
+                        chosen.push((*best).clone());
+                    }
+                }
+                None => {
+                    return Err(Error::NoMatchingPlatform {
+                        reference: self.reference.to_string(),
+                        wanted: platform.to_string(),
+                        available: platforms_of(children),
+                    });
+                }
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// Records a stored blob in the metadata store with where it came from
+    /// and `gc_labels`, merged into any labels it has; off the runtime.
+    pub(crate) async fn record_content(&self, descriptor: &Descriptor, gc_labels: Labels) -> Result<()> {
+        let mut labels = self.source_labels.clone();
+        labels.extend(gc_labels);
+        let db = self.engine.db.clone();
+        let digest = descriptor.digest().clone();
+        let size = descriptor.size();
+        self.blocking(move || db.put_content(&digest, size, &labels))
+            .await??;
+        Ok(())
+    }
+
+    /// Runs blocking work (disk, flock, applying layers) off the runtime,
+    /// holding the pull's lease (and so the root lock) for as long as it
+    /// runs.
+    pub(crate) fn blocking<F, R>(&self, work: F) -> tokio::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let held = self.lease.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            work()
+        })
+    }
+
+    /// Adds a blob to the pull's lease before any byte of it is written, so
+    /// a garbage collector running meanwhile leaves the ingest and the blob.
+    pub(crate) async fn protect(&self, digest: &Digest) -> Result<()> {
+        let lease = self.lease.clone().expect("writes run under a lease");
+        let digest = digest.clone();
+        self.blocking(move || lease.protect_blocking(&digest))
+            .await?
+    }
+}
+
+/// The image labels an OCI 1.1 manifest carries: its `artifactType` and
+/// the digest of its `subject`, so they survive in the metadata store.
+fn artifact_labels(body: &[u8]) -> Labels {
+    let mut found = Labels::new();
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return found;
+    };
+    if let Some(artifact_type) = value.get("artifactType").and_then(|v| v.as_str()) {
+        found.insert(labels::ARTIFACT_TYPE.to_string(), artifact_type.to_string());
+    }
+    if let Some(subject) = value.pointer("/subject/digest").and_then(|v| v.as_str()) {
+        found.insert(labels::SUBJECT.to_string(), subject.to_string());
+    }
+    found
+}

@@ -1,0 +1,157 @@
+//! The library API alone, as an embedder (a builder, say) drives it: no CLI,
+//! no daemon. Resolve, lease, fetch, unpack and register one step at a time
+//! against the real registry, then check what each step left in the store.
+
+use std::sync::Arc;
+
+use hoist_engine::{
+    Credentials, Engine, EngineOptions, Labels, PullOptions, RegistryOptions, StaticCredentials,
+};
+use hoist_testkit::{Compression, Format, Registry, simple_image};
+
+fn host_platform() -> String {
+    hoist_engine::Platform::host().to_string()
+}
+
+fn native() -> PullOptions {
+    PullOptions {
+        snapshotter: Some("native".into()),
+        ..PullOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedder_resolves_fetches_unpacks_and_registers_step_by_step() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Oci, Compression::Gzip, &host_platform());
+    let pushed = registry.push(&image, "embed/app", "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let options = native();
+
+    let resolved = engine.resolve(&pushed.reference, &options).await.unwrap();
+    assert_eq!(resolved.name, pushed.reference);
+    assert_eq!(resolved.descriptor.digest().to_string(), pushed.digest);
+
+    let lease = engine.lease(&resolved.name).await.unwrap();
+    assert_eq!(engine.leases().unwrap().len(), 1, "the hold is recorded");
+    let fetched = engine.fetch(&resolved, &options, &lease).await.unwrap();
+    assert_eq!(fetched.target.digest().to_string(), pushed.digest);
+    assert_eq!(fetched.manifests.len(), 1);
+    assert_eq!(
+        fetched.configs[0].to_string(),
+        image.config_digest().unwrap()
+    );
+    // Manifest, config and three layers, every one stored and verified.
+    assert_eq!(fetched.blobs, 5);
+    for (digest, bytes) in image.blobs() {
+        let stored = engine
+            .content()
+            .read_blob(&digest.parse().unwrap(), 1 << 20)
+            .unwrap();
+        assert_eq!(stored, bytes, "{digest}");
+    }
+    // Fetching records no image.
+    assert!(engine.images().unwrap().is_empty());
+
+    let unpacked = engine
+        .unpack(&fetched.manifests, &options, &lease)
+        .await
+        .unwrap();
+    assert_eq!(unpacked.snapshotter, "native");
+    let top = unpacked.chain_ids[0].to_string();
+    let snapshots = engine.snapshots(Some("native")).unwrap();
+    assert_eq!(snapshots.len(), 3, "one committed snapshot per layer");
+    assert!(snapshots.iter().any(|s| s.key == top));
+    let mounts = engine.snapshot_mounts(Some("native"), &top).unwrap();
+    let tree = std::path::Path::new(&mounts[0].source);
+    assert_eq!(
+        std::fs::read_to_string(tree.join("hello.txt")).unwrap(),
+        format!("hello from {}\n", host_platform())
+    );
+    assert_eq!(
+        std::fs::read_link(tree.join("bin/hello")).unwrap(),
+        std::path::Path::new("../hello.txt")
+    );
+
+    let previous = engine
+        .register(&resolved.name, &fetched.target, Labels::new())
+        .await
+        .unwrap();
+    assert_eq!(previous, None, "the name is new");
+    lease.release().await;
+    assert!(engine.leases().unwrap().is_empty(), "released");
+    let images = engine.images().unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].name, pushed.reference);
+    assert!(engine.check(false).unwrap().problems.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_digest_reference_resolves_without_the_registry() {
+    let registry = Registry::plain();
+    let image = simple_image(Format::Docker, Compression::Gzip, &host_platform());
+    let pushed = registry.push(&image, "embed/offline", "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    engine.pull(&pushed.reference, native()).await.unwrap();
+    drop(registry);
+
+    let resolved = engine
+        .resolve(&pushed.digest_reference, &native())
+        .await
+        .unwrap();
+    assert_eq!(resolved.descriptor.digest().to_string(), pushed.digest);
+    assert_eq!(resolved.descriptor.size(), image.size());
+    // The registry is gone, so a tag cannot resolve.
+    assert!(engine.resolve(&pushed.reference, &native()).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_pull_brings_its_own_credentials_to_one_shared_engine() {
+    let registry = Registry::basic("alice", "wonderland");
+    let image = simple_image(Format::Oci, Compression::Gzip, &host_platform());
+    let pushed = registry.push(&image, "private/app", "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(
+        dir.path(),
+        EngineOptions {
+            // A docker config nobody wrote: no credentials but the caller's.
+            registry: RegistryOptions {
+                docker_config: Some(dir.path().join("no-config.json")),
+                ..RegistryOptions::default()
+            },
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
+    let with = |user: &str, password: &str| PullOptions {
+        credentials: Some(Arc::new(StaticCredentials::new(
+            registry.host(),
+            Credentials::new(user, password),
+        ))),
+        ..native()
+    };
+
+    let anonymous = engine.pull(&pushed.reference, native()).await.unwrap_err();
+    assert!(
+        anonymous.to_string().starts_with("unauthorized: authentication required"),
+        "{anonymous}"
+    );
+    let wrong = engine
+        .pull(&pushed.reference, with("alice", "guess"))
+        .await
+        .unwrap_err();
+    assert!(wrong.to_string().contains("rejected"), "{wrong}");
+    let pulled = engine
+        .pull(&pushed.reference, with("alice", "wonderland"))
+        .await
+        .unwrap();
+    assert_eq!(pulled.target.digest().to_string(), pushed.digest);
+    // The good credentials do not leak to the next caller without them.
+    let again = engine.pull(&pushed.reference, native()).await.unwrap_err();
+    assert!(
+        again.to_string().starts_with("unauthorized: authentication required"),
+        "{again}"
+    );
+}
