@@ -182,6 +182,9 @@ fn blob_truncated_on_every_attempt_fails_cleanly_then_resumes_across_pulls() {
     );
     let first_gets = blob_gets(&proxy, &big.digest).len();
     assert!(first_gets >= 2, "never resumed");
+    // One retry budget for the whole download, resumes included: the
+    // default five attempts, not five resumes of five requests each.
+    assert_eq!(first_gets, 5, "{:?}", blob_gets(&proxy, &big.digest));
 
     proxy.set_fault(Fault::None);
     env.pull_ok(&reference);

@@ -220,6 +220,10 @@ fn encrypted_layer_is_stored_but_not_unpacked() {
         &["encrypted", "decryption is not supported"],
     );
     assert!(env.image_names().is_empty(), "no image recorded");
+    assert!(
+        !env.stored_blobs().contains_key(&sealed.digest),
+        "refused before the layer downloaded"
+    );
 
     let stdout = env.pull_ok(&reference);
     assert!(stdout.contains(&digest), "{stdout}");

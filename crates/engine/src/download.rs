@@ -20,9 +20,6 @@ use crate::pull::MAX_MANIFEST_SIZE;
 use crate::progress::{BlobKind, Event};
 use crate::{Error, Result};
 
-/// How often one blob download may resume after a broken stream.
-const MAX_RESUMES: u32 = 5;
-
 /// Progress for a blob is reported at most once per this many bytes, so a
 /// fast link does not flood the channel...
 const PROGRESS_STEP: u64 = 256 << 10;
@@ -330,17 +327,28 @@ impl Session<'_> {
     /// committed without touching the network.
     async fn download(&self, pending: &Pending, mut writer: Writer, turn: &Turn) -> Result<()> {
         let digest = pending.descriptor.digest().clone();
+        // One retry budget for the whole download: a failed request and a
+        // broken stream both spend it, and each retry resumes at the offset.
+        let policy = self.resolver.retry_policy().clone();
         let mut attempt = 1;
+        let mut first_failure = None;
         while writer.offset() < pending.descriptor.size() {
             let offset = writer.offset();
             let (returned, outcome) = self.stream_attempt(pending, writer, offset, turn).await?;
             writer = returned;
             match outcome {
                 Ok(()) => break,
-                Err(error) if attempt < MAX_RESUMES && is_retryable(&error) => {
+                Err(error)
+                    if is_retryable(&error)
+                        && policy.allows(attempt, *first_failure.get_or_insert_with(Instant::now)) =>
+                {
+                    let retry_after = match &error {
+                        Error::Remote(error) => error.retry_after(),
+                        _ => None,
+                    };
+                    let delay = policy.delay(attempt, retry_after);
                     attempt += 1;
-                    tracing::debug!(%digest, attempt, %error, "blob stream broke; resuming");
-                    let delay = Duration::from_millis(100 * u64::from(attempt));
+                    tracing::debug!(%digest, attempt, %error, ?delay, "blob download failed; resuming");
                     self.progress.send(Event::Retrying {
                         digest: digest.clone(),
                         attempt,
@@ -377,7 +385,7 @@ impl Session<'_> {
             self.resolver.fetch_foreign(descriptor, offset).await
         } else {
             self.resolver
-                .fetch_blob(&self.repository, descriptor, offset)
+                .fetch_blob_once(&self.repository, descriptor, offset)
                 .await
         };
         let mut stream = match stream {

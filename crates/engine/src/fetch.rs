@@ -234,6 +234,13 @@ impl<'a> Session<'a> {
         if !wanted {
             return Ok(gc_labels);
         }
+        if self.options.unpack {
+            // A layer that cannot be unpacked (encrypted, not a filesystem
+            // layer) fails the pull now, before any layer downloads.
+            for layer in &layers {
+                crate::unpack::layer_compression(layer)?;
+            }
+        }
         walk.manifests.push(descriptor.clone());
         walk.configs.push(config.digest().clone());
         let unpacked = if stored {

@@ -152,7 +152,8 @@ impl Error {
     }
 
     /// The delay the registry asked for before a retry, if it said so.
-    pub(crate) fn retry_after(&self) -> Option<Duration> {
+    /// How long the registry asked to wait (`Retry-After` on a 429).
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::TooManyRequests { retry_after, .. } => *retry_after,
             _ => None,

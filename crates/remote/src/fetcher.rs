@@ -156,9 +156,24 @@ impl Resolver {
     }
 
     /// Stream a blob starting at `offset` (`Range: bytes=<offset>-` when
-    /// non-zero). Check [`BlobStream::offset`]: a server may ignore the range
+    /// non-zero), retrying failures to get a response under the retry
+    /// policy. Check [`BlobStream::offset`]: a server may ignore the range
     /// and send the whole blob. The caller verifies the digest.
     pub async fn fetch_blob(
+        &self,
+        repo: &Repository,
+        desc: &Descriptor,
+        offset: u64,
+    ) -> Result<BlobStream> {
+        let policy = self.options().retry.clone();
+        let reference = repo.reference(&desc.digest().to_string());
+        with_retry(&policy, &reference, || self.fetch_blob_once(repo, desc, offset)).await
+    }
+
+    /// One attempt at [`Resolver::fetch_blob`], for a caller that spends the
+    /// retry budget ([`Resolver::retry_policy`]) itself over a whole
+    /// download, resumes included.
+    pub async fn fetch_blob_once(
         &self,
         repo: &Repository,
         desc: &Descriptor,
@@ -174,23 +189,18 @@ impl Resolver {
                 format!("bytes={offset}-").parse().expect("ascii header"),
             );
         }
-        let policy = self.options().retry.clone();
         let read_timeout = self.options().read_timeout;
-        // Only getting the response is retried; the body is the caller's.
-        with_retry(&policy, &reference, || async {
-            let req = ApiRequest {
-                method: Method::GET,
-                path: path.clone(),
-                headers: headers.clone(),
-                reference: &reference,
-            };
-            let resp = self.send(repo, &req).await?;
-            match blob_stream(resp, offset, read_timeout, &reference)? {
-                Ok(stream) => Ok(stream),
-                Err(resp) => Err(self.error_from(resp, repo, &reference).await),
-            }
-        })
-        .await
+        let req = ApiRequest {
+            method: Method::GET,
+            path,
+            headers,
+            reference: &reference,
+        };
+        let resp = self.send(repo, &req).await?;
+        match blob_stream(resp, offset, read_timeout, &reference)? {
+            Ok(stream) => Ok(stream),
+            Err(resp) => Err(self.error_from(resp, repo, &reference).await),
+        }
     }
 
     /// The size of blob `digest` (`HEAD /v2/<name>/blobs/<digest>`), for

@@ -6,15 +6,22 @@ use std::time::Duration;
 
 use crate::credentials::Credentials;
 
-/// Exponential backoff with jitter for retryable failures.
+/// The retry budget of one request: exponential backoff with jitter for
+/// retryable failures (connection errors, 429, 5xx, a broken body),
+/// bounded in attempts and in time. A blob download spends one budget over
+/// its whole life, resumes included: the resolver's blob requests do not
+/// retry on their own when the engine drives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Total attempts including the first; 1 disables retries.
     pub max_attempts: u32,
-    /// Delay before the second attempt; doubles each time.
+    /// Delay before the second attempt; doubles each time, with jitter.
     pub base_delay: Duration,
     /// Upper bound for any delay, including a registry's `Retry-After`.
     pub max_delay: Duration,
+    /// No attempt starts once this long has passed since the request first
+    /// failed.
+    pub max_retry_time: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -23,7 +30,26 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
+            max_retry_time: Duration::from_secs(120),
         }
+    }
+}
+
+impl RetryPolicy {
+    /// How long to wait before attempt `attempt + 1`: the registry's
+    /// `Retry-After` when it gave one (capped at `max_delay`), otherwise
+    /// exponential backoff with jitter.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(delay) => delay.min(self.max_delay),
+            None => crate::transport::backoff(self, attempt, crate::transport::random_u64()),
+        }
+    }
+
+    /// Whether another attempt may start after attempt `attempt` failed,
+    /// the first failure having been at `first_failure`.
+    pub fn allows(&self, attempt: u32, first_failure: std::time::Instant) -> bool {
+        attempt < self.max_attempts.max(1) && first_failure.elapsed() < self.max_retry_time
     }
 }
 

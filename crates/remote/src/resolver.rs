@@ -19,7 +19,7 @@ use url::Url;
 use crate::auth::{AuthRequest, Authorizer, challenges_from};
 use crate::credentials::{CredentialProvider, CredentialStore, DockerConfig};
 use crate::error::{Error, RegistryError, Result, parse_registry_errors};
-use crate::options::RegistryOptions;
+use crate::options::{RegistryOptions, RetryPolicy};
 use crate::transport::{Transport, authority, parse_retry_after, with_retry};
 use crate::{MANIFEST_ACCEPT, Repository};
 
@@ -325,6 +325,11 @@ impl Resolver {
 
     pub(crate) fn options(&self) -> &RegistryOptions {
         self.inner.transport.options()
+    }
+
+    /// The retry budget each request gets.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.options().retry
     }
 
     /// Turn a non-success response into an error, reading a bounded

@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
@@ -99,7 +99,7 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
 
 /// A random number from the std library's per-process random hasher keys;
 /// jitter needs no better randomness than that.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(
         SystemTime::now()
@@ -129,16 +129,16 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let max = policy.max_attempts.max(1);
     let mut attempt = 1;
+    let mut first_failure = None;
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_retryable() && attempt < max => {
-                let delay = match e.retry_after() {
-                    Some(d) => d.min(policy.max_delay),
-                    None => backoff(policy, attempt, random_u64()),
-                };
+            Err(e)
+                if e.is_retryable()
+                    && policy.allows(attempt, *first_failure.get_or_insert_with(Instant::now)) =>
+            {
+                let delay = policy.delay(attempt, e.retry_after());
                 tracing::debug!(%what, attempt, error = %e, ?delay, "retrying");
                 tokio::time::sleep(delay).await;
                 attempt += 1;
@@ -471,6 +471,7 @@ mod tests {
             max_attempts: 10,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(1),
+            ..RetryPolicy::default()
         };
         // With jitter 0 the delay is half of the exponential value.
         assert_eq!(backoff(&p, 1, 0), Duration::from_millis(100));
@@ -488,6 +489,7 @@ mod tests {
             max_attempts: 3,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(2),
+            ..RetryPolicy::default()
         };
         let mut calls = 0;
         let r: Result<()> = with_retry(&p, "t", || {
@@ -514,6 +516,40 @@ mod tests {
         .await;
         assert!(r.is_err());
         assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn retry_stops_when_its_time_is_spent() {
+        let p = RetryPolicy {
+            max_attempts: 1000,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(20),
+            max_retry_time: Duration::from_millis(100),
+        };
+        let started = std::time::Instant::now();
+        let mut calls = 0;
+        let r: Result<()> = with_retry(&p, "t", || {
+            calls += 1;
+            async {
+                Err(Error::Status {
+                    status: 503,
+                    errors: vec![],
+                })
+            }
+        })
+        .await;
+        assert!(r.is_err());
+        // Delays of 10-20 ms within 100 ms: a handful of attempts, not 1000.
+        assert!((3..=12).contains(&calls), "{calls} attempts");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_retry_after_beats_backoff_up_to_the_cap() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(p.delay(1, Some(Duration::from_secs(3600))), p.max_delay);
+        assert!(p.delay(1, None) <= p.base_delay);
     }
 
     #[test]

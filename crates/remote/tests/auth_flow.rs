@@ -236,6 +236,7 @@ fn options(credentials: Option<Credentials>) -> RegistryOptions {
             max_attempts: 1,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(1),
+            ..RetryPolicy::default()
         },
         ..RegistryOptions::default()
     }

@@ -181,6 +181,7 @@ fn fast_options() -> RegistryOptions {
             max_attempts: 2,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
+            ..RetryPolicy::default()
         },
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(10),
