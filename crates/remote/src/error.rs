@@ -151,13 +151,27 @@ impl Error {
         }
     }
 
-    /// The delay the registry asked for before a retry, if it said so.
-    /// How long the registry asked to wait (`Retry-After` on a 429).
+    /// The delay the registry asked for before a retry (`Retry-After` on a
+    /// 429), if it said so.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::TooManyRequests { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+
+    /// Whether the next configured host should be tried after this failure
+    /// (the host is unreachable, slow to connect, fails TLS, or will not
+    /// serve us: a mirror that wants credentials we lack is skipped).
+    pub(crate) fn skips_host(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. }
+                | Error::Timeout { .. }
+                | Error::Tls { .. }
+                | Error::Unauthorized { .. }
+                | Error::Denied { .. }
+        )
     }
 
     /// Whether the failure happened before any HTTP response arrived, so a

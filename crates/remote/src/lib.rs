@@ -47,6 +47,7 @@ mod auth;
 mod credentials;
 mod error;
 mod fetcher;
+pub mod hosts;
 mod options;
 mod resolver;
 mod transport;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm, MediaType};
 use reqwest::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, LINK, RETRY_AFTER,
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LINK, RETRY_AFTER,
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -20,7 +20,8 @@ use crate::auth::{AuthRequest, Authorizer, challenges_from};
 use crate::credentials::{CredentialProvider, CredentialStore, DockerConfig};
 use crate::error::{Error, RegistryError, Result, parse_registry_errors};
 use crate::options::{RegistryOptions, RetryPolicy};
-use crate::transport::{Transport, authority, parse_retry_after, with_retry};
+use crate::hosts::RegistryHost;
+use crate::transport::{Scheme, Transport, authority, parse_retry_after, with_retry};
 use crate::{MANIFEST_ACCEPT, Repository};
 
 /// The header registries put a manifest's digest in.
@@ -89,6 +90,19 @@ pub(crate) fn manifest_digest(
         return digest_bytes(algorithm, &payload);
     }
     digest_bytes(algorithm, body)
+}
+
+/// Whether an API path asks to resolve (a manifest by tag, a tag list)
+/// rather than to pull content by digest: hosts.toml capabilities tell the
+/// two apart.
+fn is_resolve_request(path: &str) -> bool {
+    if path.contains("/tags/list") {
+        return true;
+    }
+    match path.rsplit_once("/manifests/") {
+        Some((_, object)) => !object.contains(':'),
+        None => false,
+    }
 }
 
 /// Whether `s` is a valid tag (`[\w][\w.-]{0,127}`); checked so that a tag
@@ -366,30 +380,100 @@ impl Resolver {
         repo: &Repository,
         req: &ApiRequest<'_>,
     ) -> Result<reqwest::Response> {
-        let host = repo.api_host();
+        let hosts = self
+            .inner
+            .transport
+            .hosts_for(&repo.domain, &repo.api_host())?;
+        let resolving = is_resolve_request(&req.path);
+        let candidates: Vec<&RegistryHost> = hosts
+            .iter()
+            .filter(|h| {
+                if resolving {
+                    h.capabilities.resolve
+                } else {
+                    h.capabilities.pull
+                }
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "no host configured for {} may {}",
+                repo.domain,
+                if resolving { "resolve" } else { "pull" }
+            )));
+        }
+        // Mirrors first, the server last: a host that cannot be reached or
+        // answers 404 or 5xx hands over to the next (as containerd does);
+        // the last host's answer stands.
+        for (i, host) in candidates.iter().enumerate() {
+            let last = i + 1 == candidates.len();
+            match self.send_to(repo, host, req).await {
+                Ok(resp)
+                    if !last
+                        && (resp.status() == StatusCode::NOT_FOUND
+                            || resp.status().is_server_error()) =>
+                {
+                    tracing::info!(host = %host.authority, status = %resp.status(), reference = req.reference, "trying the next host");
+                }
+                Ok(resp) => return Ok(resp),
+                Err(error) if !last && error.skips_host() => {
+                    tracing::info!(host = %host.authority, %error, reference = req.reference, "trying the next host");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        unreachable!("the last candidate always returns")
+    }
+
+    /// One host: its scheme (with the loopback http fallback when the
+    /// configuration names none), its path, its headers, authorization.
+    async fn send_to(
+        &self,
+        repo: &Repository,
+        host: &RegistryHost,
+        req: &ApiRequest<'_>,
+    ) -> Result<reqwest::Response> {
+        let authority = &host.authority;
         let transport = &self.inner.transport;
-        let schemes = transport.schemes_for(&host);
+        let schemes = match host.scheme.as_deref() {
+            Some("http") => vec![Scheme::Http],
+            Some(_) => vec![Scheme::Https],
+            None => transport.schemes_for(authority),
+        };
+        let path = host.request_path(&req.path, &repo.domain);
+        let mut headers = req.headers.clone();
+        for (name, value) in &host.header {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::InvalidArgument(format!("invalid header name {name:?}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
+            headers.append(name, value);
+        }
+        let client = transport.client_for_host(host)?;
         let mut last = None;
         for (i, scheme) in schemes.iter().enumerate() {
-            let url = Url::parse(&format!("{}://{host}{}", scheme.as_str(), req.path))
-                .map_err(|e| Error::InvalidArgument(format!("bad request URL for {host}: {e}")))?;
-            match self.send_authorized(repo, &host, req, url).await {
+            let url = Url::parse(&format!("{}://{authority}{path}", scheme.as_str()))
+                .map_err(|e| Error::InvalidArgument(format!("bad request URL for {authority}: {e}")))?;
+            let sent = self
+                .send_authorized(repo, authority, req, url, &headers, client.clone())
+                .await;
+            match sent {
                 Ok(resp) => {
-                    transport.remember_scheme(&host, *scheme);
+                    transport.remember_scheme(authority, *scheme);
                     return Ok(resp);
                 }
                 Err(e)
                     if i + 1 < schemes.len()
                         && e.is_transport_setup()
-                        && matches!(&e, Error::Connect { host: h, .. } | Error::Tls { host: h, .. } if *h == host) =>
+                        && matches!(&e, Error::Connect { host: h, .. } | Error::Tls { host: h, .. } if h == authority) =>
                 {
-                    tracing::debug!(%host, error = %e, "https failed on a loopback host, trying http");
+                    tracing::debug!(host = %authority, error = %e, "https failed on a loopback host, trying http");
                     last = Some(e);
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::InvalidArgument(format!("no scheme for {host}"))))
+        Err(last.unwrap_or_else(|| Error::InvalidArgument(format!("no scheme for {authority}"))))
     }
 
     async fn send_authorized(
@@ -398,6 +482,8 @@ impl Resolver {
         host: &str,
         req: &ApiRequest<'_>,
         url: Url,
+        headers: &HeaderMap,
+        client: Option<reqwest::Client>,
     ) -> Result<reqwest::Response> {
         let scope = repo.pull_scope();
         let auth_req = AuthRequest {
@@ -414,10 +500,11 @@ impl Resolver {
             let resp = self
                 .inner
                 .transport
-                .send(
+                .send_with(
+                    client.clone(),
                     req.method.clone(),
                     url.clone(),
-                    &req.headers,
+                    headers,
                     header.as_ref().map(|h| h.value.as_str()),
                 )
                 .await?;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION};
@@ -18,6 +18,7 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use crate::error::{Error, Result, classify_reqwest};
+use crate::hosts::RegistryHost;
 use crate::options::{RegistryOptions, RetryPolicy};
 
 /// How many redirects one request may follow.
@@ -158,6 +159,10 @@ pub(crate) struct Transport {
     host_clients: Mutex<HashMap<String, Option<reqwest::Client>>>,
     /// The scheme that worked for each registry host.
     schemes: Mutex<HashMap<String, Scheme>>,
+    /// The hosts serving each registry domain (hosts.toml), read once.
+    hosts: Mutex<HashMap<String, Arc<Vec<RegistryHost>>>>,
+    /// Clients of hosts with TLS or connection settings of their own.
+    own_clients: Mutex<HashMap<String, reqwest::Client>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -221,7 +226,70 @@ impl Transport {
             default_client,
             host_clients: Mutex::new(HashMap::new()),
             schemes: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(HashMap::new()),
+            own_clients: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The hosts serving `domain`, mirrors first (see [`crate::hosts`]);
+    /// the configuration is read on first use and kept.
+    pub(crate) fn hosts_for(&self, domain: &str, api_host: &str) -> Result<Arc<Vec<RegistryHost>>> {
+        let mut map = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = map.get(domain) {
+            return Ok(hit.clone());
+        }
+        let hosts = Arc::new(crate::hosts::hosts_for(
+            self.options.hosts_dir.as_deref(),
+            domain,
+            api_host,
+        )?);
+        if hosts.len() > 1 || !hosts[0].is_server || hosts[0].has_own_client() {
+            tracing::debug!(%domain, hosts = hosts.len(), "registry hosts configured");
+        }
+        map.insert(domain.to_owned(), hosts.clone());
+        Ok(hosts)
+    }
+
+    /// The client for a configured host's first request, if its TLS or
+    /// connection settings differ from the defaults.
+    pub(crate) fn client_for_host(&self, host: &RegistryHost) -> Result<Option<reqwest::Client>> {
+        if !host.has_own_client() {
+            return Ok(None);
+        }
+        let key = format!(
+            "{}|{:?}|{:?}|{}|{:?}",
+            host.authority, host.ca, host.client, host.skip_verify, host.dial_timeout
+        );
+        let mut map = self.own_clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = map.get(&key) {
+            return Ok(Some(hit.clone()));
+        }
+        let mut roots = self.global_roots.clone();
+        for path in &host.ca {
+            roots.extend(read_pem_file(path)?);
+        }
+        let mut options = self.options.clone();
+        if let Some(timeout) = host.dial_timeout {
+            options.connect_timeout = timeout;
+        }
+        let mut identity = None;
+        if let Some((cert, key)) = host.client.first() {
+            let mut pem = std::fs::read(cert).map_err(|e| {
+                Error::InvalidArgument(format!("cannot read client certificate {}: {e}", cert.display()))
+            })?;
+            if let Some(key) = key {
+                pem.push(b'\n');
+                pem.extend(std::fs::read(key).map_err(|e| {
+                    Error::InvalidArgument(format!("cannot read client key {}: {e}", key.display()))
+                })?);
+            }
+            identity = Some(reqwest::Identity::from_pem(&pem).map_err(|e| {
+                Error::InvalidArgument(format!("invalid client certificate {}: {e}", cert.display()))
+            })?);
+        }
+        let client = build_client_with(&options, &roots, identity, host.skip_verify)?;
+        map.insert(key, client.clone());
+        Ok(Some(client))
     }
 
     pub(crate) fn options(&self) -> &RegistryOptions {
@@ -293,12 +361,31 @@ impl Transport {
         headers: &HeaderMap,
         authorization: Option<&str>,
     ) -> Result<reqwest::Response> {
+        self.send_with(None, method, url, headers, authorization)
+            .await
+    }
+
+    /// [`Transport::send`] with `first_client` for the first request (a
+    /// configured host's own TLS settings); redirects use the clients of
+    /// their own hosts.
+    pub(crate) async fn send_with(
+        &self,
+        first_client: Option<reqwest::Client>,
+        method: Method,
+        url: Url,
+        headers: &HeaderMap,
+        authorization: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        let mut first_client = first_client;
         let origin = url.clone();
         let mut method = method;
         let mut url = url;
         for _ in 0..=MAX_REDIRECTS {
             let host = authority(&url);
-            let client = self.client_for(&host)?;
+            let client = match first_client.take() {
+                Some(client) => client,
+                None => self.client_for(&host)?,
+            };
             let mut request = client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
@@ -357,6 +444,15 @@ fn build_client(
     options: &RegistryOptions,
     roots: &[reqwest::Certificate],
 ) -> Result<reqwest::Client> {
+    build_client_with(options, roots, None, false)
+}
+
+fn build_client_with(
+    options: &RegistryOptions,
+    roots: &[reqwest::Certificate],
+    identity: Option<reqwest::Identity>,
+    skip_verify: bool,
+) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .user_agent(options.user_agent.clone())
@@ -369,6 +465,13 @@ fn build_client(
         .no_proxy();
     for cert in roots {
         builder = builder.add_root_certificate(cert.clone());
+    }
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    if skip_verify {
+        // hosts.toml's `skip_verify`: the user asked for it for this host.
+        builder = builder.danger_accept_invalid_certs(true);
     }
     builder
         .build()

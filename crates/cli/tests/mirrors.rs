@@ -1,0 +1,216 @@
+//! Registry hosts as containerd configures them (`hosts.toml`): mirrors
+//! tried in order with fallback to the server, `?ns=`, headers,
+//! `skip_verify`, `_default`, docker's `certs.d` files, and errors that name
+//! the file. Every host is a real registry; failing mirrors are the fault
+//! proxy, a closed port and an untrusted TLS registry.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hoist_testkit::{Compression, Fault, FaultProxy, Format, Registry, simple_image};
+
+use crate::util::{TestEnv, assert_mentions, base64, failure, host_platform, stderr, success};
+
+fn image() -> hoist_testkit::Image {
+    simple_image(Format::Oci, Compression::Gzip, host_platform())
+}
+
+/// Writes `<dir>/<host>/hosts.toml`.
+fn hosts_toml(dir: &Path, host: &str, text: &str) {
+    std::fs::create_dir_all(dir.join(host)).unwrap();
+    std::fs::write(dir.join(host).join("hosts.toml"), text).unwrap();
+}
+
+/// A loopback port nobody listens on.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn a_mirror_serves_the_pull_with_ns_and_the_image_keeps_its_name() {
+    // The upstream has nothing: whatever arrives came from the mirror.
+    let upstream = Registry::plain();
+    let mirror = Registry::plain();
+    let image = image();
+    mirror.push(&image, "team/app", "1.0");
+    let proxy = FaultProxy::for_registry(&mirror);
+    let env = TestEnv::new();
+    let hosts = env.path("certs.d");
+    hosts_toml(
+        &hosts,
+        &upstream.host(),
+        &format!(
+            "server = \"http://{}\"\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            upstream.host(),
+            proxy.host()
+        ),
+    );
+    let reference = upstream.reference("team/app", "1.0");
+    let output = env.pull(&["--hosts-dir", hosts.to_str().unwrap(), &reference]);
+    success(&output);
+    assert_eq!(env.image_names(), vec![reference.clone()]);
+    let ns = format!("ns={}", upstream.host().replace(':', "%3A"));
+    let log = proxy.request_log();
+    assert!(
+        log.iter().any(|r| r.contains("/manifests/1.0") && r.contains(&ns)),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().filter(|r| r.contains("/blobs/")).all(|r| r.contains(&ns)),
+        "{log:?}"
+    );
+    for layer in image.layers() {
+        assert!(env.stored_digests().contains(&layer.digest));
+    }
+}
+
+#[test]
+fn failing_mirrors_fall_back_in_order_to_the_server() {
+    let upstream = Registry::plain();
+    let image = image();
+    upstream.push(&image, "team/app", "1.0");
+    // A TLS registry whose CA nobody trusts.
+    let untrusted = Registry::tls();
+    let failing = FaultProxy::for_registry(&upstream);
+    failing.set_fault(Fault::Status {
+        code: 503,
+        times: 1000,
+    });
+    let dead = closed_port();
+    let env = TestEnv::new();
+    let hosts = env.path("certs.d");
+    hosts_toml(
+        &hosts,
+        &upstream.host(),
+        &format!(
+            "server = \"http://{up}\"\n\
+             [host.\"http://{dead}\"]\n\
+             [host.\"https://{tls}\"]\n\
+             [host.\"http://{failing}\"]\n",
+            up = upstream.host(),
+            tls = untrusted.host(),
+            failing = failing.host()
+        ),
+    );
+    let started = Instant::now();
+    let output = env.pull(&[
+        "--hosts-dir",
+        hosts.to_str().unwrap(),
+        &upstream.reference("team/app", "1.0"),
+    ]);
+    let took = started.elapsed();
+    success(&output);
+    assert!(
+        failing.requests() > 0,
+        "the 503 mirror was reached: the dead and TLS ones were passed"
+    );
+    assert_eq!(
+        env.image_names(),
+        vec![upstream.reference("team/app", "1.0")]
+    );
+    // Each failing host costs a failed connection, not a retry budget.
+    assert!(took < Duration::from_secs(10), "fallback took {took:?}");
+}
+
+#[test]
+fn header_and_skip_verify_reach_mirrors_that_need_them() {
+    let upstream = Registry::plain();
+    let image = image();
+    // A mirror that wants basic auth, answered by a configured header.
+    let guarded = Registry::basic("mirror", "letmein");
+    guarded.push(&image, "team/app", "1.0");
+    // A mirror with a certificate nobody trusts, reached with skip_verify.
+    let untrusted = Registry::tls();
+    untrusted.push(&image, "team/app", "2.0");
+    let env = TestEnv::new();
+    let hosts = env.path("certs.d");
+    let authorization = format!("Basic {}", base64(b"mirror:letmein"));
+    hosts_toml(
+        &hosts,
+        &upstream.host(),
+        &format!(
+            "server = \"http://{up}\"\n\
+             [host.\"http://{guarded}\"]\n\
+               [host.\"http://{guarded}\".header]\n\
+                 authorization = \"{authorization}\"\n\
+             [host.\"https://{tls}\"]\n\
+               skip_verify = true\n",
+            up = upstream.host(),
+            guarded = guarded.host(),
+            tls = untrusted.host()
+        ),
+    );
+    let dir = hosts.to_str().unwrap();
+    success(&env.pull(&["--hosts-dir", dir, &upstream.reference("team/app", "1.0")]));
+    success(&env.pull(&["--hosts-dir", dir, &upstream.reference("team/app", "2.0")]));
+    assert_eq!(env.image_names().len(), 2);
+
+    // Without the header and skip_verify neither mirror serves, and the
+    // empty upstream has nothing: the pull fails with the server's answer.
+    let bare = env.path("bare.d");
+    hosts_toml(
+        &bare,
+        &upstream.host(),
+        &format!(
+            "server = \"http://{up}\"\n[host.\"http://{guarded}\"]\n[host.\"https://{tls}\"]\n",
+            up = upstream.host(),
+            guarded = guarded.host(),
+            tls = untrusted.host()
+        ),
+    );
+    let other = TestEnv::new();
+    let refused = other.pull(&[
+        "--hosts-dir",
+        bare.to_str().unwrap(),
+        &upstream.reference("team/app", "1.0"),
+    ]);
+    assert_mentions(&failure(&refused), &["not found"]);
+}
+
+#[test]
+fn default_hosts_apply_to_every_registry_without_its_own() {
+    let upstream = Registry::plain();
+    let mirror = Registry::plain();
+    let image = image();
+    mirror.push(&image, "team/app", "1.0");
+    let env = TestEnv::new();
+    let hosts = env.path("certs.d");
+    hosts_toml(
+        &hosts,
+        "_default",
+        &format!("[host.\"http://{}\"]\n", mirror.host()),
+    );
+    let output = env.pull(&[
+        "--plain-http",
+        "--hosts-dir",
+        hosts.to_str().unwrap(),
+        &upstream.reference("team/app", "1.0"),
+    ]);
+    success(&output);
+    assert_eq!(
+        env.image_names(),
+        vec![upstream.reference("team/app", "1.0")]
+    );
+}
+
+#[test]
+fn a_malformed_hosts_toml_is_an_error_naming_file_and_line() {
+    let upstream = Registry::plain();
+    upstream.push(&image(), "team/app", "1.0");
+    let env = TestEnv::new();
+    let hosts = env.path("certs.d");
+    hosts_toml(
+        &hosts,
+        &upstream.host(),
+        "server = \"http://x\"\n[host.\"http://y\"\ncapabilities = [\"pull\"]\n",
+    );
+    let output = env.pull(&[
+        "--hosts-dir",
+        hosts.to_str().unwrap(),
+        &upstream.reference("team/app", "1.0"),
+    ]);
+    let line = failure(&output);
+    assert_mentions(&line, &["hosts.toml", "line 2"]);
+    assert!(env.image_names().is_empty(), "{}", stderr(&output));
+}
