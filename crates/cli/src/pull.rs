@@ -17,7 +17,8 @@ use crate::progress::{self, ProgressForm, PullContext};
 /// Flags of `hoist pull`.
 #[derive(Args)]
 pub(crate) struct PullArgs {
-    /// Image reference, e.g. `alpine`, `127.0.0.1:5000/app:1.0`, `repo@sha256:…`
+    /// Image reference, e.g. `alpine`, `127.0.0.1:5000/app:1.0`, `repo@sha256:…`,
+    /// or an OCI layout, `oci:DIR[:REF_NAME]` (see `hoist import --help`)
     reference: String,
 
     /// Pull this platform (os/arch[/variant]); repeat for several
@@ -50,8 +51,11 @@ pub(crate) struct PullArgs {
     #[arg(long, value_name = "FILE")]
     tlscacert: Vec<PathBuf>,
 
-    /// Per-registry configuration directory, containerd's `certs.d` layout
-    /// (`<dir>/<host:port>/ca.crt`)
+    /// Registry hosts directory, containerd's layout:
+    /// `<dir>/<host:port>/hosts.toml` (mirrors, fallback, TLS, headers),
+    /// `<dir>/_default/hosts.toml`, or docker's `ca.crt` / `client.cert`
+    /// files [default: /etc/hoist/certs.d, /etc/containerd/certs.d,
+    /// /etc/docker/certs.d, the first that configures the registry]
     #[arg(long, value_name = "DIR")]
     hosts_dir: Option<PathBuf>,
 
@@ -117,6 +121,9 @@ pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
     if !args.all_tags {
         return pull_one(&engine, &args, &args.reference).await;
     }
+    if crate::layout::layout_reference(&args.reference).is_some() {
+        anyhow::bail!("--all-tags lists a registry's tags; an OCI layout has none to list");
+    }
     let reference = hoist_oci::Reference::parse(&args.reference)?;
     // Parsing adds `latest` to a bare name, so look at what the user typed.
     if reference.digest().is_some()
@@ -161,7 +168,7 @@ async fn pull_one(engine: &Engine, args: &PullArgs, reference: &str) -> anyhow::
     let (stop, stopped) = oneshot::channel();
     let printer = tokio::spawn(progress::drive(renderer, receiver, args.quiet, stopped));
     let pulled = tokio::select! {
-        pulled = engine.pull(reference, options) => Some(pulled),
+        pulled = crate::layout::pull(engine, reference, options) => Some(pulled),
         _ = tokio::signal::ctrl_c() => None,
     };
     let Some(pulled) = pulled else {

@@ -76,8 +76,10 @@ pub struct Config {
     /// Convert Docker schema 1 images instead of refusing them. Default:
     /// false.
     pub allow_schema1: bool,
-    /// containerd's `certs.d` directory for per-registry CAs. Default:
-    /// none.
+    /// containerd's hosts directory (`<host>/hosts.toml` mirrors, per-host
+    /// TLS). Default: the first of `/etc/hoist/certs.d`,
+    /// `/etc/containerd/certs.d`, `/etc/docker/certs.d` that configures a
+    /// registry.
     pub hosts_dir: Option<PathBuf>,
     /// How long filesystem usage (`ImageFsInfo`) is cached. Default: `"10s"`.
     #[serde(deserialize_with = "duration")]

@@ -49,6 +49,7 @@ mod error;
 mod fetcher;
 pub mod hosts;
 mod options;
+mod proxy;
 mod resolver;
 mod transport;
 

@@ -460,9 +460,13 @@ fn build_client_with(
         .connect_timeout(options.connect_timeout)
         .read_timeout(options.read_timeout)
         .tcp_keepalive(Duration::from_secs(30))
-        // Proxies from the environment would be surprising for loopback
-        // registries in tests; hoist has no proxy support yet.
+        // reqwest's own reading of the environment does not know our
+        // loopback and NO_PROXY rules; ours decides (see `proxy`).
         .no_proxy();
+    let proxies = crate::proxy::ProxyConfig::from_env(|name| std::env::var(name).ok());
+    if !proxies.is_empty() {
+        builder = builder.proxy(reqwest::Proxy::custom(move |url| proxies.proxy_for(url)));
+    }
     for cert in roots {
         builder = builder.add_root_certificate(cert.clone());
     }
