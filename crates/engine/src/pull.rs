@@ -397,6 +397,13 @@ impl Engine {
         .await?
     }
 
+    /// Checks `credentials` against registry `domain` (`docker.io`,
+    /// `host:5000`) as `docker login` does, without storing them; see
+    /// [`hoist_remote::login`] to store them.
+    pub async fn login(&self, domain: &str, credentials: hoist_remote::Credentials) -> Result<()> {
+        Ok(self.shared.resolver.login(domain, credentials).await?)
+    }
+
     /// The tags of `reference`'s repository, as the registry lists them
     /// (for `pull --all-tags`; moby pulls every tag this way).
     pub async fn list_tags(
@@ -422,4 +429,3 @@ pub(crate) fn platforms_of(manifests: &[Descriptor]) -> Vec<String> {
         .map(|p| p.to_string())
         .collect()
 }
-

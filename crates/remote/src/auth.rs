@@ -515,7 +515,9 @@ fn query_url(realm: &Url, service: Option<&str>, scope: &str) -> Url {
         if let Some(s) = service {
             q.append_pair("service", s);
         }
-        q.append_pair("scope", scope);
+        if !scope.is_empty() {
+            q.append_pair("scope", scope);
+        }
     }
     url
 }
@@ -545,7 +547,9 @@ async fn post_token(
 ) -> Result<TokenResponse> {
     let mut form: Vec<(&str, &str)> = grant.to_vec();
     form.push(("client_id", CLIENT_ID));
-    form.push(("scope", req.scope));
+    if !req.scope.is_empty() {
+        form.push(("scope", req.scope));
+    }
     if let Some(s) = service {
         form.push(("service", s));
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
 
@@ -320,36 +320,41 @@ impl CredentialProvider for StaticCredentials {
 
 /// docker's `config.json` and the answers of its credential helpers,
 /// shared by every resolver made from one.
+///
+/// Each host has its own cell, so a slow helper for one host never holds up
+/// another host's lookup; concurrent lookups of one host share one run.
 #[derive(Default)]
 pub(crate) struct ConfigCredentials {
     config: DockerConfig,
-    cache: Mutex<HashMap<String, Option<Credentials>>>,
+    cache: std::sync::Mutex<HashMap<String, Arc<OnceCell<Option<Credentials>>>>>,
 }
 
 impl ConfigCredentials {
     pub(crate) fn new(config: DockerConfig) -> Self {
         ConfigCredentials {
             config,
-            cache: Mutex::new(HashMap::new()),
+            cache: std::sync::Mutex::default(),
         }
     }
 
     async fn get(&self, domain: &str) -> Result<Option<Credentials>> {
-        let key = normalize_host(domain);
-        let mut cache = self.cache.lock().await;
-        if let Some(hit) = cache.get(&key) {
-            return Ok(hit.clone());
-        }
-        let found = match self.config.source_for(domain)? {
-            Source::Inline(c) => Some(c),
-            Source::Helper(helper) => {
-                let program = PathBuf::from(format!("docker-credential-{helper}"));
-                run_helper(&program, &helper_server_url(domain)).await?
-            }
-            Source::None => None,
+        let cell = {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.entry(normalize_host(domain)).or_default().clone()
         };
-        cache.insert(key, found.clone());
-        Ok(found)
+        let found = cell
+            .get_or_try_init(|| async {
+                match self.config.source_for(domain)? {
+                    Source::Inline(c) => Ok(Some(c)),
+                    Source::Helper(helper) => {
+                        let program = PathBuf::from(format!("docker-credential-{helper}"));
+                        run_helper(&program, &helper_server_url(domain)).await
+                    }
+                    Source::None => Ok(None),
+                }
+            })
+            .await?;
+        Ok(found.clone())
     }
 }
 

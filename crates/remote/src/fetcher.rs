@@ -167,7 +167,10 @@ impl Resolver {
     ) -> Result<BlobStream> {
         let policy = self.options().retry.clone();
         let reference = repo.reference(&desc.digest().to_string());
-        with_retry(&policy, &reference, || self.fetch_blob_once(repo, desc, offset)).await
+        with_retry(&policy, &reference, || {
+            self.fetch_blob_once(repo, desc, offset)
+        })
+        .await
     }
 
     /// One attempt at [`Resolver::fetch_blob`], for a caller that spends the

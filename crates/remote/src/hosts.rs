@@ -261,10 +261,10 @@ enum Clients {
 /// Parses one `hosts.toml`; `path` names it in errors and anchors relative
 /// paths.
 pub fn parse(text: &str, path: &Path, api_host: &str) -> Result<Vec<RegistryHost>> {
-    let invalid = |message: String| Error::InvalidArgument(format!("{}: {message}", path.display()));
-    let file: File = toml::from_str(text).map_err(|error| {
-        invalid(error.to_string().trim_end().replace('\n', " "))
-    })?;
+    let invalid =
+        |message: String| Error::InvalidArgument(format!("{}: {message}", path.display()));
+    let file: File = toml::from_str(text)
+        .map_err(|error| invalid(error.to_string().trim_end().replace('\n', " ")))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut hosts = Vec::new();
     // Mirrors are tried in the file's order: `toml` is built with
@@ -303,10 +303,15 @@ fn host_from(
         && scheme != "http"
         && scheme != "https"
     {
-        return Err(invalid(format!("host {key:?}: scheme must be http or https")));
+        return Err(invalid(format!(
+            "host {key:?}: scheme must be http or https"
+        )));
     }
-    let url = Url::parse(&format!("{}://{rest}", scheme.as_deref().unwrap_or("https")))
-        .map_err(|error| invalid(format!("host {key:?}: {error}")))?;
+    let url = Url::parse(&format!(
+        "{}://{rest}",
+        scheme.as_deref().unwrap_or("https")
+    ))
+    .map_err(|error| invalid(format!("host {key:?}: {error}")))?;
     let authority = crate::transport::authority(&url);
     if authority.is_empty() {
         return Err(invalid(format!("host {key:?} names no host")));
@@ -379,7 +384,8 @@ fn host_from(
     }
     let dial_timeout = match &settings.dial_timeout {
         Some(text) => Some(
-            parse_duration(text).ok_or_else(|| invalid(format!("invalid dial_timeout {text:?}")))?,
+            parse_duration(text)
+                .ok_or_else(|| invalid(format!("invalid dial_timeout {text:?}")))?,
         ),
         None if is_server => None,
         None => Some(DEFAULT_MIRROR_DIAL_TIMEOUT),
@@ -430,7 +436,12 @@ mod tests {
     use super::*;
 
     fn parse_ok(text: &str) -> Vec<RegistryHost> {
-        parse(text, Path::new("/etc/hoist/certs.d/reg:5000/hosts.toml"), "reg:5000").unwrap()
+        parse(
+            text,
+            Path::new("/etc/hoist/certs.d/reg:5000/hosts.toml"),
+            "reg:5000",
+        )
+        .unwrap()
     }
 
     #[test]
@@ -467,7 +478,10 @@ mod tests {
         assert_eq!(hosts[1].authority, "mirror.example.com");
         assert_eq!(hosts[1].scheme, None);
         assert_eq!(hosts[1].path, "/cache/v2");
-        assert_eq!(hosts[1].ca, vec![PathBuf::from("/etc/hoist/certs.d/reg:5000/ca.pem")]);
+        assert_eq!(
+            hosts[1].ca,
+            vec![PathBuf::from("/etc/hoist/certs.d/reg:5000/ca.pem")]
+        );
         assert_eq!(
             hosts[1].client,
             vec![(
@@ -501,26 +515,46 @@ mod tests {
         );
         // The server: the registry itself, no ns.
         assert_eq!(hosts[2].authority, "reg:5000");
-        assert_eq!(hosts[2].request_path("/v2/app/blobs/x", "reg:5000"), "/v2/app/blobs/x");
+        assert_eq!(
+            hosts[2].request_path("/v2/app/blobs/x", "reg:5000"),
+            "/v2/app/blobs/x"
+        );
     }
 
     #[test]
     fn errors_name_the_file_and_line() {
         let path = Path::new("/etc/hoist/certs.d/reg:5000/hosts.toml");
-        let broken = parse("server = \"https://x\"\n[host.\"http://m\"\ncapabilities = 1", path, "reg:5000")
-            .unwrap_err()
-            .to_string();
-        assert!(broken.contains("/etc/hoist/certs.d/reg:5000/hosts.toml"), "{broken}");
+        let broken = parse(
+            "server = \"https://x\"\n[host.\"http://m\"\ncapabilities = 1",
+            path,
+            "reg:5000",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            broken.contains("/etc/hoist/certs.d/reg:5000/hosts.toml"),
+            "{broken}"
+        );
         assert!(broken.contains("line 2"), "{broken}");
-        let unknown = parse("[host.\"http://m\"]\ncapabilites = [\"pull\"]", path, "reg:5000")
-            .unwrap_err()
-            .to_string();
+        let unknown = parse(
+            "[host.\"http://m\"]\ncapabilites = [\"pull\"]",
+            path,
+            "reg:5000",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(unknown.contains("capabilites"), "{unknown}");
-        let capability = parse("[host.\"http://m\"]\ncapabilities = [\"fly\"]", path, "reg:5000")
+        let capability = parse(
+            "[host.\"http://m\"]\ncapabilities = [\"fly\"]",
+            path,
+            "reg:5000",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(capability.contains("unknown capability"), "{capability}");
+        let scheme = parse("[host.\"ftp://m\"]", path, "reg:5000")
             .unwrap_err()
             .to_string();
-        assert!(capability.contains("unknown capability"), "{capability}");
-        let scheme = parse("[host.\"ftp://m\"]", path, "reg:5000").unwrap_err().to_string();
         assert!(scheme.contains("http or https"), "{scheme}");
     }
 
@@ -554,7 +588,11 @@ mod tests {
         assert_eq!(other.len(), 2);
         assert_eq!(other[0].authority, "127.0.0.1:9");
         assert_eq!(other[1].authority, "other:5000");
-        std::fs::write(dir.path().join("reg:5000/hosts.toml"), "server = \"http://reg:5000\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("reg:5000/hosts.toml"),
+            "server = \"http://reg:5000\"\n",
+        )
+        .unwrap();
         let own = hosts_for(Some(dir.path()), "reg:5000", "reg:5000").unwrap();
         assert_eq!(own.len(), 1);
         assert_eq!(own[0].scheme.as_deref(), Some("http"));

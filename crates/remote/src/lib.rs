@@ -48,6 +48,7 @@ mod credentials;
 mod error;
 mod fetcher;
 pub mod hosts;
+pub mod login;
 mod options;
 mod proxy;
 mod resolver;
@@ -98,8 +99,12 @@ impl Repository {
         api_host(&self.domain)
     }
 
-    /// The token scope for pulling: `repository:<name>:pull`.
+    /// The token scope for pulling: `repository:<name>:pull`; none for
+    /// the registry itself (a login).
     pub(crate) fn pull_scope(&self) -> String {
+        if self.name.is_empty() {
+            return String::new();
+        }
         format!("repository:{}:pull", self.name)
     }
 

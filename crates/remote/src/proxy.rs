@@ -77,7 +77,10 @@ impl ProxyConfig {
             "http" => self.http.as_ref(),
             _ => None,
         }?;
-        let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let host = host.to_ascii_lowercase();
         let port = url.port_or_known_default();
         match &self.no_proxy {
@@ -107,7 +110,11 @@ fn bypasses(entry: &str, host: &str, port: Option<u16>) -> bool {
     }
     let name = name.trim_start_matches('[').trim_end_matches(']');
     if let Some((network, bits)) = name.split_once('/') {
-        return match (network.parse::<IpAddr>(), bits.parse::<u32>(), host.parse::<IpAddr>()) {
+        return match (
+            network.parse::<IpAddr>(),
+            bits.parse::<u32>(),
+            host.parse::<IpAddr>(),
+        ) {
             (Ok(network), Ok(bits), Ok(ip)) => in_cidr(ip, network, bits),
             _ => false,
         };
@@ -139,11 +146,19 @@ fn split_port(entry: &str) -> (&str, Option<u16>) {
 fn in_cidr(ip: IpAddr, network: IpAddr, bits: u32) -> bool {
     match (ip, network) {
         (IpAddr::V4(ip), IpAddr::V4(network)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(ip) & mask == u32::from(network) & mask
         }
         (IpAddr::V6(ip), IpAddr::V6(network)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(ip) & mask == u128::from(network) & mask
         }
         _ => false,
@@ -177,10 +192,19 @@ mod tests {
             ("https_proxy", "http://lower:3128"),
             ("HTTP_PROXY", "proxy.corp:8080"),
         ]);
-        assert_eq!(via(&c, "https://reg.io/v2/").as_deref(), Some("http://lower:3128/"));
-        assert_eq!(via(&c, "http://reg.io/v2/").as_deref(), Some("http://proxy.corp:8080/"));
+        assert_eq!(
+            via(&c, "https://reg.io/v2/").as_deref(),
+            Some("http://lower:3128/")
+        );
+        assert_eq!(
+            via(&c, "http://reg.io/v2/").as_deref(),
+            Some("http://proxy.corp:8080/")
+        );
         let all = config(&[("ALL_PROXY", "http://u:p@all:1")]);
-        assert_eq!(via(&all, "https://reg.io/").as_deref(), Some("http://u:p@all:1/"));
+        assert_eq!(
+            via(&all, "https://reg.io/").as_deref(),
+            Some("http://u:p@all:1/")
+        );
         assert!(config(&[]).is_empty());
     }
 
@@ -213,7 +237,10 @@ mod tests {
         assert_eq!(via(&c, "https://reg.io:5000/"), None);
         assert!(via(&c, "https://reg.io/").is_some());
         assert_eq!(via(&c, "https://[fd00::1]/"), None);
-        assert!(via(&c, "https://127.0.0.1/").is_some(), "NO_PROXY set: it alone decides");
+        assert!(
+            via(&c, "https://127.0.0.1/").is_some(),
+            "NO_PROXY set: it alone decides"
+        );
         let star = config(&[("HTTPS_PROXY", "http://p:1"), ("NO_PROXY", "*")]);
         assert_eq!(via(&star, "https://reg.io/"), None);
     }

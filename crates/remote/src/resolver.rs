@@ -17,10 +17,10 @@ use sha2::Digest as _;
 use url::Url;
 
 use crate::auth::{AuthRequest, Authorizer, challenges_from};
-use crate::credentials::{CredentialProvider, CredentialStore, DockerConfig};
+use crate::credentials::{CredentialProvider, CredentialStore, Credentials, DockerConfig};
 use crate::error::{Error, RegistryError, Result, parse_registry_errors};
-use crate::options::{RegistryOptions, RetryPolicy};
 use crate::hosts::RegistryHost;
+use crate::options::{RegistryOptions, RetryPolicy};
 use crate::transport::{Scheme, Transport, authority, parse_retry_after, with_retry};
 use crate::{MANIFEST_ACCEPT, Repository};
 
@@ -425,6 +425,31 @@ impl Resolver {
         unreachable!("the last candidate always returns")
     }
 
+    /// Checks `credentials` against the registry `domain` as `docker login`
+    /// does: `GET /v2/` on its server (never a mirror), answering the
+    /// challenge with them (Basic, or a token from the realm). `Ok` when
+    /// the registry accepts them (or asks for none).
+    pub async fn login(&self, domain: &str, credentials: Credentials) -> Result<()> {
+        let repo = Repository::new(domain, "");
+        let provider: Arc<dyn CredentialProvider> = Arc::new(
+            crate::credentials::StaticCredentials::new(domain, credentials),
+        );
+        let resolver = self.with_credentials(Some(provider));
+        let hosts = self.inner.transport.hosts_for(domain, &repo.api_host())?;
+        let server = hosts.last().expect("the server is always listed");
+        let req = ApiRequest {
+            method: Method::GET,
+            path: "/v2/".into(),
+            headers: HeaderMap::new(),
+            reference: domain,
+        };
+        let resp = resolver.send_to(&repo, server, &req).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Err(resolver.error_from(resp, &repo, domain).await)
+    }
+
     /// One host: its scheme (with the loopback http fallback when the
     /// configuration names none), its path, its headers, authorization.
     async fn send_to(
@@ -452,8 +477,10 @@ impl Resolver {
         let client = transport.client_for_host(host)?;
         let mut last = None;
         for (i, scheme) in schemes.iter().enumerate() {
-            let url = Url::parse(&format!("{}://{authority}{path}", scheme.as_str()))
-                .map_err(|e| Error::InvalidArgument(format!("bad request URL for {authority}: {e}")))?;
+            let url =
+                Url::parse(&format!("{}://{authority}{path}", scheme.as_str())).map_err(|e| {
+                    Error::InvalidArgument(format!("bad request URL for {authority}: {e}"))
+                })?;
             let sent = self
                 .send_authorized(repo, authority, req, url, &headers, client.clone())
                 .await;

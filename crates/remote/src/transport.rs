@@ -275,7 +275,10 @@ impl Transport {
         let mut identity = None;
         if let Some((cert, key)) = host.client.first() {
             let mut pem = std::fs::read(cert).map_err(|e| {
-                Error::InvalidArgument(format!("cannot read client certificate {}: {e}", cert.display()))
+                Error::InvalidArgument(format!(
+                    "cannot read client certificate {}: {e}",
+                    cert.display()
+                ))
             })?;
             if let Some(key) = key {
                 pem.push(b'\n');
@@ -284,7 +287,10 @@ impl Transport {
                 })?);
             }
             identity = Some(reqwest::Identity::from_pem(&pem).map_err(|e| {
-                Error::InvalidArgument(format!("invalid client certificate {}: {e}", cert.display()))
+                Error::InvalidArgument(format!(
+                    "invalid client certificate {}: {e}",
+                    cert.display()
+                ))
             })?);
         }
         let client = build_client_with(&options, &roots, identity, host.skip_verify)?;
@@ -654,7 +660,10 @@ mod tests {
     #[test]
     fn a_retry_after_beats_backoff_up_to_the_cap() {
         let p = RetryPolicy::default();
-        assert_eq!(p.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
         assert_eq!(p.delay(1, Some(Duration::from_secs(3600))), p.max_delay);
         assert!(p.delay(1, None) <= p.base_delay);
     }
