@@ -69,6 +69,10 @@ pub struct RegistryConfig {
     /// With [`Auth::Token`]: whether the token server gives anonymous
     /// clients pull-only tokens (default: it answers 401).
     pub anonymous_pull: bool,
+    /// Run as a pull-through cache of this upstream registry URL
+    /// (distribution's `proxy: remoteurl:`). Debian's distribution 2.8
+    /// serves Docker v2s2 manifests this way, not OCI ones.
+    pub proxy_remote_url: Option<String>,
 }
 
 /// What [`Registry::push`] pushed.
@@ -167,6 +171,14 @@ impl Registry {
         })
     }
 
+    /// A plain HTTP pull-through cache of `upstream` (an `http://` URL).
+    pub fn pull_through(upstream: &str) -> Registry {
+        Registry::start(RegistryConfig {
+            proxy_remote_url: Some(upstream.to_string()),
+            ..RegistryConfig::default()
+        })
+    }
+
     fn start_blocking(config: RegistryConfig) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("hoist-registry-")
@@ -244,7 +256,12 @@ impl Registry {
                  health:\n  storagedriver:\n    enabled: false\n\
                  validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'\n\
                  compatibility:\n  schema1:\n    enabled: true\n\
-                 {auth_yaml}",
+                 {auth_yaml}{proxy_yaml}",
+                proxy_yaml = config
+                    .proxy_remote_url
+                    .as_deref()
+                    .map(|url| format!("proxy:\n  remoteurl: {}\n", serde_json::to_string(url).expect("json string")))
+                    .unwrap_or_default(),
                 storage = yaml_str(&storage),
             );
             std::fs::write(&config_path, yaml).expect("write registry config");

@@ -377,6 +377,7 @@ fn token_registry_with_anonymous_pull() {
         },
         tls: false,
         anonymous_pull: true,
+        ..RegistryConfig::default()
     });
     let image = simple_image(Format::Oci, Compression::Gzip, "linux/amd64");
     registry.push(&image, "pub/app", "v1");
