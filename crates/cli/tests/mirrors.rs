@@ -47,17 +47,38 @@ fn a_mirror_serves_the_pull_with_ns_and_the_image_keeps_its_name() {
         ),
     );
     let reference = upstream.reference("team/app", "1.0");
-    let output = env.pull(&["--hosts-dir", hosts.to_str().unwrap(), &reference]);
-    success(&output);
+    let output = env.pull(&[
+        "--progress",
+        "json",
+        "--hosts-dir",
+        hosts.to_str().unwrap(),
+        &reference,
+    ]);
+    let lines = success(&output);
     assert_eq!(env.image_names(), vec![reference.clone()]);
+    // The progress says which host served each blob.
+    let fetching: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.contains("\"event\":\"fetching\""))
+        .collect();
+    assert_eq!(fetching.len(), image.layers().len() + 1, "{lines}");
+    assert!(
+        fetching
+            .iter()
+            .all(|l| l.contains(&format!("\"host\":\"{}\"", proxy.host()))),
+        "{lines}"
+    );
     let ns = format!("ns={}", upstream.host().replace(':', "%3A"));
     let log = proxy.request_log();
     assert!(
-        log.iter().any(|r| r.contains("/manifests/1.0") && r.contains(&ns)),
+        log.iter()
+            .any(|r| r.contains("/manifests/1.0") && r.contains(&ns)),
         "{log:?}"
     );
     assert!(
-        log.iter().filter(|r| r.contains("/blobs/")).all(|r| r.contains(&ns)),
+        log.iter()
+            .filter(|r| r.contains("/blobs/"))
+            .all(|r| r.contains(&ns)),
         "{log:?}"
     );
     for layer in image.layers() {

@@ -16,8 +16,8 @@ use hoist_oci::{Descriptor, Digest};
 use tokio::sync::{mpsc, watch};
 
 use crate::fetch::Session;
-use crate::pull::MAX_MANIFEST_SIZE;
 use crate::progress::{BlobKind, Event};
+use crate::pull::MAX_MANIFEST_SIZE;
 use crate::{Error, Result};
 
 /// Progress for a blob is reported at most once per this many bytes, so a
@@ -340,7 +340,8 @@ impl Session<'_> {
                 Ok(()) => break,
                 Err(error)
                     if is_retryable(&error)
-                        && policy.allows(attempt, *first_failure.get_or_insert_with(Instant::now)) =>
+                        && policy
+                            .allows(attempt, *first_failure.get_or_insert_with(Instant::now)) =>
                 {
                     let retry_after = match &error {
                         Error::Remote(error) => error.retry_after(),
@@ -392,6 +393,11 @@ impl Session<'_> {
             Ok(stream) => stream,
             Err(error) => return Ok((writer, Err(error.into()))),
         };
+        self.progress.send(Event::Fetching {
+            digest: descriptor.digest().clone(),
+            kind: pending.kind,
+            host: stream.host().to_string(),
+        });
         if stream.offset() != offset {
             // The server ignored our Range request and starts from the top.
             let start = stream.offset();

@@ -72,6 +72,16 @@ pub enum Event {
         /// The blob's size.
         total: u64,
     },
+    /// Bytes of a blob start arriving from `host` (a mirror, the registry,
+    /// or the storage it redirected to); again after each resume.
+    Fetching {
+        /// The blob.
+        digest: Digest,
+        /// Its role.
+        kind: BlobKind,
+        /// `host[:port]` serving it.
+        host: String,
+    },
     /// A download was interrupted and resumes at `offset`.
     Retrying {
         /// The blob.

@@ -49,6 +49,12 @@ impl BlobStream {
         self.total
     }
 
+    /// The `host[:port]` the bytes come from: a mirror, the registry, or
+    /// the storage a registry redirected to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// The next chunk, `None` at the end. Each wait is bounded by the
     /// read timeout, so a stalled server yields [`Error::Timeout`].
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {

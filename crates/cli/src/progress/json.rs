@@ -10,6 +10,7 @@
 //! | `resolved`               | `reference`, `digest`, `media_type`, `size`                   |
 //! | `waiting`                | `digest`, `kind`, `size`                                      |
 //! | `downloading`            | `digest`, `kind`, `current`, `total`                          |
+//! | `fetching`               | `digest`, `kind`, `host`                                      |
 //! | `retrying`               | `digest`, `kind`, `attempt`, `offset`, `delay_ms`             |
 //! | `verifying`              | `digest`, `kind`                                              |
 //! | `done`                   | `digest`, `kind`, `size`                                      |
@@ -71,6 +72,11 @@ enum Line<'a> {
         kind: &'static str,
         current: u64,
         total: u64,
+    },
+    Fetching {
+        digest: String,
+        kind: &'static str,
+        host: String,
     },
     Retrying {
         digest: String,
@@ -183,6 +189,11 @@ impl Renderer for Json {
                 kind: kind_name(*kind),
                 current: *current,
                 total: *total,
+            },
+            Event::Fetching { digest, kind, host } => Line::Fetching {
+                digest: digest.to_string(),
+                kind: kind_name(*kind),
+                host: host.clone(),
             },
             Event::Retrying {
                 digest,

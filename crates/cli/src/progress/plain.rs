@@ -10,6 +10,7 @@
 //! manifest sha256:…: done (1.2kB)
 //! layer    sha256:…: waiting (3.4MB)
 //! layer    sha256:…: downloading 1.2MB/3.4MB
+//! layer    sha256:…: from 127.0.0.1:5000
 //! layer    sha256:…: retrying (attempt 2, from byte 1048576)
 //! layer    sha256:…: verifying
 //! layer    sha256:…: done (3.4MB)
@@ -114,6 +115,9 @@ impl Renderer for Plain {
                 human_size(*current),
                 human_size(*total)
             ),
+            Event::Fetching { digest, kind, host } => {
+                eprintln!("{:<8} {digest}: from {host}", kind_name(*kind));
+            }
             Event::Retrying {
                 digest,
                 attempt,

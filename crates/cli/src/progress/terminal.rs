@@ -305,6 +305,9 @@ impl Renderer for Terminal {
                 self.busy_bar(digest, *kind, Phase::Download, *current, *total);
                 self.count(digest, *current);
             }
+            Event::Fetching { digest, kind, host } => {
+                self.line(digest, *kind).bar.set_message(format!("from {host}"));
+            }
             Event::Retrying {
                 digest,
                 attempt,
