@@ -13,7 +13,13 @@ use hoist_testkit::{Compression, Format, Registry, simple_image};
 
 use crate::util::{TestEnv, assert_mentions, base64, failure, host_platform, success};
 
-fn login(env: &TestEnv, extra_path: Option<&Path>, host: &str, user: &str, password: &str) -> Output {
+fn login(
+    env: &TestEnv,
+    extra_path: Option<&Path>,
+    host: &str,
+    user: &str,
+    password: &str,
+) -> Output {
     let mut command = env.hoist();
     if let Some(dir) = extra_path {
         command.env("PATH", path_with(dir));
@@ -43,7 +49,11 @@ fn with_path(env: &TestEnv, dir: Option<&Path>, args: &[&str]) -> Output {
 }
 
 fn path_with(dir: &Path) -> String {
-    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn config(env: &TestEnv) -> serde_json::Value {
@@ -61,13 +71,19 @@ fn login_checks_and_stores_basic_credentials_that_pulls_then_use() {
 
     let wrong = login(&env, None, &host, "alice", "guess");
     assert_mentions(&failure(&wrong), &["rejected"]);
-    assert!(!env.home().join(".docker/config.json").exists(), "nothing stored");
+    assert!(
+        !env.home().join(".docker/config.json").exists(),
+        "nothing stored"
+    );
     assert!(!String::from_utf8_lossy(&wrong.stderr).contains("guess"));
 
     let ok = login(&env, None, &host, "alice", "wonderland");
     assert!(success(&ok).contains("Login Succeeded"));
     let path = env.home().join(".docker/config.json");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert_eq!(
         config(&env)["auths"][&host]["auth"],
         base64(b"alice:wonderland").as_str()
@@ -80,7 +96,10 @@ fn login_checks_and_stores_basic_credentials_that_pulls_then_use() {
     let other = TestEnv::new();
     std::fs::create_dir_all(other.home().join(".docker")).unwrap();
     std::fs::copy(&path, other.home().join(".docker/config.json")).unwrap();
-    assert_mentions(&failure(&other.pull(&["--plain-http", &reference])), &["unauthorized"]);
+    assert_mentions(
+        &failure(&other.pull(&["--plain-http", &reference])),
+        &["unauthorized"],
+    );
 }
 
 #[test]
@@ -151,7 +170,11 @@ fn login_stores_through_the_configured_credential_helper() {
     success(&with_path(
         &env,
         Some(&bin),
-        &["pull", "--plain-http", &registry.reference("private/app", "1.0")],
+        &[
+            "pull",
+            "--plain-http",
+            &registry.reference("private/app", "1.0"),
+        ],
     ));
     success(&with_path(&env, Some(&bin), &["logout", &host]));
     assert!(!bin.join("store.json").exists(), "erased from the helper");
@@ -167,4 +190,44 @@ fn login_without_a_terminal_or_stdin_password_says_how() {
         .output()
         .unwrap();
     assert_mentions(&failure(&output), &["--password-stdin"]);
+}
+
+#[test]
+fn an_identity_token_in_config_json_is_exchanged_with_the_refresh_grant() {
+    let registry = Registry::token("dave", "d4ve");
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    registry.push(&image, "private/app", "1.0");
+    let server = registry.token_server().unwrap();
+    // A refresh (identity) token, as a registry hands one to `docker login`.
+    let url = format!(
+        "{}?service={}&scope=repository:private/app:pull&offline_token=true",
+        server.realm(),
+        server.service()
+    );
+    let answer = Command::new("curl")
+        .args(["-sf", "-u", "dave:d4ve", &url])
+        .output()
+        .expect("run curl");
+    assert!(answer.status.success());
+    let answer: serde_json::Value = serde_json::from_slice(&answer.stdout).unwrap();
+    let refresh = answer["refresh_token"].as_str().unwrap().to_string();
+
+    let write = |env: &TestEnv, token: &str| {
+        std::fs::create_dir_all(env.home().join(".docker")).unwrap();
+        std::fs::write(
+            env.home().join(".docker/config.json"),
+            serde_json::json!({"auths": {registry.host(): {"identitytoken": token}}}).to_string(),
+        )
+        .unwrap();
+    };
+    let reference = registry.reference("private/app", "1.0");
+    let env = TestEnv::new();
+    write(&env, &refresh);
+    success(&env.pull(&["--plain-http", &reference]));
+    let bogus = TestEnv::new();
+    write(&bogus, "refresh-forged");
+    assert_mentions(
+        &failure(&bogus.pull(&["--plain-http", &reference])),
+        &["unauthorized"],
+    );
 }
