@@ -3,6 +3,8 @@
 
 mod gc;
 mod images;
+mod layout;
+mod login;
 mod progress;
 mod pull;
 mod snapshots;
@@ -47,6 +49,14 @@ enum Command {
     /// List leases
     #[command(subcommand)]
     Leases(gc::LeasesCommand),
+    /// Log in to a registry (credentials kept as docker keeps them)
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
+    /// Write a pulled image as an OCI image layout (a directory or FILE.tar)
+    Export(layout::ExportArgs),
+    /// Read an OCI image layout (a directory or FILE.tar) into the store
+    Import(layout::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +104,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gc(args) => gc::run_gc(&root, args),
         Command::Check(args) => gc::run_check(&root, args),
         Command::Leases(command) => gc::run_leases(&root, command),
+        Command::Login(args) => runtime.block_on(login::run_login(&root, args)),
+        Command::Logout(args) => runtime.block_on(login::run_logout(args)),
+        Command::Export(args) => runtime.block_on(layout::run_export(&root, args)),
+        Command::Import(args) => runtime.block_on(layout::run_import(&root, args)),
     }
 }
 
@@ -107,7 +121,9 @@ fn flag_hint(error: &anyhow::Error) -> Option<&'static str> {
             Some("pass --allow-schema1")
         }
         Error::ForeignLayer { .. } => Some("pass --allow-nondistributable"),
-        Error::NotAnImage { .. } | Error::UnsupportedLayer { .. } => Some("pull it with --no-unpack"),
+        Error::NotAnImage { .. } | Error::UnsupportedLayer { .. } => {
+            Some("pull it with --no-unpack")
+        }
         Error::InvalidBlob { detail, .. } if detail.contains("without unpacking") => {
             Some("hoist pull --no-unpack fetches it")
         }

@@ -35,7 +35,11 @@ fn pull_wave(reference: &str, hosts: &std::path::Path, stores: usize) -> Vec<Tes
 fn a_fleet_pulls_through_a_pull_through_cache_and_falls_back_when_it_is_down() {
     let upstream = Registry::plain();
     // Debian's distribution 2.8 proxy serves Docker v2s2, not OCI.
-    let image = simple_image(Format::Docker, Compression::Gzip, crate::util::host_platform());
+    let image = simple_image(
+        Format::Docker,
+        Compression::Gzip,
+        crate::util::host_platform(),
+    );
     upstream.push(&image, "fleet/app", "1.0");
     // What the cache asks upstream, and what hoist asks upstream itself.
     let from_cache = FaultProxy::for_registry(&upstream);
@@ -71,7 +75,11 @@ fn a_fleet_pulls_through_a_pull_through_cache_and_falls_back_when_it_is_down() {
 
     // Second wave: the cache has every blob; upstream sees no blob request.
     pull_wave(&reference, &hosts, 3);
-    assert_eq!(blob_gets(&from_cache), first_wave, "second wave cost upstream blobs");
+    assert_eq!(
+        blob_gets(&from_cache),
+        first_wave,
+        "second wave cost upstream blobs"
+    );
     assert_eq!(from_hoist.requests(), 0);
 
     // The cache goes down: pulls fall back to the upstream and finish.
@@ -80,6 +88,9 @@ fn a_fleet_pulls_through_a_pull_through_cache_and_falls_back_when_it_is_down() {
     let fallback = TestEnv::new();
     success(&fallback.pull(&["--hosts-dir", hosts.to_str().unwrap(), &reference]));
     let took = started.elapsed();
-    assert!(blob_gets(&from_hoist) >= blobs, "the fallback fetched upstream");
+    assert!(
+        blob_gets(&from_hoist) >= blobs,
+        "the fallback fetched upstream"
+    );
     assert!(took < Duration::from_secs(10), "fallback took {took:?}");
 }

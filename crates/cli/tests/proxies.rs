@@ -126,7 +126,12 @@ fn a_tls_registry_is_tunnelled_through_an_authenticating_https_proxy() {
     registry.push(&image, "via/tunnel", "1.0");
     let proxy = Tinyproxy::start(Some(("squid", "cuttlefish")));
     let env = TestEnv::new();
-    let ca = registry.ca_cert_path().unwrap().to_str().unwrap().to_string();
+    let ca = registry
+        .ca_cert_path()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let reference = registry.reference("via/tunnel", "1.0");
 
     let refused = pull_with(

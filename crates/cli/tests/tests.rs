@@ -7,11 +7,16 @@
 mod auth;
 mod concurrency;
 mod faults;
+mod fleet;
 mod formats;
 mod gc;
 mod hostile;
+mod layout;
+mod login;
+mod mirrors;
 mod platforms;
 mod progress;
+mod proxies;
 mod pull;
 mod references;
 mod tls;

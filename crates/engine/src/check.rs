@@ -240,8 +240,17 @@ impl Engine {
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
         let _checking = RootLock::exclusive(&self.root)?;
         let mut report = CheckReport::default();
+        let blobs = self.check_blobs(&mut report)?;
+        let incomplete = self.check_images(&blobs, &mut report)?;
+        let snapshots = self.check_snapshots(&mut report)?;
+        if repair && !report.problems.is_empty() {
+            self.repair(blobs, snapshots, incomplete, &mut report)?;
+        }
+        Ok(report)
+    }
 
-        // Blobs: digest of each file; the database and the disk agree.
+    /// Blobs: the digest of each file, and the database and the disk agree.
+    fn check_blobs(&self, report: &mut CheckReport) -> Result<BlobFindings> {
         let stored = self.content.list()?;
         let records: HashMap<String, Labels> = self
             .db
@@ -249,9 +258,7 @@ impl Engine {
             .into_iter()
             .map(|r| (r.digest.to_string(), r.labels))
             .collect();
-        let mut good: HashSet<String> = HashSet::new();
-        let mut corrupt = Vec::new();
-        let mut unrecorded = Vec::new();
+        let mut found = BlobFindings::default();
         for info in &stored {
             report.blobs_checked += 1;
             match hash_blob(self, &info.digest)? {
@@ -260,34 +267,37 @@ impl Engine {
                         digest: info.digest.clone(),
                         actual,
                     });
-                    corrupt.push(info.digest.clone());
+                    found.corrupt.push(info.digest.clone());
                     continue;
                 }
                 _ => {}
             }
-            good.insert(info.digest.to_string());
+            found.good.insert(info.digest.to_string());
             if !records.contains_key(&info.digest.to_string()) {
                 report.problems.push(Problem::UnrecordedBlob {
                     digest: info.digest.clone(),
                 });
-                unrecorded.push(info.digest.clone());
+                found.unrecorded.push(info.digest.clone());
             }
         }
         let on_disk: HashSet<String> = stored.iter().map(|i| i.digest.to_string()).collect();
-        let mut missing_records = Vec::new();
         for digest in records.keys() {
             if !on_disk.contains(digest) {
                 let digest = hoist_oci::digest::parse_digest(digest)?;
                 report.problems.push(Problem::MissingBlob {
                     digest: digest.clone(),
                 });
-                missing_records.push(digest);
+                found.missing_records.push(digest);
             }
         }
-        missing_records.sort_by_key(ToString::to_string);
+        found.missing_records.sort_by_key(ToString::to_string);
+        found.records = records;
+        Ok(found)
+    }
 
-        // Images: everything the GC references of their tree name is stored
-        // and sound.
+    /// Images: everything the GC references of their tree name is stored
+    /// and sound. Returns the images found incomplete.
+    fn check_images(&self, blobs: &BlobFindings, report: &mut CheckReport) -> Result<Vec<String>> {
         let mut incomplete = Vec::new();
         for image in self.db.list_images()? {
             report.images_checked += 1;
@@ -295,28 +305,26 @@ impl Engine {
             self.check_image(
                 &image.name,
                 image.target.digest(),
-                &records,
-                &good,
-                &mut report,
+                &blobs.records,
+                &blobs.good,
+                report,
             )?;
             if report.problems.len() > before {
                 incomplete.push(image.name);
             }
         }
+        Ok(incomplete)
+    }
 
-        // Snapshots: parent chain, directories, orphans.
-        let mut doomed_snapshots: BTreeMap<String, HashSet<String>> = BTreeMap::new();
-        let mut orphans = Vec::new();
+    /// Snapshots: each one's directory and parent chain, and directories no
+    /// record claims.
+    fn check_snapshots(&self, report: &mut CheckReport) -> Result<SnapshotFindings> {
+        let mut found = SnapshotFindings::default();
         for name in self.existing_snapshotters() {
             let snapshotter = self.snapshotter(Some(name))?;
-            let snapshot_records: BTreeMap<String, hoist_metadata::SnapshotRecord> = self
-                .db
-                .list_snapshots(name)?
-                .into_iter()
-                .map(|r| (r.key.clone(), r))
-                .collect();
+            let records = self.snapshot_records(name)?;
             let mut broken = HashSet::new();
-            for record in snapshot_records.values() {
+            for record in records.values() {
                 report.snapshots_checked += 1;
                 let path = match snapshotter.fs_dir(&record.key) {
                     Ok(path) => path,
@@ -331,81 +339,68 @@ impl Engine {
                     });
                     broken.insert(record.key.clone());
                 }
-                if let Some(parent) = &record.parent {
-                    match snapshot_records.get(parent) {
-                        None => {
-                            report.problems.push(Problem::SnapshotParentMissing {
-                                snapshotter: name.to_string(),
-                                key: record.key.clone(),
-                                parent: parent.clone(),
-                            });
-                            broken.insert(record.key.clone());
-                        }
-                        Some(p) if p.kind != SnapshotKind::Committed => {
-                            report.problems.push(Problem::SnapshotParentNotCommitted {
-                                snapshotter: name.to_string(),
-                                key: record.key.clone(),
-                                parent: parent.clone(),
-                            });
-                            broken.insert(record.key.clone());
-                        }
-                        Some(_) => {}
-                    }
+                if let Some(problem) = parent_problem(name, record, &records) {
+                    report.problems.push(problem);
+                    broken.insert(record.key.clone());
                 }
             }
-            // Descendants of a broken snapshot go with it.
-            let mut grew = true;
-            while grew {
-                grew = false;
-                for record in snapshot_records.values() {
-                    if let Some(parent) = &record.parent
-                        && broken.contains(parent)
-                        && broken.insert(record.key.clone())
-                    {
-                        grew = true;
-                    }
-                }
-            }
+            with_descendants(&mut broken, &records);
             if !broken.is_empty() {
-                doomed_snapshots.insert(name.to_string(), broken);
+                found.broken.insert(name.to_string(), broken);
             }
-            let claimed: HashSet<u64> = snapshot_records.values().filter_map(snapshot_id).collect();
+            let claimed: HashSet<u64> = records.values().filter_map(snapshot_id).collect();
             for (id, path) in snapshot_dirs(&self.snapshot_dirs_root(name))? {
                 if !claimed.contains(&id) {
                     report.problems.push(Problem::OrphanSnapshotDir {
                         snapshotter: name.to_string(),
                         path: path.clone(),
                     });
-                    orphans.push(path);
+                    found.orphans.push(path);
                 }
             }
         }
+        Ok(found)
+    }
 
-        if !repair || report.problems.is_empty() {
-            return Ok(report);
-        }
+    fn snapshot_records(
+        &self,
+        snapshotter: &str,
+    ) -> Result<BTreeMap<String, hoist_metadata::SnapshotRecord>> {
+        Ok(self
+            .db
+            .list_snapshots(snapshotter)?
+            .into_iter()
+            .map(|r| (r.key.clone(), r))
+            .collect())
+    }
 
-        for digest in corrupt {
+    /// Fixes what the checks found: corrupt blobs deleted, records of
+    /// missing blobs dropped, unrecorded blobs recorded, broken snapshots
+    /// removed with their descendants, orphan directories removed;
+    /// incomplete images kept so that pulling them again completes them.
+    fn repair(
+        &self,
+        blobs: BlobFindings,
+        snapshots: SnapshotFindings,
+        incomplete: Vec<String>,
+        report: &mut CheckReport,
+    ) -> Result<()> {
+        for digest in blobs.corrupt {
             self.content.delete(&digest)?;
             self.db.delete_content(&digest)?;
             report.repairs.push(Repair::DeletedBlob(digest));
         }
-        for digest in missing_records {
+        for digest in blobs.missing_records {
             self.db.delete_content(&digest)?;
             report.repairs.push(Repair::DroppedRecord(digest));
         }
-        for digest in unrecorded {
-            self.record_blob(&digest, &good)?;
+        for digest in blobs.unrecorded {
+            self.record_blob(&digest, &blobs.good)?;
             report.repairs.push(Repair::RecordedBlob(digest));
         }
-        for (name, broken) in doomed_snapshots {
+        for (name, broken) in snapshots.broken {
             let snapshotter = self.snapshotter(Some(&name))?;
-            let records: BTreeMap<String, hoist_metadata::SnapshotRecord> = self
-                .db
-                .list_snapshots(&name)?
-                .into_iter()
-                .map(|r| (r.key.clone(), r))
-                .collect();
+            let records = self.snapshot_records(&name)?;
             let removed = remove_snapshots(snapshotter.as_ref(), &records, &broken);
             if removed.len() != broken.len() {
                 return Err(Error::Io {
@@ -424,7 +419,7 @@ impl Engine {
                     key,
                 }));
         }
-        for path in orphans {
+        for path in snapshots.orphans {
             match std::fs::remove_dir_all(&path) {
                 Ok(()) => {}
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -435,7 +430,7 @@ impl Engine {
         for image in incomplete {
             report.repairs.push(Repair::KeptIncompleteImage(image));
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Walks an image's tree along its GC references, reporting each needed
@@ -573,6 +568,67 @@ fn hash_blob(engine: &Engine, digest: &Digest) -> Result<Option<String>> {
         digester.update(&buffer[..n]);
     }
     Ok(Some(digester.finalize().to_string()))
+}
+
+/// What the blob check found, for the image check and the repair.
+#[derive(Default)]
+struct BlobFindings {
+    /// Every content record's labels, by digest.
+    records: HashMap<String, Labels>,
+    /// Blobs whose content matches their name.
+    good: HashSet<String>,
+    corrupt: Vec<Digest>,
+    unrecorded: Vec<Digest>,
+    missing_records: Vec<Digest>,
+}
+
+/// What the snapshot check found, for the repair.
+#[derive(Default)]
+struct SnapshotFindings {
+    /// Per snapshotter, the broken snapshots and their descendants.
+    broken: BTreeMap<String, HashSet<String>>,
+    orphans: Vec<PathBuf>,
+}
+
+/// The problem with a snapshot's parent, if any: missing, or not committed.
+fn parent_problem(
+    snapshotter: &str,
+    record: &hoist_metadata::SnapshotRecord,
+    records: &BTreeMap<String, hoist_metadata::SnapshotRecord>,
+) -> Option<Problem> {
+    let parent = record.parent.as_ref()?;
+    match records.get(parent) {
+        None => Some(Problem::SnapshotParentMissing {
+            snapshotter: snapshotter.to_string(),
+            key: record.key.clone(),
+            parent: parent.clone(),
+        }),
+        Some(p) if p.kind != SnapshotKind::Committed => Some(Problem::SnapshotParentNotCommitted {
+            snapshotter: snapshotter.to_string(),
+            key: record.key.clone(),
+            parent: parent.clone(),
+        }),
+        Some(_) => None,
+    }
+}
+
+/// Adds to `broken` every snapshot that descends from one in it.
+fn with_descendants(
+    broken: &mut HashSet<String>,
+    records: &BTreeMap<String, hoist_metadata::SnapshotRecord>,
+) {
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for record in records.values() {
+            if let Some(parent) = &record.parent
+                && broken.contains(parent)
+                && broken.insert(record.key.clone())
+            {
+                grew = true;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -122,6 +122,41 @@ pub enum Error {
         /// The digest of the image being tagged.
         target: String,
     },
+    /// An OCI image layout could not be read or written: not a layout, a
+    /// malformed `index.json`, a blob missing from it, a destination that
+    /// is not empty, or no image in it to import under a name.
+    #[error("OCI layout {}: {detail}", path.display())]
+    Layout {
+        /// The layout directory or archive.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A blob read from an OCI image layout did not verify against its
+    /// descriptor (digest or size) while it was written to the store; it
+    /// was not stored.
+    #[error("OCI layout {}: blob {digest}", path.display())]
+    LayoutBlob {
+        /// The layout directory or archive.
+        path: PathBuf,
+        /// The blob's digest, as its descriptor names it.
+        digest: String,
+        /// The mismatch (or read error) the content store reported; boxed
+        /// to keep every `Result` of the engine small.
+        source: Box<hoist_content::Error>,
+    },
+    /// Exporting an image needs a blob the store does not hold.
+    #[error("{what} {digest} of {image} is not stored: {hint}")]
+    NotStored {
+        /// The image being exported.
+        image: String,
+        /// What the blob is (`layer of linux/arm64`, …).
+        what: String,
+        /// The blob's digest.
+        digest: String,
+        /// What the user can do about it.
+        hint: String,
+    },
 }
 
 impl From<tokio::task::JoinError> for Error {

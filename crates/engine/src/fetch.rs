@@ -377,7 +377,11 @@ impl<'a> Session<'a> {
 
     /// Records a stored blob in the metadata store with where it came from
     /// and `gc_labels`, merged into any labels it has; off the runtime.
-    pub(crate) async fn record_content(&self, descriptor: &Descriptor, gc_labels: Labels) -> Result<()> {
+    pub(crate) async fn record_content(
+        &self,
+        descriptor: &Descriptor,
+        gc_labels: Labels,
+    ) -> Result<()> {
         let mut labels = self.source_labels.clone();
         labels.extend(gc_labels);
         let db = self.engine.db.clone();
@@ -415,7 +419,7 @@ impl<'a> Session<'a> {
 
 /// The image labels an OCI 1.1 manifest carries: its `artifactType` and
 /// the digest of its `subject`, so they survive in the metadata store.
-fn artifact_labels(body: &[u8]) -> Labels {
+pub(crate) fn artifact_labels(body: &[u8]) -> Labels {
     let mut found = Labels::new();
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return found;

@@ -23,7 +23,9 @@
 //!
 //! Around the pull: [`Engine::images`], [`Engine::inspect_image`],
 //! [`Engine::remove_image`], [`Engine::export_rootfs`], [`Engine::gc`] and
-//! [`Engine::check`] are what `hoist images`, `rootfs`, `gc` and `check` call.
+//! [`Engine::check`] are what `hoist images`, `rootfs`, `gc` and `check` call;
+//! [`Engine::export_layout`] and [`Engine::import_layout`] write and read OCI
+//! image layouts (`hoist export`, `import`, `pull oci:DIR`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), hoist_engine::Error> {
@@ -44,6 +46,7 @@ mod fetch;
 mod gc;
 mod images;
 mod labels;
+mod layout;
 mod lease;
 mod lock;
 mod progress;
@@ -59,16 +62,18 @@ use std::sync::{Arc, Mutex};
 pub use check::{CheckReport, Problem, Repair};
 pub use error::Error;
 pub use gc::{FreedBlob, FreedSnapshot, GcOptions, GcReport, LeaseInfo};
+pub use hoist_metadata::Labels;
 pub use hoist_oci::{Descriptor, Digest, Platform, Reference};
+pub use hoist_remote::login;
 pub use hoist_remote::{CredentialProvider, Credentials, RegistryOptions, StaticCredentials};
 pub use hoist_snapshot::{Info as SnapshotInfo, Mount, NAMES as SNAPSHOTTERS, Snapshotter};
 pub use images::{
     ContentEntry, ImageDetails, ImageSummary, LayerDetails, ManifestDetails, PrunedImages,
     RemovedImage,
 };
-pub use progress::{BlobKind, Event};
-pub use hoist_metadata::Labels;
+pub use layout::{ExportOptions, ExportPlatforms, Exported, ImportOptions, Imported};
 pub use lease::Lease;
+pub use progress::{BlobKind, Event};
 pub use pull::{Fetched, PlatformSelection, PullOptions, Pulled, Resolved, Unpacked};
 
 /// Result alias for engine operations.

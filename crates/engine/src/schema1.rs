@@ -51,10 +51,9 @@ impl Session<'_> {
         }
         let concurrency = unique.len().max(1);
         futures_util::stream::iter(unique)
-            .map(|layer| async move {
-                self.fetch_blob(&Pending::new(layer, BlobKind::Layer))
-                    .await
-            })
+            .map(
+                |layer| async move { self.fetch_blob(&Pending::new(layer, BlobKind::Layer)).await },
+            )
             .buffer_unordered(concurrency)
             .try_collect::<Vec<u64>>()
             .await?;

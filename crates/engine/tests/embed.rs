@@ -135,7 +135,9 @@ async fn each_pull_brings_its_own_credentials_to_one_shared_engine() {
 
     let anonymous = engine.pull(&pushed.reference, native()).await.unwrap_err();
     assert!(
-        anonymous.to_string().starts_with("unauthorized: authentication required"),
+        anonymous
+            .to_string()
+            .starts_with("unauthorized: authentication required"),
         "{anonymous}"
     );
     let wrong = engine
@@ -151,7 +153,9 @@ async fn each_pull_brings_its_own_credentials_to_one_shared_engine() {
     // The good credentials do not leak to the next caller without them.
     let again = engine.pull(&pushed.reference, native()).await.unwrap_err();
     assert!(
-        again.to_string().starts_with("unauthorized: authentication required"),
+        again
+            .to_string()
+            .starts_with("unauthorized: authentication required"),
         "{again}"
     );
 }

@@ -172,7 +172,7 @@ impl Resolver {
         offset: u64,
     ) -> Result<BlobStream> {
         let policy = self.options().retry.clone();
-        let reference = repo.reference(&desc.digest().to_string());
+        let reference = repo.reference(desc.digest().as_ref());
         with_retry(&policy, &reference, || {
             self.fetch_blob_once(repo, desc, offset)
         })

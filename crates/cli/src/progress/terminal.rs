@@ -306,7 +306,9 @@ impl Renderer for Terminal {
                 self.count(digest, *current);
             }
             Event::Fetching { digest, kind, host } => {
-                self.line(digest, *kind).bar.set_message(format!("from {host}"));
+                self.line(digest, *kind)
+                    .bar
+                    .set_message(format!("from {host}"));
             }
             Event::Retrying {
                 digest,
