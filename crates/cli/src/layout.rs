@@ -52,6 +52,10 @@ pub(crate) struct ExportArgs {
 }
 
 const EXPORT_HELP: &str = "\
+Example:
+  hoist export alpine ./alpine-layout
+  hoist export alpine alpine.tar
+
 The layout is what `skopeo copy oci:DIR:TAG` and `ctr import` read: \
 `oci-layout`, `index.json` with one entry annotated \
 `org.opencontainers.image.ref.name` (the tag) and `io.containerd.image.name` \
@@ -113,6 +117,10 @@ pub(crate) struct ImportArgs {
 }
 
 const IMPORT_HELP: &str = "\
+Example:
+  hoist import ./alpine-layout
+  hoist import --name myapp:1 app.tar
+
 Every blob is verified (digest and size) as it is written to the store; a \
 layout with a tampered or missing blob registers nothing. Platforms are \
 chosen as a pull chooses them (this machine's by default).

@@ -12,6 +12,7 @@ use hoist_oci::Platform;
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use crate::progress::human_size;
+use crate::config::CliConfig;
 use crate::progress::{self, ProgressForm, PullContext};
 
 /// Flags of `hoist pull`.
@@ -90,9 +91,10 @@ pub(crate) struct PullArgs {
     #[arg(long, value_name = "NAME", value_parser = ["overlay", "native"])]
     snapshotter: Option<String>,
 
-    /// Download at most this many blobs at once
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    max_concurrent_downloads: usize,
+    /// Download at most this many blobs at once [default: the config's
+    /// `max_concurrent_downloads`, else 3]
+    #[arg(long, value_name = "N")]
+    max_concurrent_downloads: Option<usize>,
 
     /// Print nothing but the result
     #[arg(long, short)]
@@ -101,6 +103,26 @@ pub(crate) struct PullArgs {
     /// How to show progress
     #[arg(long, value_enum, default_value_t = ProgressForm::Auto, value_name = "FORM")]
     progress: ProgressForm,
+}
+
+impl PullArgs {
+    /// The flags, with the config file's values where no flag was given.
+    fn with_config(mut self, config: &CliConfig) -> PullArgs {
+        self.snapshotter = self.snapshotter.or_else(|| config.snapshotter.clone());
+        self.hosts_dir = self.hosts_dir.or_else(|| config.hosts_dir.clone());
+        self.max_concurrent_downloads = self
+            .max_concurrent_downloads
+            .or(config.max_concurrent_downloads);
+        self.allow_schema1 |= config.allow_schema1.unwrap_or(false);
+        self.discard_unpacked_layers |=
+            !self.no_unpack && config.discard_unpacked_layers.unwrap_or(false);
+        self
+    }
+
+    /// Blobs downloaded at once: the flag, the config, or docker's 3.
+    fn downloads(&self) -> usize {
+        self.max_concurrent_downloads.unwrap_or(3)
+    }
 }
 
 /// The pull was interrupted by Ctrl-C; `main` exits with status 130.
@@ -115,7 +137,8 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-pub(crate) async fn run(root: &Path, args: PullArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(root: &Path, args: PullArgs, config: &CliConfig) -> anyhow::Result<()> {
+    let args = args.with_config(config);
     let engine = Engine::open_with(root, engine_options(&args)?)
         .with_context(|| format!("opening {}", root.display()))?;
     if !args.all_tags {
@@ -162,7 +185,7 @@ async fn pull_one(engine: &Engine, args: &PullArgs, reference: &str) -> anyhow::
         PullContext {
             reference: reference.to_string(),
             unpack: options.unpack,
-            max_concurrent_downloads: args.max_concurrent_downloads,
+            max_concurrent_downloads: args.downloads(),
         },
     );
     let (stop, stopped) = oneshot::channel();
@@ -242,7 +265,7 @@ fn engine_options(args: &PullArgs) -> anyhow::Result<EngineOptions> {
         }
         None => None,
     };
-    if args.max_concurrent_downloads == 0 {
+    if args.downloads() == 0 {
         anyhow::bail!("--max-concurrent-downloads must be at least 1");
     }
     let registry = RegistryOptions {
@@ -254,7 +277,7 @@ fn engine_options(args: &PullArgs) -> anyhow::Result<EngineOptions> {
     };
     Ok(EngineOptions {
         registry,
-        max_concurrent_downloads: args.max_concurrent_downloads,
+        max_concurrent_downloads: args.downloads(),
         ..EngineOptions::default()
     })
 }

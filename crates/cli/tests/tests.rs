@@ -19,6 +19,7 @@ mod progress;
 mod proxies;
 mod pull;
 mod references;
+mod selfdoc;
 mod tls;
 mod unpack;
 mod util;
