@@ -405,8 +405,14 @@ impl Resolver {
         // Mirrors first, the server last: a host that cannot be reached or
         // answers 404 or 5xx hands over to the next (as containerd does);
         // the last host's answer stands.
+        let transport = &self.inner.transport;
         for (i, host) in candidates.iter().enumerate() {
             let last = i + 1 == candidates.len();
+            if !last && transport.recently_unreachable(&host.authority) {
+                // It failed to connect a moment ago: do not pay its dial
+                // timeout again on every request of this pull.
+                continue;
+            }
             match self.send_to(repo, host, req).await {
                 Ok(resp)
                     if !last
@@ -418,6 +424,9 @@ impl Resolver {
                 Ok(resp) => return Ok(resp),
                 Err(error) if !last && error.skips_host() => {
                     tracing::info!(host = %host.authority, %error, reference = req.reference, "trying the next host");
+                    if matches!(error, Error::Connect { .. } | Error::Timeout { .. }) {
+                        transport.mark_unreachable(&host.authority);
+                    }
                 }
                 Err(error) => return Err(error),
             }

@@ -163,7 +163,12 @@ pub(crate) struct Transport {
     hosts: Mutex<HashMap<String, Arc<Vec<RegistryHost>>>>,
     /// Clients of hosts with TLS or connection settings of their own.
     own_clients: Mutex<HashMap<String, reqwest::Client>>,
+    /// Mirrors that could not be reached, and when.
+    unreachable: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a mirror that could not be reached is skipped.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,7 +233,21 @@ impl Transport {
             schemes: Mutex::new(HashMap::new()),
             hosts: Mutex::new(HashMap::new()),
             own_clients: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Remembers that `authority` could not be reached.
+    pub(crate) fn mark_unreachable(&self, authority: &str) {
+        let mut map = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(authority.to_owned(), Instant::now());
+    }
+
+    /// Whether `authority` could not be reached within [`UNREACHABLE_FOR`].
+    pub(crate) fn recently_unreachable(&self, authority: &str) -> bool {
+        let map = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(authority)
+            .is_some_and(|at| at.elapsed() < UNREACHABLE_FOR)
     }
 
     /// The hosts serving `domain`, mirrors first (see [`crate::hosts`]);
