@@ -46,11 +46,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Pull an image from a registry
-    #[command(after_help = "Example:\n  hoist pull alpine\n  hoist pull --platform linux/arm64 --snapshotter native 127.0.0.1:5000/app:1.0\n  hoist pull oci:./layout:1.0")]
+    #[command(
+        after_help = "Example:\n  hoist pull alpine\n  hoist pull --platform linux/arm64 --snapshotter native 127.0.0.1:5000/app:1.0\n  hoist pull oci:./layout:1.0"
+    )]
     Pull(pull::PullArgs),
     /// List, inspect and remove images
     #[command(subcommand)]
-    #[command(after_help = "Example:\n  hoist images ls\n  hoist images inspect alpine\n  hoist images tag alpine mybase:1\n  hoist images rm alpine")]
+    #[command(
+        after_help = "Example:\n  hoist images ls\n  hoist images inspect alpine\n  hoist images tag alpine mybase:1\n  hoist images rm alpine"
+    )]
     Images(images::ImagesCommand),
     /// List stored blobs
     #[command(subcommand)]
@@ -58,7 +62,9 @@ enum Command {
     Content(images::ContentCommand),
     /// List snapshots and show how to mount them
     #[command(subcommand)]
-    #[command(after_help = "Example:\n  hoist snapshots ls\n  hoist snapshots mounts <chainID> /mnt/x")]
+    #[command(
+        after_help = "Example:\n  hoist snapshots ls\n  hoist snapshots mounts <chainID> /mnt/x"
+    )]
     Snapshots(snapshots::SnapshotsCommand),
     /// Write the flattened root filesystem of a pulled image to a directory
     #[command(after_help = "Example:\n  hoist rootfs alpine ./alpine-rootfs")]
@@ -74,7 +80,9 @@ enum Command {
     #[command(after_help = "Example:\n  hoist leases ls")]
     Leases(gc::LeasesCommand),
     /// Log in to a registry (credentials kept as docker keeps them)
-    #[command(after_help = "Example:\n  echo \"$TOKEN\" | hoist login -u alice --password-stdin registry.example.com")]
+    #[command(
+        after_help = "Example:\n  echo \"$TOKEN\" | hoist login -u alice --password-stdin registry.example.com"
+    )]
     Login(login::LoginArgs),
     /// Log out from a registry
     #[command(after_help = "Example:\n  hoist logout registry.example.com")]

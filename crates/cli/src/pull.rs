@@ -11,8 +11,8 @@ use hoist_engine::{
 use hoist_oci::Platform;
 use tokio::sync::{mpsc, oneshot};
 
-pub(crate) use crate::progress::human_size;
 use crate::config::CliConfig;
+pub(crate) use crate::progress::human_size;
 use crate::progress::{self, ProgressForm, PullContext};
 
 /// Flags of `hoist pull`.

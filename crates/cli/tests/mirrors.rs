@@ -235,3 +235,94 @@ fn a_malformed_hosts_toml_is_an_error_naming_file_and_line() {
     assert_mentions(&line, &["hosts.toml", "line 2"]);
     assert!(env.image_names().is_empty(), "{}", stderr(&output));
 }
+
+#[test]
+fn client_certificates_reach_a_mutual_tls_registry() {
+    let secured = Registry::mutual_tls();
+    let image = image();
+    secured.push(&image, "team/app", "1.0");
+    let ca = secured.ca_cert_path().unwrap().display().to_string();
+    let cert = secured.client_cert_path().unwrap().display().to_string();
+    let key = secured.client_key_path().unwrap().display().to_string();
+
+    // As a mirror from hosts.toml: `ca` and a `client` pair.
+    let upstream = Registry::plain();
+    let env = TestEnv::new();
+    let hosts = env.path("certs.d");
+    hosts_toml(
+        &hosts,
+        &upstream.host(),
+        &format!(
+            "server = \"http://{up}\"\n[host.\"https://{tls}\"]\n  ca = \"{ca}\"\n  client = [[\"{cert}\", \"{key}\"]]\n",
+            up = upstream.host(),
+            tls = secured.host()
+        ),
+    );
+    let dir = hosts.to_str().unwrap();
+    success(&env.pull(&["--hosts-dir", dir, &upstream.reference("team/app", "1.0")]));
+
+    // Without the client pair the handshake fails and the empty upstream
+    // answers: not found.
+    let bare = env.path("bare.d");
+    hosts_toml(
+        &bare,
+        &upstream.host(),
+        &format!(
+            "server = \"http://{up}\"\n[host.\"https://{tls}\"]\n  ca = \"{ca}\"\n",
+            up = upstream.host(),
+            tls = secured.host()
+        ),
+    );
+    let refused = TestEnv::new().pull(&[
+        "--hosts-dir",
+        bare.to_str().unwrap(),
+        &upstream.reference("team/app", "1.0"),
+    ]);
+    assert_mentions(&failure(&refused), &["not found"]);
+
+    // docker's certs.d files for the registry itself.
+    let docker = env.path("docker.d");
+    let own = docker.join(secured.host());
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::copy(&ca, own.join("ca.crt")).unwrap();
+    std::fs::copy(&cert, own.join("client.cert")).unwrap();
+    std::fs::copy(&key, own.join("client.key")).unwrap();
+    let direct = TestEnv::new();
+    success(&direct.pull(&[
+        "--hosts-dir",
+        docker.to_str().unwrap(),
+        &secured.reference("team/app", "1.0"),
+    ]));
+}
+
+#[test]
+fn override_path_puts_the_api_root_where_the_entry_says() {
+    let upstream = Registry::plain();
+    upstream.push(&image(), "team/app", "1.0");
+    // The proxy forwards paths unchanged, so the registry behind it
+    // answers 404 under /cache and the pull falls back to the server.
+    let mirror = FaultProxy::for_registry(&upstream);
+    let env = TestEnv::new();
+    let hosts = env.path("certs.d");
+    hosts_toml(
+        &hosts,
+        &upstream.host(),
+        &format!(
+            "server = \"http://{}\"\n[host.\"http://{}/cache\"]\n  override_path = true\n",
+            upstream.host(),
+            mirror.host()
+        ),
+    );
+    success(&env.pull(&[
+        "--hosts-dir",
+        hosts.to_str().unwrap(),
+        &upstream.reference("team/app", "1.0"),
+    ]));
+    let log = mirror.request_log();
+    assert!(
+        log.iter()
+            .any(|r| r.contains(" /cache/team/app/manifests/1.0?ns=")),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|r| r.contains("/v2/")), "{log:?}");
+}

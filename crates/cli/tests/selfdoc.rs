@@ -7,8 +7,20 @@ use hoist_testkit::{Compression, Format, Registry, simple_image};
 use crate::util::{TestEnv, host_platform, success};
 
 const COMMANDS: [&str; 14] = [
-    "pull", "images", "content", "snapshots", "rootfs", "gc", "check", "leases", "login",
-    "logout", "export", "import", "completions", "man",
+    "pull",
+    "images",
+    "content",
+    "snapshots",
+    "rootfs",
+    "gc",
+    "check",
+    "leases",
+    "login",
+    "logout",
+    "export",
+    "import",
+    "completions",
+    "man",
 ];
 
 #[test]
@@ -82,7 +94,10 @@ fn the_config_file_gives_flags_their_defaults_and_flags_win() {
         .args(["pull", "--plain-http", &reference]);
     let pulled = success(&command.output().unwrap());
     assert!(pulled.contains("unpacked native"), "{pulled}");
-    assert!(root.join("metadata.db").exists(), "the config's root was used");
+    assert!(
+        root.join("metadata.db").exists(),
+        "the config's root was used"
+    );
 
     // A flag beats the config.
     let mut command = std::process::Command::new(crate::util::HOIST);
@@ -91,7 +106,13 @@ fn the_config_file_gives_flags_their_defaults_and_flags_win() {
         .env("HOIST_CONFIG", &config)
         .args(["--root"])
         .arg(env.root())
-        .args(["pull", "--plain-http", "--snapshotter", "overlay", &reference]);
+        .args([
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            "overlay",
+            &reference,
+        ]);
     let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("unpacked native"), "{stdout}");

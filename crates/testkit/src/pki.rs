@@ -9,11 +9,15 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 
-/// A generated CA and a leaf for 127.0.0.1 and localhost that it signed.
+/// A generated CA, a server leaf for 127.0.0.1 and localhost that it
+/// signed, and a client leaf it signed too (for registries that require
+/// client certificates).
 pub(crate) struct ServerTls {
     pub(crate) ca_pem: String,
     pub(crate) cert_pem: String,
     pub(crate) key_pem: String,
+    pub(crate) client_cert_pem: String,
+    pub(crate) client_key_pem: String,
 }
 
 pub(crate) fn server_tls() -> ServerTls {
@@ -41,10 +45,22 @@ pub(crate) fn server_tls() -> ServerTls {
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = leaf.signed_by(&leaf_key, &ca).expect("sign leaf");
 
+    let client_key = KeyPair::generate().expect("generate client key");
+    let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "hoist-testkit client");
+    client.is_ca = IsCa::NoCa;
+    client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &ca).expect("sign client");
+
     ServerTls {
         ca_pem: ca.pem(),
         cert_pem: cert.pem(),
         key_pem: leaf_key.serialize_pem(),
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: client_key.serialize_pem(),
     }
 }
 

@@ -73,6 +73,9 @@ pub struct RegistryConfig {
     /// (distribution's `proxy: remoteurl:`). Debian's distribution 2.8
     /// serves Docker v2s2 manifests this way, not OCI ones.
     pub proxy_remote_url: Option<String>,
+    /// With `tls`: require a client certificate signed by the registry's CA
+    /// ([`Registry::client_cert_path`], [`Registry::client_key_path`]).
+    pub client_auth: bool,
 }
 
 /// What [`Registry::push`] pushed.
@@ -98,6 +101,11 @@ pub struct Pushed {
 struct Tls {
     ca_pem: String,
     ca_path: PathBuf,
+    /// The client certificate and key (PEM, concatenated) the registry
+    /// requires, when it requires one.
+    client_identity: Option<String>,
+    client_cert_path: PathBuf,
+    client_key_path: PathBuf,
 }
 
 /// A running `docker-registry`. Killed (and waited for) on drop, together
@@ -228,14 +236,27 @@ impl Registry {
             std::fs::write(&cert, &material.cert_pem).expect("write cert");
             std::fs::write(&key, &material.key_pem).expect("write key");
             std::fs::write(&ca_path, &material.ca_pem).expect("write ca");
+            let client_cert_path = dir.path().join("client.cert");
+            let client_key_path = dir.path().join("client.key");
+            std::fs::write(&client_cert_path, &material.client_cert_pem)
+                .expect("write client cert");
+            std::fs::write(&client_key_path, &material.client_key_pem).expect("write client key");
             tls_yaml = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 yaml_str(&cert),
                 yaml_str(&key)
             );
+            if config.client_auth {
+                tls_yaml.push_str(&format!("    clientcas:\n      - {}\n", yaml_str(&ca_path)));
+            }
             tls = Some(Tls {
                 ca_pem: material.ca_pem,
                 ca_path,
+                client_identity: config
+                    .client_auth
+                    .then(|| format!("{}\n{}", material.client_cert_pem, material.client_key_pem)),
+                client_cert_path,
+                client_key_path,
             });
         }
 
@@ -260,7 +281,10 @@ impl Registry {
                 proxy_yaml = config
                     .proxy_remote_url
                     .as_deref()
-                    .map(|url| format!("proxy:\n  remoteurl: {}\n", serde_json::to_string(url).expect("json string")))
+                    .map(|url| format!(
+                        "proxy:\n  remoteurl: {}\n",
+                        serde_json::to_string(url).expect("json string")
+                    ))
                     .unwrap_or_default(),
                 storage = yaml_str(&storage),
             );
@@ -280,7 +304,10 @@ impl Registry {
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {REGISTRY_BINARY}: {e}"));
             let scheme = if tls.is_some() { "https" } else { "http" };
-            let client = http_client(tls.as_ref().map(|t| t.ca_pem.as_str()));
+            let client = http_client(
+                tls.as_ref().map(|t| t.ca_pem.as_str()),
+                tls.as_ref().and_then(|t| t.client_identity.as_deref()),
+            );
             match wait_ready(
                 &mut child,
                 &client,
@@ -386,7 +413,30 @@ impl Registry {
     /// not use proxies, and follows no redirects. Use it off async runtimes
     /// (or inside `spawn_blocking`).
     pub fn client(&self) -> Client {
-        http_client(self.ca_cert_pem())
+        http_client(
+            self.ca_cert_pem(),
+            self.tls.as_ref().and_then(|t| t.client_identity.as_deref()),
+        )
+    }
+
+    /// An HTTPS registry that requires a client certificate signed by its
+    /// CA ([`Registry::client_cert_path`], [`Registry::client_key_path`]).
+    pub fn mutual_tls() -> Registry {
+        Registry::start(RegistryConfig {
+            tls: true,
+            client_auth: true,
+            ..RegistryConfig::default()
+        })
+    }
+
+    /// The client certificate (PEM) a TLS registry's CA signed.
+    pub fn client_cert_path(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.client_cert_path.as_path())
+    }
+
+    /// The client certificate's key (PEM).
+    pub fn client_key_path(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.client_key_path.as_path())
     }
 
     /// An `Authorization` header value for `repository` with `actions`
@@ -533,11 +583,16 @@ impl Registry {
 }
 
 /// A blocking client trusting `ca_pem`, without proxies or redirects.
-fn http_client(ca_pem: Option<&str>) -> Client {
+fn http_client(ca_pem: Option<&str>, identity_pem: Option<&str>) -> Client {
     let mut builder = Client::builder()
+        .use_rustls_tls()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30));
+    if let Some(pem) = identity_pem {
+        builder =
+            builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("client identity"));
+    }
     if let Some(ca_pem) = ca_pem {
         builder = builder.add_root_certificate(
             reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA certificate"),
