@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 
-use hoist_testkit::{Compression, Format, Image, Registry, layer, simple_index};
+use hoist_testkit::{Compression, FaultProxy, Format, Image, Registry, layer, simple_index};
 
 use crate::util::{
     TestEnv, big_image, big_layer, child, digests_of, files_under, host_platform, success,
@@ -29,12 +29,12 @@ fn wait_all(children: Vec<Child>) {
     }
 }
 
-/// The store holds exactly `expected`, one regular file per digest under
-/// `content/blobs/sha256` and nothing else, all verified, no ingests.
+/// The store holds exactly `expected` under `content/blobs/sha256` and
+/// nothing else, all verified.
 #[track_caller]
-fn assert_each_blob_once(env: &TestEnv, expected: &BTreeSet<String>) {
+fn assert_stored_exactly(env: &TestEnv, expected: &BTreeSet<String>) {
     let files = files_under(&env.root().join("content").join("blobs"));
-    let names: Vec<String> = files
+    let names: BTreeSet<String> = files
         .iter()
         .map(|f| {
             let relative = f
@@ -43,9 +43,7 @@ fn assert_each_blob_once(env: &TestEnv, expected: &BTreeSet<String>) {
             relative.to_str().unwrap().replace('/', ":")
         })
         .collect();
-    let unique: BTreeSet<String> = names.iter().cloned().collect();
-    assert_eq!(names.len(), unique.len(), "duplicate files: {names:?}");
-    assert_eq!(&unique, expected);
+    assert_eq!(&names, expected);
     env.assert_store_verified();
 }
 
@@ -53,19 +51,31 @@ fn assert_each_blob_once(env: &TestEnv, expected: &BTreeSet<String>) {
 fn two_concurrent_pulls_of_one_image_both_succeed_and_store_each_blob_once() {
     let registry = Registry::plain();
     let image = big_image(10, 3 << 20);
-    let pushed = registry.push(&image, "app", "1.0");
+    registry.push(&image, "app", "1.0");
+    // Counted at a proxy: the two processes fetch each blob once between
+    // them (the ingest lock makes the second wait and find it stored).
+    let proxy = FaultProxy::for_registry(&registry);
+    let reference = format!("{}/app:1.0", proxy.host());
     let env = TestEnv::new();
     // Create the store first, so both processes open an existing root...
     success(&env.run(&["images", "ls"]));
 
     let children = vec![
-        spawn_pull(&env, &[&pushed.reference]),
-        spawn_pull(&env, &[&pushed.reference]),
+        spawn_pull(&env, &[&reference]),
+        spawn_pull(&env, &[&reference]),
     ];
     wait_all(children);
 
-    assert_each_blob_once(&env, &digests_of(&image));
-    assert_eq!(env.image_names(), vec![pushed.reference]);
+    assert_stored_exactly(&env, &digests_of(&image));
+    assert_eq!(env.image_names(), vec![reference]);
+    let log = proxy.request_log();
+    for (digest, _) in image.blobs().iter().skip(1) {
+        let gets = log
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains(&format!("/blobs/{digest}")))
+            .count();
+        assert_eq!(gets, 1, "{digest} fetched {gets} times: {log:?}");
+    }
 }
 
 #[test]
@@ -82,7 +92,7 @@ fn two_concurrent_pulls_into_a_fresh_root_both_succeed() {
     ];
     wait_all(children);
 
-    assert_each_blob_once(&env, &digests_of(&image));
+    assert_stored_exactly(&env, &digests_of(&image));
     let names: BTreeSet<String> = env.image_names().into_iter().collect();
     assert_eq!(
         names,
@@ -127,7 +137,7 @@ fn concurrent_pulls_of_images_sharing_blobs_store_the_union_once() {
     let mut expected = digests_of(&index);
     expected.extend(digests_of(&sharing_a));
     expected.extend(digests_of(&sharing_b));
-    assert_each_blob_once(&env, &expected);
+    assert_stored_exactly(&env, &expected);
     let names: BTreeSet<String> = env.image_names().into_iter().collect();
     assert_eq!(
         names,

@@ -209,7 +209,9 @@ impl Config {
             message,
         };
         if self.max_concurrent_downloads == 0 {
-            return Err(invalid("max_concurrent_downloads must be at least 1".into()));
+            return Err(invalid(
+                "max_concurrent_downloads must be at least 1".into(),
+            ));
         }
         if self.max_concurrent_unpacks == 0 {
             return Err(invalid("max_concurrent_unpacks must be at least 1".into()));
@@ -329,8 +331,14 @@ mod tests {
         .unwrap();
         assert_eq!(config.max_concurrent_downloads, 5);
         assert_eq!(config.image_pull_progress_timeout, Duration::from_secs(30));
-        assert_eq!(config.snapshotter_for(Some("kata")).as_deref(), Some("overlay"));
-        assert_eq!(config.snapshotter_for(Some("runc")).as_deref(), Some("native"));
+        assert_eq!(
+            config.snapshotter_for(Some("kata")).as_deref(),
+            Some("overlay")
+        );
+        assert_eq!(
+            config.snapshotter_for(Some("runc")).as_deref(),
+            Some("native")
+        );
         assert_eq!(config.snapshotter_for(None).as_deref(), Some("native"));
         assert_eq!(config.gc.pause_threshold, 0.5);
     }

@@ -47,8 +47,7 @@ async fn run(
         while triggers.try_recv().is_ok() {}
         let engine = engine.clone();
         let began = Instant::now();
-        let report =
-            tokio::task::spawn_blocking(move || engine.gc(GcOptions::default())).await;
+        let report = tokio::task::spawn_blocking(move || engine.gc(GcOptions::default())).await;
         let took = began.elapsed();
         match report {
             Ok(Ok(report)) => {
@@ -85,7 +84,10 @@ mod tests {
     fn pause_share_bounds_the_rate() {
         // 20 ms at 2 % means one collection per second: 980 ms between.
         let gap = pause_gap(Duration::from_millis(20), 0.02);
-        assert!(gap.abs_diff(Duration::from_millis(980)) < Duration::from_micros(10), "{gap:?}");
+        assert!(
+            gap.abs_diff(Duration::from_millis(980)) < Duration::from_micros(10),
+            "{gap:?}"
+        );
         assert_eq!(pause_gap(Duration::from_millis(20), 1.0), Duration::ZERO);
     }
 }

@@ -6,13 +6,13 @@
 //! speaks both, on one shared [`hoist_engine::Engine`] and the same store
 //! that `hoist` CLI processes use at the same time.
 //!
-//! - [`service`]: what every front end calls: a pull with the daemon's
+//! - [`service`] is what every front end calls: a pull with the daemon's
 //!   defaults, its progress timeout and its metrics, and the GC scheduler.
-//! - [`cri`]: the CRI `runtime.v1.ImageService`.
-//! - [`docker`]: the Docker Engine image API.
-//! - [`metrics`]: the Prometheus registry and `/metrics`.
-//! - [`config`]: `/etc/hoist/config.toml`.
-//! - [`socket`]: unix sockets created atomically, stale ones replaced.
+//! - [`cri`] serves the CRI `runtime.v1.ImageService`.
+//! - [`docker`] serves the Docker Engine image API.
+//! - [`metrics`] holds the Prometheus registry and serves `/metrics`.
+//! - [`config`] reads `/etc/hoist/config.toml`.
+//! - [`socket`] binds unix sockets atomically, replacing stale ones.
 #![deny(missing_docs)]
 
 pub mod config;

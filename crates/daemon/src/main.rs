@@ -93,10 +93,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
             },
             max_concurrent_downloads: config.max_concurrent_downloads,
             max_concurrent_unpacks: config.max_concurrent_unpacks,
-            ..EngineOptions::default()
         },
     )
     .with_context(|| format!("opening {}", config.root.display()))?;
+    // Opening a snapshotter probes the kernel (a test overlay mount); do it
+    // now rather than inside the first pull.
+    for name in config
+        .runtime_handlers
+        .values()
+        .map(|h| Some(h.snapshotter.as_str()))
+        .chain([config.snapshotter.as_deref()])
+    {
+        let engine = engine.clone();
+        let label = name.unwrap_or("default").to_string();
+        let name = name.map(str::to_string);
+        tokio::task::spawn_blocking(move || engine.snapshotter(name.as_deref()))
+            .await?
+            .with_context(|| format!("opening the {label} snapshotter"))?;
+    }
 
     let (stop, stopping) = watch::channel(false);
     let metrics = Metrics::new();
@@ -161,7 +175,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tracing::warn!(%error, "server ended with an error");
         }
     }
-    for path in [&config.cri_socket, &config.docker_socket].into_iter().flatten() {
+    for path in [&config.cri_socket, &config.docker_socket]
+        .into_iter()
+        .flatten()
+    {
         let _ = std::fs::remove_file(path);
     }
     outcome

@@ -70,11 +70,7 @@ impl Metrics {
         for outcome in ["success", "failure"] {
             let _ = pulls.get_or_create(&OutcomeLabels { outcome });
         }
-        registry.register(
-            "hoist_image_pulls",
-            "Image pulls by outcome",
-            pulls.clone(),
-        );
+        registry.register("hoist_image_pulls", "Image pulls by outcome", pulls.clone());
         let in_progress = Gauge::default();
         registry.register(
             "hoist_image_pulls_in_progress",

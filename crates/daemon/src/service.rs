@@ -195,17 +195,23 @@ impl Service {
         let timeout = config.image_pull_progress_timeout;
         let mut shutdown = self.inner.shutdown.clone();
         let mut last_progress = tokio::time::Instant::now();
+        let mut waiting_on_network = WaitingOnNetwork::default();
         let result = loop {
             let stall = tokio::time::sleep_until(last_progress + timeout);
+            // Only the network can stall a pull: the clock runs while a
+            // reference resolves or a blob is being received, not while
+            // blobs queue for a download slot or layers unpack.
+            let armed = !timeout.is_zero() && waiting_on_network.any();
             tokio::select! {
                 result = &mut pull => break result,
                 Some(event) = received.recv() => {
                     last_progress = tokio::time::Instant::now();
+                    waiting_on_network.track(&event);
                     if let Some(forward) = &forward {
                         let _ = forward.send(event);
                     }
                 }
-                () = stall, if !timeout.is_zero() => {
+                () = stall, if armed => {
                     tracing::warn!(reference = %name, ?timeout, "pull made no progress; cancelling");
                     return Err(PullError::Stalled { reference: name, timeout });
                 }
@@ -233,5 +239,64 @@ impl Service {
         }
         guard.succeeded();
         Ok(pulled)
+    }
+}
+
+/// What a pull is waiting on the network for, read from its events: the
+/// progress timeout only runs while it waits.
+#[derive(Debug, Default)]
+struct WaitingOnNetwork {
+    resolving: bool,
+    receiving: std::collections::HashSet<hoist_engine::Digest>,
+}
+
+impl WaitingOnNetwork {
+    fn track(&mut self, event: &Event) {
+        match event {
+            Event::Resolving { .. } => self.resolving = true,
+            Event::Resolved { .. } => self.resolving = false,
+            Event::Fetching { digest, .. } | Event::Downloading { digest, .. } => {
+                self.receiving.insert(digest.clone());
+            }
+            Event::Verifying { digest, .. }
+            | Event::Done { digest, .. }
+            | Event::AlreadyExists { digest, .. } => {
+                self.receiving.remove(digest);
+            }
+            _ => {}
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.resolving || !self.receiving.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_runs_only_while_the_network_is_awaited() {
+        let digest =
+            hoist_oci::digest::parse_digest(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let mut waiting = WaitingOnNetwork::default();
+        assert!(!waiting.any());
+        waiting.track(&Event::Resolving {
+            reference: "r".into(),
+        });
+        assert!(waiting.any());
+        waiting.track(&Event::Fetching {
+            digest: digest.clone(),
+            kind: hoist_engine::BlobKind::Layer,
+            host: "h".into(),
+        });
+        assert!(waiting.any());
+        waiting.track(&Event::Done {
+            digest,
+            kind: hoist_engine::BlobKind::Layer,
+            size: 1,
+        });
+        assert!(waiting.any(), "still resolving");
     }
 }

@@ -103,7 +103,11 @@ fn sigterm_cancels_a_running_pull_and_leaves_a_clean_store_without_leases() {
     );
     // What the cancelled pull stored is kept: the CLI completes the pull.
     proxy.set_fault(Fault::None);
-    let pulled = hoist(&["pull", "--plain-http", &format!("{}/slow/app:v1", proxy.host())]);
+    let pulled = hoist(&[
+        "pull",
+        "--plain-http",
+        &format!("{}/slow/app:v1", proxy.host()),
+    ]);
     assert!(
         pulled.status.success(),
         "{}",
@@ -200,12 +204,19 @@ fn discarded_layers_are_collected_right_after_the_pull() {
     assert_eq!(status, 200, "{stream}");
     assert!(stream.contains("Downloaded newer image"), "{stream}");
     let layers: Vec<String> = image.layers().iter().map(|l| l.digest.clone()).collect();
-    wait_for(Duration::from_secs(20), "the GC scheduler to free the layers", || {
-        let stored = stored_blobs(&daemon);
-        layers.iter().all(|l| !stored.contains(l))
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "the GC scheduler to free the layers",
+        || {
+            let stored = stored_blobs(&daemon);
+            layers.iter().all(|l| !stored.contains(l))
+        },
+    );
     let stored = stored_blobs(&daemon);
-    assert!(stored.contains(&image.manifest_digest()), "the manifest stays");
+    assert!(
+        stored.contains(&image.manifest_digest()),
+        "the manifest stays"
+    );
     assert!(
         stored.contains(&image.config_digest().unwrap().to_string()),
         "the config stays"
@@ -235,16 +246,25 @@ fn metrics_count_the_pulls_and_bytes_that_happened() {
         assert_eq!(status, 200, "{stream}");
     }
     let (status, missing) = docker_pull(&daemon, &repository, "no-such-tag");
-    assert!(status != 200 || missing.contains("errorDetail"), "{missing}");
+    assert!(
+        status != 200 || missing.contains("errorDetail"),
+        "{missing}"
+    );
 
     let scrape = daemon.scrape();
     // Every sample line is `series value`, every other line a comment.
-    for line in scrape.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').expect("series and value");
         assert!(!series.is_empty(), "{line}");
         assert!(value.parse::<f64>().is_ok(), "{line}");
     }
-    assert!(scrape.trim_end().ends_with("# EOF"), "OpenMetrics ends with EOF");
+    assert!(
+        scrape.trim_end().ends_with("# EOF"),
+        "OpenMetrics ends with EOF"
+    );
     assert_eq!(
         sample(&scrape, "hoist_image_pulls_total{outcome=\"success\"}"),
         Some(2.0)
@@ -257,7 +277,10 @@ fn metrics_count_the_pulls_and_bytes_that_happened() {
     // The first pull fetched every blob, the second none.
     let fetched = sample(
         &scrape,
-        &format!("hoist_registry_fetched_bytes_total{{host=\"{}\"}}", registry.host()),
+        &format!(
+            "hoist_registry_fetched_bytes_total{{host=\"{}\"}}",
+            registry.host()
+        ),
     )
     .unwrap();
     let blob_bytes: u64 = image.blobs().iter().map(|(_, b)| b.len() as u64).sum();
@@ -287,7 +310,11 @@ fn the_cli_and_the_daemon_share_one_store() {
         ])
         .output()
         .expect("run hoist");
-    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
     let result = String::from_utf8_lossy(&pulled.stdout);
     assert!(result.contains("\"downloaded\":0"), "{result}");
     let (status, listed) = daemon.docker_api("GET", "/v1.41/images/json", "");

@@ -2,4 +2,7 @@
 //! gRPC client generated from the official proto, Prometheus scrapes, and
 //! the library API alone. One test binary; each topic is a module.
 
+mod cri;
+mod daemon;
+mod docker;
 mod util;

@@ -27,6 +27,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Db {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// How many migrations this open applied (0 when the schema was
+    /// current), so that "migrated once" can be checked.
+    migrated: u32,
 }
 
 impl fmt::Debug for Db {
@@ -54,16 +57,22 @@ impl Db {
         };
         let mut conn = Connection::open(path).map_err(open_error)?;
         configure(&conn).map_err(open_error)?;
-        migrate(&mut conn)?;
+        let migrated = migrate(&mut conn)?;
         Ok(Db {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            migrated,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many schema migrations this open applied.
+    pub fn migrations_applied(&self) -> u32 {
+        self.migrated
     }
 
     /// The schema version recorded in the file (`PRAGMA user_version`).
@@ -139,7 +148,8 @@ fn user_version(conn: &Connection) -> Result<u32> {
     Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+/// Brings the schema up to date; returns how many migrations it applied.
+fn migrate(conn: &mut Connection) -> Result<u32> {
     let supported = u32::try_from(MIGRATIONS.len()).expect("few migrations");
     let check = |found: u32| {
         if found > supported {
@@ -150,7 +160,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     };
     // Most opens find the schema current; skip the write lock for them.
     if check(user_version(conn)?)? == supported {
-        return Ok(());
+        return Ok(0);
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Another process may have migrated while we waited for the lock.
@@ -161,7 +171,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     tx.pragma_update(None, "user_version", supported)?;
     tx.commit()?;
-    Ok(())
+    Ok(supported - found)
 }
 
 pub(crate) fn now() -> SystemTime {

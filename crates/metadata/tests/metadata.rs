@@ -397,21 +397,24 @@ fn concurrent_first_opens_migrate_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metadata.db");
     let barrier = Barrier::new(4);
-    let versions: Vec<u32> = std::thread::scope(|s| {
+    let opened: Vec<(u32, u32)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    Db::open(&path).unwrap().schema_version().unwrap()
+                    let db = Db::open(&path).unwrap();
+                    (db.schema_version().unwrap(), db.migrations_applied())
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(
-        versions.iter().all(|v| *v == versions[0] && *v >= 1),
-        "{versions:?}"
-    );
+    let version = opened[0].0;
+    assert!(version >= 1 && opened.iter().all(|(v, _)| *v == version), "{opened:?}");
+    // Every migration ran exactly once among the four opens.
+    let applied: u32 = opened.iter().map(|(_, n)| n).sum();
+    assert_eq!(applied, version, "{opened:?}");
+    assert_eq!(Db::open(&path).unwrap().migrations_applied(), 0);
 }
 
 #[test]

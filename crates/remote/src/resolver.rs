@@ -125,7 +125,7 @@ pub(crate) enum Object {
 
 pub(crate) fn parse_object(object: &str) -> Result<Object> {
     if object.contains(':') {
-        let d = Digest::try_from(object)
+        let d = hoist_oci::digest::parse_digest(object)
             .map_err(|e| Error::InvalidArgument(format!("invalid digest {object:?}: {e}")))?;
         return Ok(Object::Digest(d));
     }
@@ -732,7 +732,9 @@ fn descriptor_from_head(headers: &HeaderMap, object: &Object) -> Result<Option<D
             }
             want.clone()
         }
-        Object::Tag => Digest::try_from(claimed).map_err(|e| {
+        // The project's own parser, which knows what a digest of each
+        // algorithm must look like (oci-spec's accepts more).
+        Object::Tag => hoist_oci::digest::parse_digest(claimed).map_err(|e| {
             Error::InvalidResponse(format!("invalid Docker-Content-Digest {claimed:?}: {e}"))
         })?,
     };
@@ -751,7 +753,7 @@ fn descriptor_from_body(
     header_type: Option<String>,
 ) -> Result<Descriptor> {
     let claimed = match header_digest {
-        Some(h) => Some(Digest::try_from(h).map_err(|e| {
+        Some(h) => Some(hoist_oci::digest::parse_digest(h).map_err(|e| {
             Error::InvalidResponse(format!("invalid Docker-Content-Digest {h:?}: {e}"))
         })?),
         None => None,
@@ -878,6 +880,22 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn a_malformed_docker_content_digest_is_refused() {
+        for claimed in ["sha256:abc", "sha256:ZZ", "md5:d41d8cd98f00b204e9800998ecf8427e"] {
+            let lying = headers(&[
+                ("docker-content-digest", claimed),
+                ("content-type", "application/vnd.oci.image.manifest.v1+json"),
+                ("content-length", "0"),
+            ]);
+            let err = descriptor_from_head(&lying, &parse_object("latest").unwrap()).unwrap_err();
+            assert!(matches!(err, Error::InvalidResponse(_)), "{claimed}: {err}");
+            let err = descriptor_from_body(b"{}", &parse_object("latest").unwrap(), Some(claimed), None)
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidResponse(_)), "{claimed}: {err}");
+        }
     }
 
     #[test]

@@ -63,6 +63,16 @@ pub enum Fault {
         /// The body's rate; 0 is taken as 1.
         bytes_per_second: u64,
     },
+    /// Send only the first `after` bytes of every successful `GET
+    /// /v2/…/blobs/<digest>` response body (with the upstream's
+    /// `Content-Length`), then send nothing more while keeping the
+    /// connection open, until the client gives up: a registry that hangs
+    /// mid-blob. A body no longer than `after` passes whole. When each stall
+    /// began is in [`FaultProxy::stalls`].
+    StallBlobs {
+        /// Bytes sent before the stall.
+        after: usize,
+    },
 }
 
 struct Shared {
@@ -72,6 +82,7 @@ struct Shared {
     requests: AtomicUsize,
     log: Mutex<Vec<String>>,
     base_url: Mutex<String>,
+    stalls: Mutex<Vec<std::time::SystemTime>>,
 }
 
 /// A running fault-injecting reverse proxy. Stops on drop.
@@ -108,6 +119,7 @@ impl FaultProxy {
             requests: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
             base_url: Mutex::new(String::new()),
+            stalls: Mutex::new(Vec::new()),
         });
         let router = Router::new().fallback(forward).with_state(shared.clone());
         let server = Background::serve("proxy", router);
@@ -144,6 +156,13 @@ impl FaultProxy {
     /// when it had a `Range` header.
     pub fn request_log(&self) -> Vec<String> {
         self.shared.log.lock().expect("log lock").clone()
+    }
+
+    /// When each blob body stalled under [`Fault::StallBlobs`] (the moment
+    /// its last byte before the stall was handed to the connection), in
+    /// wall-clock time so another process's timestamps compare with it.
+    pub fn stalls(&self) -> Vec<std::time::SystemTime> {
+        self.shared.stalls.lock().expect("stalls lock").clone()
     }
 }
 
@@ -282,6 +301,9 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             );
             Body::from_stream(cut)
         }
+        Fault::StallBlobs { after } if blob_get && success => {
+            Body::from_stream(stall_after(upstream.bytes_stream(), after, shared.clone()))
+        }
         Fault::Throttle { bytes_per_second } if blob_get && success => {
             Body::from_stream(throttle(upstream.bytes_stream(), bytes_per_second.max(1)))
         }
@@ -323,6 +345,58 @@ where
             let due = std::time::Duration::from_secs_f64(sent as f64 / rate as f64);
             tokio::time::sleep_until(start + due).await;
             Some((Ok(piece), (stream, pending, sent)))
+        },
+    )
+}
+
+/// `stream` cut after `after` bytes, then silent forever (the connection
+/// stays open until the client drops it); records when the silence began.
+/// A body no longer than `after` passes whole.
+fn stall_after<S>(
+    stream: S,
+    after: usize,
+    shared: Arc<Shared>,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
+where
+    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
+{
+    // State: (upstream stream, bytes still to send, bytes were held back).
+    futures_util::stream::unfold(
+        (stream, after, false),
+        move |(mut stream, left, held_back)| {
+            let shared = shared.clone();
+            async move {
+                let stall = held_back
+                    || (left == 0
+                        && match stream.next().await {
+                            Some(Ok(_)) => true,
+                            Some(Err(e)) => {
+                                let error = std::io::Error::other(e);
+                                return Some((Err(error), (stream, 0, false)));
+                            }
+                            None => false,
+                        });
+                if stall {
+                    shared
+                        .stalls
+                        .lock()
+                        .expect("stalls lock")
+                        .push(std::time::SystemTime::now());
+                    std::future::pending::<()>().await;
+                }
+                if left == 0 {
+                    return None;
+                }
+                match stream.next().await {
+                    Some(Ok(chunk)) => {
+                        let take = chunk.len().min(left);
+                        let held_back = take < chunk.len();
+                        Some((Ok(chunk.slice(..take)), (stream, left - take, held_back)))
+                    }
+                    Some(Err(e)) => Some((Err(std::io::Error::other(e)), (stream, 0, false))),
+                    None => None,
+                }
+            }
         },
     )
 }
