@@ -24,7 +24,6 @@ use hoist_oci::manifest::{self, Children};
 
 use crate::gc::{Node, label_edges, remove_snapshots, snapshot_dirs, snapshot_id};
 use crate::lock::RootLock;
-use crate::pull::MAX_MANIFEST_SIZE;
 use crate::{Engine, Error, Result, labels};
 
 /// One thing wrong with the store.
@@ -490,10 +489,10 @@ impl Engine {
         let Some(info) = self.content.info(digest)? else {
             return Ok(None);
         };
-        if info.size > MAX_MANIFEST_SIZE || !starts_with_brace(self, digest) {
+        if info.size > self.max_manifest_size() || !starts_with_brace(self, digest) {
             return Ok(None);
         }
-        let body = match self.content.read_blob(digest, MAX_MANIFEST_SIZE) {
+        let body = match self.content.read_blob(digest, self.max_manifest_size()) {
             Ok(body) => body,
             Err(hoist_content::Error::DigestMismatch { .. }) => return Ok(None),
             Err(error) => return Err(error.into()),

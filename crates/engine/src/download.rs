@@ -17,7 +17,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::fetch::Session;
 use crate::progress::{BlobKind, Event};
-use crate::pull::MAX_MANIFEST_SIZE;
 use crate::{Error, Result};
 
 /// Progress for a blob is reported at most once per this many bytes, so a
@@ -145,11 +144,12 @@ impl Session<'_> {
             _ => BlobKind::Other,
         };
         if self.engine.content.contains(&digest) {
-            // Up to MAX_MANIFEST_SIZE read and hashed again: off the runtime.
+            // Up to the manifest bound read and hashed again: off the runtime.
             let store = self.engine.content.clone();
             let stored = digest.clone();
+            let limit = self.engine.max_manifest_size();
             let body = self
-                .blocking(move || store.read_blob(&stored, MAX_MANIFEST_SIZE))
+                .blocking(move || store.read_blob(&stored, limit))
                 .await??;
             self.progress.send(Event::AlreadyExists {
                 digest,

@@ -21,7 +21,7 @@ use hoist_remote::{Repository, Resolver};
 use crate::download::Pending;
 use crate::lease::Lease;
 use crate::progress::{BlobKind, Event, Progress};
-use crate::pull::{Fetched, MAX_MANIFEST_SIZE, PlatformSelection, PullOptions, platforms_of};
+use crate::pull::{Fetched, PlatformSelection, PullOptions, platforms_of};
 use crate::{Engine, Error, Result, labels};
 
 /// One pull's state: where from, how, and what it holds.
@@ -115,11 +115,12 @@ impl<'a> Session<'a> {
         };
         // A manifest is read and hashed: off the runtime.
         let store = self.engine.content.clone();
+        let limit = self.engine.max_manifest_size();
         self.blocking(move || -> Result<Option<Descriptor>> {
             let Some(info) = store.info(&digest)? else {
                 return Ok(None);
             };
-            let body = store.read_blob(&digest, MAX_MANIFEST_SIZE)?;
+            let body = store.read_blob(&digest, limit)?;
             Ok(manifest::detect_media_type(&body).map(|media_type| {
                 Descriptor::new(media_type.as_str().into(), info.size, digest.clone())
             }))

@@ -37,12 +37,7 @@ use crate::{Engine, Error, Result};
 
 use hoist_snapshot::NAMES as SNAPSHOTTERS;
 
-/// Label prefix of a GC edge to a blob (containerd's).
-pub(crate) const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
-/// Label prefix of a GC edge to a snapshot: `…snapshot.<snapshotter>`.
-pub(crate) const GC_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot.";
-/// Label marking a blob or snapshot as a GC root.
-pub(crate) const GC_ROOT: &str = "containerd.io/gc.root";
+use crate::labels::{GC_REF_CONTENT, GC_REF_SNAPSHOT, GC_ROOT};
 
 /// How to collect.
 #[derive(Debug, Clone)]

@@ -5,6 +5,17 @@
 /// parent does.
 pub(crate) const GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
 
+/// Prefix of a GC edge to a snapshot: `…snapshot.<snapshotter>`.
+pub(crate) const GC_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot.";
+
+/// Label marking a blob or snapshot as a GC root.
+pub(crate) const GC_ROOT: &str = "containerd.io/gc.root";
+
+/// The GC label key from a config to the top snapshot of `snapshotter`.
+pub(crate) fn snapshot_ref(snapshotter: &str) -> String {
+    format!("{GC_REF_SNAPSHOT}{snapshotter}")
+}
+
 /// Prefix of the label recording which repository a blob came from, per
 /// registry host: `containerd.io/distribution.source.<host>=<repository>`.
 pub(crate) const DISTRIBUTION_SOURCE: &str = "containerd.io/distribution.source";

@@ -46,9 +46,7 @@ use hoist_oci::{Descriptor, Digest, Digester, Platform, PlatformMatcher, Referen
 use crate::lease::Lease;
 use crate::lock::RootLock;
 use crate::progress::{BlobKind, Event, Progress};
-use crate::pull::{
-    Fetched, MAX_MANIFEST_SIZE, PlatformSelection, PullOptions, Pulled, platforms_of,
-};
+use crate::pull::{Fetched, PlatformSelection, PullOptions, Pulled, platforms_of};
 use crate::{Engine, Error, Result, labels};
 
 /// The annotation naming an image in a layout: a tag (`1.0`), as skopeo and
@@ -64,6 +62,9 @@ const LAYOUT_VERSION: &str = "1.0.0";
 
 /// `oci-layout` is a few bytes; anything bigger is not one.
 const MAX_LAYOUT_FILE_SIZE: u64 = 64 << 10;
+
+/// `index.json` is read whole; a layout's index is a list of descriptors.
+const MAX_INDEX_SIZE: u64 = 8 << 20;
 
 /// Copy progress is reported once per this many bytes...
 const PROGRESS_STEP: u64 = 1 << 20;
@@ -379,7 +380,7 @@ impl Engine {
             }
             let body = self
                 .content
-                .read_blob(descriptor.digest(), MAX_MANIFEST_SIZE)?;
+                .read_blob(descriptor.digest(), self.max_manifest_size())?;
             match manifest::children(&media_type, &body)? {
                 Children::Index(children) => {
                     let chosen = self.export_choice(name, &children, platforms)?;
@@ -872,7 +873,7 @@ impl Layout {
 
     /// The entries of `index.json`.
     fn index(&self) -> Result<Vec<Descriptor>> {
-        let Some(body) = self.read_small(INDEX_FILE, MAX_MANIFEST_SIZE)? else {
+        let Some(body) = self.read_small(INDEX_FILE, MAX_INDEX_SIZE)? else {
             return Err(self.error("it has no index.json"));
         };
         match manifest::children(media_type::OCI_INDEX, &body) {
@@ -1323,14 +1324,15 @@ impl Importer {
         walk: &mut Walk,
     ) -> Result<Vec<u8>> {
         let digest = descriptor.digest();
-        if descriptor.size() > MAX_MANIFEST_SIZE {
+        let limit = self.engine.max_manifest_size();
+        if descriptor.size() > limit {
             return Err(Error::InvalidBlob {
                 digest: digest.to_string(),
-                detail: format!("{kind} is larger than {MAX_MANIFEST_SIZE} bytes"),
+                detail: format!("{kind} is larger than {limit} bytes"),
             });
         }
         if self.engine.content.contains(digest) {
-            let body = self.engine.content.read_blob(digest, MAX_MANIFEST_SIZE)?;
+            let body = self.engine.content.read_blob(digest, limit)?;
             self.progress.send(Event::AlreadyExists {
                 digest: digest.clone(),
                 kind,

@@ -147,6 +147,11 @@ impl Engine {
         })
     }
 
+    /// The bound on manifests, indexes and configs read whole.
+    pub(crate) fn max_manifest_size(&self) -> u64 {
+        self.shared.max_manifest_size
+    }
+
     /// The root directory this engine manages.
     pub fn root(&self) -> &Path {
         &self.root

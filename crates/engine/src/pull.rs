@@ -49,9 +49,6 @@ use crate::lease::Lease;
 use crate::progress::{Event, Progress};
 use crate::{Engine, EngineOptions, Error, Result, labels};
 
-/// Manifests, indexes and configs are read whole; this bounds them.
-pub(crate) const MAX_MANIFEST_SIZE: u64 = 8 << 20;
-
 /// What every pull of one engine shares: the registry client (connection
 /// pools, token cache), the download and unpack limits, and the blobs being
 /// fetched right now, so that concurrent pulls in one process fetch each
@@ -61,6 +58,10 @@ pub(crate) struct Shared {
     pub(crate) downloads: Arc<Semaphore>,
     pub(crate) unpacks: Arc<Semaphore>,
     pub(crate) in_flight: InFlight,
+    /// Manifests, indexes and configs are read whole; this bounds them,
+    /// from the network and from the store alike
+    /// (`RegistryOptions::max_manifest_size`).
+    pub(crate) max_manifest_size: u64,
 }
 
 impl Shared {
@@ -70,6 +71,7 @@ impl Shared {
             downloads: Arc::new(Semaphore::new(options.max_concurrent_downloads.max(1))),
             unpacks: Arc::new(Semaphore::new(options.max_concurrent_unpacks.max(1))),
             in_flight: InFlight::default(),
+            max_manifest_size: options.registry.max_manifest_size,
         })
     }
 }

@@ -10,9 +10,8 @@ use hoist_oci::media_type::{self, Kind};
 use hoist_oci::{Descriptor, Platform, PlatformMatcher};
 use hoist_snapshot::{Kind as SnapshotKind, Labels, Mount, Snapshotter};
 
-use crate::gc::GC_ROOT;
+use crate::labels::GC_ROOT;
 use crate::lock::RootLock;
-use crate::pull::MAX_MANIFEST_SIZE;
 use crate::{Engine, Error, Result};
 
 use hoist_snapshot::NAMES as SNAPSHOTTERS;
@@ -149,7 +148,7 @@ impl Engine {
                 Kind::Index => {
                     let body = self
                         .content
-                        .read_blob(descriptor.digest(), MAX_MANIFEST_SIZE)?;
+                        .read_blob(descriptor.digest(), self.max_manifest_size())?;
                     if let Children::Index(children) = manifest::children(&media_type, &body)? {
                         stack.extend(children);
                     }

@@ -23,7 +23,7 @@ use hoist_oci::{Descriptor, Digest, sha256_digest};
 use hoist_snapshot::{Kind as SnapshotKind, Labels, Snapshotter};
 
 use crate::progress::{Event, Progress};
-use crate::{Engine, Error, Result};
+use crate::{Engine, Error, Result, labels};
 
 /// Snapshot label: the layer blob a snapshot was unpacked from (BuildKit's
 /// `SetBlob` mapping, so a later push or export can find the blob again).
@@ -80,7 +80,7 @@ impl Engine {
     ) -> Result<(Descriptor, Vec<Descriptor>)> {
         let body = self
             .content
-            .read_blob(manifest_descriptor.digest(), crate::pull::MAX_MANIFEST_SIZE)?;
+            .read_blob(manifest_descriptor.digest(), self.max_manifest_size())?;
         let Children::Manifest { config, layers } =
             manifest::children(manifest_descriptor.media_type().as_ref(), &body)?
         else {
@@ -100,7 +100,7 @@ impl Engine {
     ) -> Result<LayerChain> {
         let config_body = self
             .content
-            .read_blob(config.digest(), crate::pull::MAX_MANIFEST_SIZE)?;
+            .read_blob(config.digest(), self.max_manifest_size())?;
         let diff_ids = diff_ids_of(config.digest(), &config_body)?;
         if diff_ids.len() != layers.len() {
             return Err(Error::InvalidBlob {
@@ -155,7 +155,7 @@ impl Engine {
                 detail: "image has no layers to unpack".to_string(),
             })?;
         // containerd's GC edge from the config to the image's top snapshot.
-        let label = format!("containerd.io/gc.ref.snapshot.{}", snapshotter.name());
+        let label = labels::snapshot_ref(snapshotter.name());
         self.db.put_content(
             chain.config.digest(),
             chain.config.size(),

@@ -159,3 +159,41 @@ async fn each_pull_brings_its_own_credentials_to_one_shared_engine() {
         "{again}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifest_bound_is_one_setting_for_the_network_and_the_store() {
+    // A config of 9 MiB: over the default 8 MiB bound for bodies read whole.
+    let registry = Registry::plain();
+    let layers = simple_image(Format::Oci, Compression::Gzip, &host_platform())
+        .layers()
+        .to_vec();
+    let big = "x".repeat(9 << 20);
+    let image = hoist_testkit::Image::single_with_config(
+        Format::Oci,
+        &host_platform(),
+        layers,
+        serde_json::json!({"Labels": {"padding": big}}),
+    );
+    let pushed = registry.push(&image, "embed/bigconfig", "v1");
+
+    let dir = tempfile::tempdir().unwrap();
+    let default = Engine::open(dir.path().join("default")).unwrap();
+    let refused = default.pull(&pushed.reference, native()).await.unwrap_err();
+    assert!(refused.to_string().contains("large"), "{refused}");
+
+    // Raised once, it holds for fetching and for re-reading while unpacking.
+    let raised = Engine::open_with(
+        dir.path().join("raised"),
+        EngineOptions {
+            registry: RegistryOptions {
+                max_manifest_size: 16 << 20,
+                ..RegistryOptions::default()
+            },
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
+    let pulled = raised.pull(&pushed.reference, native()).await.unwrap();
+    assert_eq!(pulled.chain_ids.len(), 1);
+    assert!(raised.check(false).unwrap().problems.is_empty());
+}
