@@ -410,7 +410,10 @@ fn concurrent_first_opens_migrate_once() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let version = opened[0].0;
-    assert!(version >= 1 && opened.iter().all(|(v, _)| *v == version), "{opened:?}");
+    assert!(
+        version >= 1 && opened.iter().all(|(v, _)| *v == version),
+        "{opened:?}"
+    );
     // Every migration ran exactly once among the four opens.
     let applied: u32 = opened.iter().map(|(_, n)| n).sum();
     assert_eq!(applied, version, "{opened:?}");

@@ -884,7 +884,11 @@ mod tests {
 
     #[test]
     fn a_malformed_docker_content_digest_is_refused() {
-        for claimed in ["sha256:abc", "sha256:ZZ", "md5:d41d8cd98f00b204e9800998ecf8427e"] {
+        for claimed in [
+            "sha256:abc",
+            "sha256:ZZ",
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+        ] {
             let lying = headers(&[
                 ("docker-content-digest", claimed),
                 ("content-type", "application/vnd.oci.image.manifest.v1+json"),
@@ -892,8 +896,9 @@ mod tests {
             ]);
             let err = descriptor_from_head(&lying, &parse_object("latest").unwrap()).unwrap_err();
             assert!(matches!(err, Error::InvalidResponse(_)), "{claimed}: {err}");
-            let err = descriptor_from_body(b"{}", &parse_object("latest").unwrap(), Some(claimed), None)
-                .unwrap_err();
+            let err =
+                descriptor_from_body(b"{}", &parse_object("latest").unwrap(), Some(claimed), None)
+                    .unwrap_err();
             assert!(matches!(err, Error::InvalidResponse(_)), "{claimed}: {err}");
         }
     }
