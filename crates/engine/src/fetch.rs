@@ -189,23 +189,9 @@ impl<'a> Session<'a> {
         walk: &mut Walk,
     ) -> Result<Labels> {
         let selected = self.select_platforms(children)?;
-        let fetched = if self.options.all_metadata {
-            children
-        } else {
-            &selected[..]
-        };
-        let mut gc_labels = Labels::new();
-        for child in fetched {
-            // Numbered by position in the whole index, so pulling another
-            // platform later adds an edge instead of overwriting this one.
-            let i = children
-                .iter()
-                .position(|c| c.digest() == child.digest())
-                .unwrap_or_default();
-            gc_labels.insert(labels::manifest_ref(i), child.digest().to_string());
-            let wanted = wanted && selected.iter().any(|s| s.digest() == child.digest());
-            walk.queue.push((child.clone(), wanted));
-        }
+        let (gc_labels, queued) =
+            index_edges(children, &selected, self.options.all_metadata, wanted);
+        walk.queue.extend(queued);
         Ok(gc_labels)
     }
 
@@ -347,33 +333,12 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// Chooses the manifests of an index that match the platform selection:
-    /// the best match per requested platform, or all of them.
     fn select_platforms(&self, children: &[Descriptor]) -> Result<Vec<Descriptor>> {
-        let wanted = match &self.options.platforms {
-            PlatformSelection::All => return Ok(children.to_vec()),
-            PlatformSelection::Host => vec![Platform::host()],
-            PlatformSelection::Only(platforms) => platforms.clone(),
-        };
-        let mut chosen: Vec<Descriptor> = Vec::new();
-        for platform in &wanted {
-            let matcher = PlatformMatcher::only(platform.clone());
-            match matcher.best_match(children).first() {
-                Some(best) => {
-                    if !chosen.iter().any(|c| c.digest() == best.digest()) {
-                        chosen.push((*best).clone());
-                    }
-                }
-                None => {
-                    return Err(Error::NoMatchingPlatform {
-                        reference: self.reference.to_string(),
-                        wanted: platform.to_string(),
-                        available: platforms_of(children),
-                    });
-                }
-            }
-        }
-        Ok(chosen)
+        choose_platforms(
+            &self.options.platforms,
+            children,
+            &self.reference.to_string(),
+        )
     }
 
     /// Records a stored blob in the metadata store with where it came from
@@ -416,6 +381,62 @@ impl<'a> Session<'a> {
         self.blocking(move || lease.protect_blocking(&digest))
             .await?
     }
+}
+
+/// The manifests of an index that match `selection`: the best match per
+/// requested platform (containerd's ordering), or all of them. `name`
+/// names the image in the error when a platform has no match.
+pub(crate) fn choose_platforms(
+    selection: &PlatformSelection,
+    children: &[Descriptor],
+    name: &str,
+) -> Result<Vec<Descriptor>> {
+    let wanted = match selection {
+        PlatformSelection::All => return Ok(children.to_vec()),
+        PlatformSelection::Host => vec![Platform::host()],
+        PlatformSelection::Only(platforms) => platforms.clone(),
+    };
+    let mut chosen: Vec<Descriptor> = Vec::new();
+    for platform in &wanted {
+        let matcher = PlatformMatcher::only(platform.clone());
+        let Some(best) = matcher.best_match(children).first().map(|d| (*d).clone()) else {
+            return Err(Error::NoMatchingPlatform {
+                reference: name.to_string(),
+                wanted: platform.to_string(),
+                available: platforms_of(children),
+            });
+        };
+        if !chosen.iter().any(|c| c.digest() == best.digest()) {
+            chosen.push(best);
+        }
+    }
+    Ok(chosen)
+}
+
+/// An index's GC labels and the manifests to visit next, each with whether
+/// its layers are wanted: the `selected` ones (all of them with
+/// `all_metadata`, layers only for the selected). Edges are numbered by
+/// position in the whole index, so pulling another platform later adds an
+/// edge instead of overwriting one.
+pub(crate) fn index_edges(
+    children: &[Descriptor],
+    selected: &[Descriptor],
+    all_metadata: bool,
+    wanted: bool,
+) -> (Labels, Vec<(Descriptor, bool)>) {
+    let visited = if all_metadata { children } else { selected };
+    let mut gc_labels = Labels::new();
+    let mut queue = Vec::new();
+    for child in visited {
+        let i = children
+            .iter()
+            .position(|c| c.digest() == child.digest())
+            .unwrap_or_default();
+        gc_labels.insert(labels::manifest_ref(i), child.digest().to_string());
+        let wanted = wanted && selected.iter().any(|s| s.digest() == child.digest());
+        queue.push((child.clone(), wanted));
+    }
+    (gc_labels, queue)
 }
 
 /// The image labels an OCI 1.1 manifest carries: its `artifactType` and

@@ -41,12 +41,12 @@ use hoist_content::Expected;
 use hoist_metadata::Labels;
 use hoist_oci::manifest::{self, Children};
 use hoist_oci::media_type::{self, Kind};
-use hoist_oci::{Descriptor, Digest, Digester, Platform, PlatformMatcher, Reference};
+use hoist_oci::{Descriptor, Digest, Digester, Platform, Reference};
 
 use crate::lease::Lease;
 use crate::lock::RootLock;
 use crate::progress::{BlobKind, Event, Progress};
-use crate::pull::{Fetched, PlatformSelection, PullOptions, Pulled, platforms_of};
+use crate::pull::{Fetched, PlatformSelection, PullOptions, Pulled};
 use crate::{Engine, Error, Result, labels};
 
 /// The annotation naming an image in a layout: a tag (`1.0`), as skopeo and
@@ -425,24 +425,11 @@ impl Engine {
                 }
                 Ok(stored)
             }
-            ExportPlatforms::Only(wanted) => {
-                let mut chosen: Vec<Descriptor> = Vec::new();
-                for platform in wanted {
-                    let matcher = PlatformMatcher::only(platform.clone());
-                    let Some(best) = matcher.best_match(children).first().map(|d| (*d).clone())
-                    else {
-                        return Err(Error::NoMatchingPlatform {
-                            reference: name.to_string(),
-                            wanted: platform.to_string(),
-                            available: platforms_of(children),
-                        });
-                    };
-                    if !chosen.iter().any(|c| c.digest() == best.digest()) {
-                        chosen.push(best);
-                    }
-                }
-                Ok(chosen)
-            }
+            ExportPlatforms::Only(wanted) => crate::fetch::choose_platforms(
+                &PlatformSelection::Only(wanted.clone()),
+                children,
+                name,
+            ),
         }
     }
 
@@ -1226,22 +1213,9 @@ impl Importer {
         walk: &mut Walk,
     ) -> Result<Labels> {
         let selected = self.select_platforms(children)?;
-        let queued = if self.options.all_metadata {
-            children
-        } else {
-            &selected[..]
-        };
-        let mut gc_labels = Labels::new();
-        for child in queued {
-            // Numbered by position in the whole index, as a pull numbers them.
-            let i = children
-                .iter()
-                .position(|c| c.digest() == child.digest())
-                .unwrap_or_default();
-            gc_labels.insert(labels::manifest_ref(i), child.digest().to_string());
-            let wanted = wanted && selected.iter().any(|s| s.digest() == child.digest());
-            walk.queue.push((child.clone(), wanted));
-        }
+        let (gc_labels, queued) =
+            crate::fetch::index_edges(children, &selected, self.options.all_metadata, wanted);
+        walk.queue.extend(queued);
         Ok(gc_labels)
     }
 
@@ -1293,26 +1267,7 @@ impl Importer {
     /// The best match per requested platform among an index's manifests,
     /// or all of them (the rule of a registry pull).
     fn select_platforms(&self, children: &[Descriptor]) -> Result<Vec<Descriptor>> {
-        let wanted = match &self.options.platforms {
-            PlatformSelection::All => return Ok(children.to_vec()),
-            PlatformSelection::Host => vec![Platform::host()],
-            PlatformSelection::Only(platforms) => platforms.clone(),
-        };
-        let mut chosen: Vec<Descriptor> = Vec::new();
-        for platform in &wanted {
-            let matcher = PlatformMatcher::only(platform.clone());
-            let Some(best) = matcher.best_match(children).first().map(|d| (*d).clone()) else {
-                return Err(Error::NoMatchingPlatform {
-                    reference: self.name.clone(),
-                    wanted: platform.to_string(),
-                    available: platforms_of(children),
-                });
-            };
-            if !chosen.iter().any(|c| c.digest() == best.digest()) {
-                chosen.push(best);
-            }
-        }
-        Ok(chosen)
+        crate::fetch::choose_platforms(&self.options.platforms, children, &self.name)
     }
 
     /// Stores an index or manifest from the layout (verified) or reads the
