@@ -21,7 +21,7 @@ pub(crate) fn open_beneath(
     path: &RootedPath,
     flags: OFlags,
 ) -> io::Result<OwnedFd> {
-    let components = path.components();
+    let components: Vec<&[u8]> = path.components().collect();
     let Some((last, dirs)) = components.split_last() else {
         // The root itself.
         return Ok(rustix::fs::openat(

@@ -18,7 +18,7 @@ use crate::name::{component_path, is_plain_component};
 /// Guards every `*at` call: the name must be a single plain component, so no
 /// caller bug can turn it into a multi-component walk that escapes the
 /// confinement of the parent fd.
-fn plain(name: &[u8]) -> io::Result<&std::path::Path> {
+pub(crate) fn plain(name: &[u8]) -> io::Result<&std::path::Path> {
     if is_plain_component(name) {
         Ok(component_path(name))
     } else {
@@ -44,13 +44,20 @@ pub(crate) fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<St
 }
 
 /// Removes `name` in `dir` whatever it is; a directory goes with everything
-/// below it. Symlinks are unlinked, never followed.
-pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    match lstat_at(dir, name)? {
-        None => Ok(()),
-        Some(st) if file_type(&st) == FileType::Directory => remove_tree(dir, name),
-        Some(_) => Ok(rustix::fs::unlinkat(dir, plain(name)?, AtFlags::empty())?),
+/// below it. Symlinks are unlinked, never followed. Returns what was there,
+/// if anything: removing a directory or a symlink changes how later paths
+/// resolve, which the caller's open directories must learn.
+pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<FileType>> {
+    let Some(st) = lstat_at(dir, name)? else {
+        return Ok(None);
+    };
+    let kind = file_type(&st);
+    if kind == FileType::Directory {
+        remove_tree(dir, name)?;
+    } else {
+        rustix::fs::unlinkat(dir, plain(name)?, AtFlags::empty())?;
     }
+    Ok(Some(kind))
 }
 
 /// Removes the directory `name` in `dir` and its whole tree. Each level is

@@ -21,17 +21,29 @@
 //!
 //! A layer is hostile input. **Invariant:** applying a layer never creates,
 //! changes or deletes anything outside the root. Every path is normalized
-//! lexically first (`..` clamped at the root), then its parent directory is
-//! opened with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so symlinks
-//! planted by earlier entries resolve as if the root were `/`; the final
-//! component is acted on with `*at` syscalls on that parent fd that never
-//! follow it. Hardlink targets are resolved the same way, so a link can only
-//! share an inode inside the root. In overlay mode, where symlinks of the lower
-//! layers count too, the walk goes one component at a time through the merged
-//! view and expands every symlink itself as an in-root path (`..` clamped,
-//! absolute targets rooted at the root, at most 40 expansions); the upper is
-//! still opened only through `openat2(RESOLVE_IN_ROOT)` by symlink-free paths
-//! and the lowers, read-only, without following anything.
+//! lexically first (`..` clamped at the root). Its parent directory is then
+//! resolved inside the root: one plain name at a time from the deepest
+//! ancestor already open, following nothing (`openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)` on that ancestor's fd), and where a symlink is on
+//! the way, as a whole with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`,
+//! so symlinks planted by earlier entries resolve as if the root were `/`.
+//! The final component is acted on with `*at` syscalls on that parent fd
+//! that never follow it. Hardlink targets are resolved the same way, so a
+//! link can only share an inode inside the root.
+//!
+//! Directory fds stay open for the entries that follow (a tar lists a
+//! directory's entries together, so most entries need no path walk at all),
+//! and are dropped whenever a removal, a new symlink or an opaque marker
+//! could make their path mean another directory. A kept fd is a directory
+//! inside the root that the applier never moves, so even a stale one cannot
+//! lead outside.
+//!
+//! In overlay mode, where symlinks of the lower layers count too, the walk
+//! goes one component at a time through the merged view and expands every
+//! symlink itself as an in-root path (`..` clamped, absolute targets rooted
+//! at the root, at most 40 expansions); the upper is opened one plain name
+//! at a time without following anything, and the lowers, read-only, the
+//! same way.
 //!
 //! # Example
 //!

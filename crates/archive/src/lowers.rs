@@ -61,7 +61,8 @@ impl Lowers {
     /// Finds `path` (not the root) in the topmost lower that has it, unless
     /// a whiteout or an opaque directory above hides it.
     pub(crate) fn lookup(&self, path: &RootedPath) -> io::Result<Option<Found>> {
-        let Some((last, dirs)) = path.components().split_last() else {
+        let components: Vec<&[u8]> = path.components().collect();
+        let Some((last, dirs)) = components.split_last() else {
             return Ok(None);
         };
         for (lower, root) in &self.layers {

@@ -19,9 +19,13 @@ use crate::error::{Error, Result};
 
 /// A normalized path inside the root: zero or more components, none of them
 /// empty, `.`, `..`, or holding a `/` or NUL byte. No components is the root.
+///
+/// Kept as one byte string, the components joined by `/`: that form is
+/// unambiguous (no component holds a `/`), hashes as a cache key without
+/// allocating, and is the relative path syscalls take.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct RootedPath {
-    components: Vec<Vec<u8>>,
+    joined: Vec<u8>,
 }
 
 impl RootedPath {
@@ -36,65 +40,129 @@ impl RootedPath {
                 String::from_utf8_lossy(name)
             )));
         }
-        let mut components: Vec<Vec<u8>> = Vec::new();
+        let mut path = Self::default();
         for part in name.split(|&b| b == b'/') {
             match part {
                 b"" | b"." => {}
-                // Clamped at the root: popping an empty list is a no-op.
-                b".." => {
-                    components.pop();
-                }
-                _ => components.push(part.to_vec()),
+                // Clamped at the root: popping the root is a no-op.
+                b".." => path.pop(),
+                _ => path.push(part),
             }
         }
-        Ok(Self { components })
+        Ok(path)
     }
 
     /// The components, outermost first.
-    pub(crate) fn components(&self) -> &[Vec<u8>] {
-        &self.components
+    pub(crate) fn components(&self) -> impl DoubleEndedIterator<Item = &[u8]> + Clone {
+        self.joined.split(|&b| b == b'/').filter(|c| !c.is_empty())
     }
 
     /// True for the root itself.
     pub(crate) fn is_root(&self) -> bool {
-        self.components.is_empty()
+        self.joined.is_empty()
     }
 
     /// The parent path and the final component; `None` for the root.
     pub(crate) fn split_last(&self) -> Option<(RootedPath, &[u8])> {
-        let (last, parent) = self.components.split_last()?;
+        let (parent, last) = self.split_key()?;
         Some((
             RootedPath {
-                components: parent.to_vec(),
+                joined: parent.to_vec(),
             },
             last,
         ))
     }
 
-    /// This path with one more component (a plain name from a directory listing).
-    pub(crate) fn join(&self, name: &[u8]) -> RootedPath {
-        debug_assert!(is_plain_component(name));
-        let mut components = self.components.clone();
-        components.push(name.to_vec());
-        RootedPath { components }
+    /// The parent's key and the final component, without allocating; `None`
+    /// for the root.
+    pub(crate) fn split_key(&self) -> Option<(&[u8], &[u8])> {
+        if self.joined.is_empty() {
+            return None;
+        }
+        Some(match self.joined.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&self.joined[..i], &self.joined[i + 1..]),
+            None => (&[][..], &self.joined[..]),
+        })
     }
 
-    /// The relative path (`.` for the root), for syscalls relative to a root fd.
-    pub(crate) fn relative(&self) -> PathBuf {
-        if self.components.is_empty() {
-            return PathBuf::from(".");
+    /// This path with one more component (a plain name from a directory
+    /// listing, a link target, or an entry's own name).
+    pub(crate) fn join(&self, name: &[u8]) -> RootedPath {
+        let mut path = self.clone();
+        path.push(name);
+        path
+    }
+
+    fn push(&mut self, name: &[u8]) {
+        debug_assert!(is_plain_component(name));
+        if !self.joined.is_empty() {
+            self.joined.push(b'/');
         }
-        PathBuf::from(OsStr::from_bytes(&self.components.join(&b'/')))
+        self.joined.extend_from_slice(name);
+    }
+
+    fn pop(&mut self) {
+        let keep = self.joined.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        self.joined.truncate(keep);
+    }
+
+    /// The first `depth` components as a path.
+    pub(crate) fn prefix(&self, depth: usize) -> RootedPath {
+        RootedPath {
+            joined: self.prefix_key(depth).to_vec(),
+        }
+    }
+
+    /// The key of the first `depth` components (all of them if fewer).
+    pub(crate) fn prefix_key(&self, depth: usize) -> &[u8] {
+        if depth == 0 {
+            return &[];
+        }
+        let mut seen = 0;
+        for (i, &b) in self.joined.iter().enumerate() {
+            if b == b'/' {
+                seen += 1;
+                if seen == depth {
+                    return &self.joined[..i];
+                }
+            }
+        }
+        &self.joined
+    }
+
+    /// True if `self` is `other` or below it.
+    pub(crate) fn starts_with(&self, other: &RootedPath) -> bool {
+        other.joined.is_empty()
+            || (self.joined.starts_with(&other.joined)
+                && matches!(self.joined.get(other.joined.len()), None | Some(b'/')))
+    }
+
+    /// The relative path (`.` for the root), for messages and for syscalls
+    /// relative to a root fd.
+    pub(crate) fn relative(&self) -> PathBuf {
+        self.as_path().to_path_buf()
+    }
+
+    /// The relative path (`.` for the root), borrowed.
+    pub(crate) fn as_path(&self) -> &Path {
+        if self.joined.is_empty() {
+            return Path::new(".");
+        }
+        Path::new(OsStr::from_bytes(&self.joined))
     }
 
     /// The depth: how many components.
     pub(crate) fn depth(&self) -> usize {
-        self.components.len()
+        if self.joined.is_empty() {
+            0
+        } else {
+            self.joined.iter().filter(|&&b| b == b'/').count() + 1
+        }
     }
 
-    /// The path as bytes joined by `/` (empty for the root), for sets of paths.
-    pub(crate) fn key(&self) -> Vec<u8> {
-        self.components.join(&b'/')
+    /// The path as bytes joined by `/` (empty for the root): its cache key.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.joined
     }
 }
 
@@ -115,7 +183,7 @@ mod tests {
     use super::*;
 
     fn norm(name: &str) -> String {
-        String::from_utf8(RootedPath::parse(name.as_bytes()).unwrap().key()).unwrap()
+        String::from_utf8(RootedPath::parse(name.as_bytes()).unwrap().key().to_vec()).unwrap()
     }
 
     #[test]
@@ -136,7 +204,8 @@ mod tests {
     #[test]
     fn keeps_non_utf8_bytes() {
         let p = RootedPath::parse(b"dir/\xff\xfe").unwrap();
-        assert_eq!(p.components(), &[b"dir".to_vec(), b"\xff\xfe".to_vec()]);
+        let components: Vec<&[u8]> = p.components().collect();
+        assert_eq!(components, [&b"dir"[..], &b"\xff\xfe"[..]]);
     }
 
     #[test]
@@ -151,7 +220,7 @@ mod tests {
     fn every_component_is_plain() {
         for name in ["a/./b/../../..//c/.", "/../..", "x/y/z/../.."] {
             let p = RootedPath::parse(name.as_bytes()).unwrap();
-            assert!(p.components().iter().all(|c| is_plain_component(c)));
+            assert!(p.components().all(is_plain_component));
         }
     }
 
@@ -164,5 +233,24 @@ mod tests {
         assert_eq!(parent.join(b"c"), p);
         assert!(RootedPath::parse(b"/").unwrap().split_last().is_none());
         assert_eq!(RootedPath::default().relative(), PathBuf::from("."));
+        assert_eq!(p.split_key(), Some((&b"a/b"[..], &b"c"[..])));
+        let top = RootedPath::parse(b"top").unwrap();
+        assert_eq!(top.split_key(), Some((&b""[..], &b"top"[..])));
+    }
+
+    #[test]
+    fn prefixes_and_depth() {
+        let p = RootedPath::parse(b"a/bb/c").unwrap();
+        assert_eq!(p.depth(), 3);
+        assert_eq!(RootedPath::default().depth(), 0);
+        assert_eq!(p.prefix_key(0), b"");
+        assert_eq!(p.prefix_key(1), b"a");
+        assert_eq!(p.prefix_key(2), b"a/bb");
+        assert_eq!(p.prefix_key(3), b"a/bb/c");
+        assert_eq!(p.prefix_key(9), b"a/bb/c");
+        assert!(p.starts_with(&p.prefix(2)));
+        assert!(p.starts_with(&RootedPath::default()));
+        assert!(!p.starts_with(&RootedPath::parse(b"a/b").unwrap()));
+        assert!(!p.prefix(1).starts_with(&p));
     }
 }

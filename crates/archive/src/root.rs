@@ -13,6 +13,12 @@
 //! a single plain name, with "don't follow" semantics, so a symlink in the
 //! final position is replaced or changed itself, never followed.
 //!
+//! A directory below one already open (the applier keeps a layer's
+//! directories open) is opened from it by one plain name with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` ([`Root::open_child`]): the same
+//! resolution one step at a time, which meets any symlink as an error, so
+//! that the caller resolves that path whole, as above.
+//!
 //! On a kernel without `openat2` (`ENOSYS`, before 5.6) the walk falls back to
 //! [`crate::fallback`], which follows no symlink at all.
 
@@ -24,7 +30,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::fallback;
-use crate::name::RootedPath;
+use crate::name::{RootedPath, component_path, is_plain_component};
 
 /// How many times to retry `openat2` on `EAGAIN`, which `RESOLVE_IN_ROOT`
 /// returns when a concurrent rename could have made `..` resolution unsafe.
@@ -81,7 +87,7 @@ impl Root {
             loop {
                 match rustix::fs::openat2(
                     &self.fd,
-                    path.relative(),
+                    path.as_path(),
                     flags,
                     Mode::empty(),
                     ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
@@ -102,15 +108,47 @@ impl Root {
         fallback::open_beneath(self.fd.as_fd(), path, flags)
     }
 
-    /// Opens the directory `path` inside the root as an `O_PATH` fd, the
-    /// anchor for `*at` syscalls on its entries.
-    pub(crate) fn open_dir(&mut self, path: &RootedPath) -> io::Result<OwnedFd> {
-        self.open_in(path, OFlags::PATH | OFlags::DIRECTORY)
-    }
-
-    /// Opens the directory `path` inside the root for reading (listing,
-    /// xattrs, `fchmod`).
-    pub(crate) fn open_dir_readable(&mut self, path: &RootedPath) -> io::Result<OwnedFd> {
-        self.open_in(path, OFlags::RDONLY | OFlags::DIRECTORY)
+    /// Opens `name`, a plain name, in `parent`, a directory already opened
+    /// inside the root, following no symlink at all: one step of a walk
+    /// whose earlier steps are cached. A symlink gives `ELOOP` (`ENOTDIR`
+    /// from the fallback, which cannot tell), so the caller can resolve the
+    /// whole path with [`Self::open_in`] instead.
+    ///
+    /// The kernel keeps the result beneath `parent` (`RESOLVE_BENEATH`), and
+    /// `parent` is inside the root, so the result is too.
+    pub(crate) fn open_child(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        flags: OFlags,
+    ) -> io::Result<OwnedFd> {
+        if !is_plain_component(name) {
+            return Err(Errno::INVAL.into());
+        }
+        let flags = flags | OFlags::CLOEXEC;
+        if !self.use_fallback {
+            match rustix::fs::openat2(
+                parent,
+                component_path(name),
+                flags,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Err(Errno::NOSYS) => {
+                    tracing::warn!(
+                        "openat2 is not available; resolving paths without following symlinks"
+                    );
+                    self.use_fallback = true;
+                }
+                // A plain name has no `..`, so no `EAGAIN` to retry.
+                result => return Ok(result?),
+            }
+        }
+        Ok(rustix::fs::openat(
+            parent,
+            component_path(name),
+            flags | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?)
     }
 }

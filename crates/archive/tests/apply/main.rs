@@ -4,9 +4,11 @@
 // A test that cannot run here (not root, no overlayfs) says so on stderr.
 #![allow(clippy::print_stderr)]
 
+mod cache;
 mod diffid;
 mod hostile;
 mod merged;
+mod pipeline;
 mod roundtrip;
 mod support;
 mod whiteouts;
