@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use hoist_archive::{Applied, ApplyOptions, Error, Result, WhiteoutMode};
 
-use crate::support::{Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root};
+use crate::support::{
+    Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root, require_root,
+};
 
 fn run(tar: &[u8]) -> (Result<Applied>, Sandbox) {
     let sandbox = Sandbox::new();
@@ -255,11 +257,8 @@ fn modes_and_owners_come_out_exact() {
 }
 
 #[test]
-fn setgid_directories_do_not_leak_into_new_entries() {
-    if !is_root() {
-        eprintln!("skipped: needs to own files as another group");
-        return;
-    }
+fn setgid_directories_do_not_leak_into_new_entries_privileged() {
+    require_root();
     // A setgid directory from a layer below gives new entries its group and
     // new directories its setgid bit; the tar's say otherwise.
     let dir = tempfile::tempdir().unwrap();
@@ -333,11 +332,8 @@ fn a_default_acl_does_not_change_new_modes() {
 type Change<'a> = &'a dyn Fn(&mut Layer);
 
 #[test]
-fn overlay_paths_through_lower_symlinks_follow_later_changes() {
-    if !is_root() {
-        eprintln!("skipped: overlay mode needs CAP_MKNOD and trusted.* xattrs");
-        return;
-    }
+fn overlay_paths_through_lower_symlinks_follow_later_changes_privileged() {
+    require_root();
     let mut base = Layer::new();
     base.dir("usr/lib/x/y", 0o711)
         .symlink("lib", "usr/lib")

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use hoist_archive::{Applied, ApplyOptions, Compression, Error, Result, WhiteoutMode, apply_layer};
 
-use crate::support::{Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root};
+use crate::support::{
+    Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root, require_root,
+};
 
 /// Applies `tar` in a fresh sandbox, checks the canary, and hands back the
 /// result and the sandbox for case-specific checks.
@@ -416,10 +418,8 @@ fn deep_replacement_stays_inside() {
 }
 
 #[test]
-fn lower_layer_symlinks_resolve_inside_the_root() {
-    if !is_root() {
-        return;
-    }
+fn lower_layer_symlinks_resolve_inside_the_root_privileged() {
+    require_root();
     let name = format!("hoist-archive-pwned-{}", std::process::id());
     // Lower symlinks pointing out of the root, relatively and absolutely, and
     // at the sandbox's canary sibling; the lower has no `etc` or `canary`.

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use hoist_archive::{ApplyOptions, Error, WhiteoutMode};
 
-use crate::support::{Layer, apply, apply_with, is_root, xattr};
+use crate::support::{Layer, apply, apply_with, require_root, xattr};
 
 /// What the comparison looks at for one path.
 #[derive(Debug, PartialEq, Eq)]
@@ -170,11 +170,8 @@ fn opaque(path: &Path) -> Option<Vec<u8>> {
 }
 
 #[test]
-fn directory_recreated_after_its_whiteout_hides_the_old_one() {
-    if !is_root() {
-        eprintln!("skipped: overlay mode needs CAP_MKNOD and trusted.* xattrs");
-        return;
-    }
+fn directory_recreated_after_its_whiteout_hides_the_old_one_privileged() {
+    require_root();
     let s = whiteout_then_recreate(|l| {
         l.whiteout(".wh.d")
             .dir("d", 0o750)
@@ -189,10 +186,8 @@ fn directory_recreated_after_its_whiteout_hides_the_old_one() {
 }
 
 #[test]
-fn implicit_directory_after_its_whiteout_hides_the_old_one() {
-    if !is_root() {
-        return;
-    }
+fn implicit_directory_after_its_whiteout_hides_the_old_one_privileged() {
+    require_root();
     // No entry for `d` itself: the parent of `d/new` replaces the whiteout.
     let s = whiteout_then_recreate(|l| {
         l.whiteout(".wh.d").file("d/new", b"new", 0o644);
@@ -209,10 +204,8 @@ fn implicit_directory_after_its_whiteout_hides_the_old_one() {
 }
 
 #[test]
-fn directory_replacing_a_file_of_the_same_layer_hides_the_old_one() {
-    if !is_root() {
-        return;
-    }
+fn directory_replacing_a_file_of_the_same_layer_hides_the_old_one_privileged() {
+    require_root();
     // The file deleted the lower directory; the directory after it is new.
     let s = whiteout_then_recreate(|l| {
         l.file("d", b"flat", 0o644)
@@ -230,10 +223,8 @@ fn directory_replacing_a_file_of_the_same_layer_hides_the_old_one() {
 }
 
 #[test]
-fn no_opaque_marker_where_nothing_was_deleted() {
-    if !is_root() {
-        return;
-    }
+fn no_opaque_marker_where_nothing_was_deleted_privileged() {
+    require_root();
     // A directory over a lower directory merges; over a lower file it hides
     // the file without a marker; a file after a whiteout just replaces it.
     let s = whiteout_then_recreate(|l| {
@@ -271,10 +262,8 @@ fn usrmerge(link: &str) -> Vec<u8> {
 }
 
 #[test]
-fn write_through_a_lower_symlink_lands_at_its_target() {
-    if !is_root() {
-        return;
-    }
+fn write_through_a_lower_symlink_lands_at_its_target_privileged() {
+    require_root();
     let mut two = Layer::new();
     two.file("lib/libfoo.so", b"foo", 0o644);
     let s = Snapshots::apply(&[usrmerge("usr/lib"), two.finish()]);
@@ -296,10 +285,8 @@ fn write_through_a_lower_symlink_lands_at_its_target() {
 }
 
 #[test]
-fn every_kind_of_entry_resolves_through_lower_symlinks() {
-    if !is_root() {
-        return;
-    }
+fn every_kind_of_entry_resolves_through_lower_symlinks_privileged() {
+    require_root();
     for link in ["usr/lib", "/usr/lib", "./usr/../usr//lib/", "../../usr/lib"] {
         let mut two = Layer::new();
         two.file("lib/x86/libm.so", b"m", 0o644)
@@ -332,10 +319,8 @@ fn every_kind_of_entry_resolves_through_lower_symlinks() {
 }
 
 #[test]
-fn chained_and_nested_lower_symlinks() {
-    if !is_root() {
-        return;
-    }
+fn chained_and_nested_lower_symlinks_privileged() {
+    require_root();
     // Three layers: links in the middle one lead through the base's dirs.
     let mut one = Layer::new();
     one.dir("opt/real", 0o755).file("opt/real/a", b"a", 0o644);
@@ -361,10 +346,8 @@ fn chained_and_nested_lower_symlinks() {
 }
 
 #[test]
-fn opaque_or_deleted_paths_hide_lower_symlinks() {
-    if !is_root() {
-        return;
-    }
+fn opaque_or_deleted_paths_hide_lower_symlinks_privileged() {
+    require_root();
     // Layer two deletes `lib` or replaces it with a directory before writing
     // `lib/x`: the lower `lib -> usr/lib` is no longer there to follow.
     // (An opaque marker for the root itself is not among the cases: the
@@ -395,10 +378,8 @@ fn opaque_or_deleted_paths_hide_lower_symlinks() {
 }
 
 #[test]
-fn lower_symlink_loops_and_dangling_targets_are_errors() {
-    if !is_root() {
-        return;
-    }
+fn lower_symlink_loops_and_dangling_targets_are_errors_privileged() {
+    require_root();
     let dir = tempfile::tempdir().unwrap();
     let lower = dir.path().join("lower");
     std::fs::create_dir(&lower).unwrap();
@@ -428,10 +409,8 @@ fn lower_symlink_loops_and_dangling_targets_are_errors() {
 }
 
 #[test]
-fn a_lower_file_hides_directories_of_the_lowers_below_it() {
-    if !is_root() {
-        return;
-    }
+fn a_lower_file_hides_directories_of_the_lowers_below_it_privileged() {
+    require_root();
     // Layer two replaces `a` with a file; in layer three `a` is a directory
     // again, and nothing of the base's `a/x` may show through: overlayfs
     // stops merging at the file, and so must the copied metadata and links.

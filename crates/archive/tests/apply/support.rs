@@ -143,6 +143,18 @@ pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// Fails a test that needs root (device nodes, `trusted.*` xattrs, owners)
+/// when run without it, rather than letting it pass unchecked. Such tests
+/// are named `*_privileged`; `cargo nextest run --profile unprivileged`
+/// skips them, visibly.
+pub(crate) fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root (CAP_MKNOD, trusted.* xattrs, chown); run it as root, \
+         or run `cargo nextest run --profile unprivileged` to skip the *_privileged tests"
+    );
+}
+
 pub(crate) fn os(bytes: &[u8]) -> &OsStr {
     OsStr::from_bytes(bytes)
 }

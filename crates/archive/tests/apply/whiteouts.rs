@@ -6,7 +6,7 @@ use std::process::Command;
 
 use hoist_archive::{ApplyOptions, WhiteoutMode};
 
-use crate::support::{Layer, apply, apply_with, is_root, xattr};
+use crate::support::{Layer, apply, apply_with, require_root, xattr};
 
 fn layer_one() -> Vec<u8> {
     let mut l = Layer::new();
@@ -104,11 +104,8 @@ fn whiteout_of_missing_path_is_fine() {
 }
 
 #[test]
-fn overlay_mode_makes_overlay_whiteouts() {
-    if !is_root() {
-        eprintln!("skipped: overlay whiteouts need CAP_MKNOD and trusted.* xattrs");
-        return;
-    }
+fn overlay_mode_makes_overlay_whiteouts_privileged() {
+    require_root();
     let dir = tempfile::tempdir().unwrap();
     let lower = dir.path().join("lower");
     let upper = dir.path().join("upper");
@@ -178,10 +175,8 @@ fn overlay_mode_makes_overlay_whiteouts() {
 }
 
 #[test]
-fn overlay_whiteout_replaces_entry_of_same_layer() {
-    if !is_root() {
-        return;
-    }
+fn overlay_whiteout_replaces_entry_of_same_layer_privileged() {
+    require_root();
     let dir = tempfile::tempdir().unwrap();
     let mut l = Layer::new();
     l.file("x/y", b"y", 0o644).whiteout("x/.wh.y");
@@ -199,10 +194,8 @@ fn overlay_whiteout_replaces_entry_of_same_layer() {
 }
 
 #[test]
-fn overlay_hardlink_lookup_honours_lower_whiteouts_and_opaque_dirs() {
-    if !is_root() {
-        return;
-    }
+fn overlay_hardlink_lookup_honours_lower_whiteouts_and_opaque_dirs_privileged() {
+    require_root();
     let dir = tempfile::tempdir().unwrap();
     let (l1, l2, upper) = (
         dir.path().join("l1"),
