@@ -50,20 +50,6 @@ pub enum Error {
         detected: Compression,
     },
 
-    /// An entry tried to create, change or delete something outside the root,
-    /// and was refused.
-    ///
-    /// The applier currently *confines* rather than refuses: names are
-    /// normalized with `..` clamped at the root and symlinks resolve inside
-    /// it, so a hostile name lands inside (or fails with [`Error::Io`] when it
-    /// leads through a dangling link). This variant is kept for callers that
-    /// match on it and for a stricter mode.
-    #[error("entry {} tries to leave the root", path.display())]
-    Escape {
-        /// The entry's name (or link target) as written in the tar.
-        path: PathBuf,
-    },
-
     /// The uncompressed stream hashes to another diffID than expected.
     #[error("diffID mismatch: expected {expected}, got {actual}")]
     DiffIdMismatch {
