@@ -354,9 +354,12 @@ impl<'o> Applier<'o> {
         let entry::Entry {
             raw,
             path,
-            meta,
+            mut meta,
             op,
         } = parsed;
+        if self.overlay() {
+            self.drop_overlay_xattrs(&mut meta, &raw);
+        }
         match op {
             Op::Whiteout { dir, target } => self.whiteout(&dir, &target, &raw),
             Op::Directory => self.directory(&path, &meta, &raw),
@@ -364,6 +367,23 @@ impl<'o> Applier<'o> {
             Op::Symlink(target) => self.symlink(&path, &target, &meta, &raw),
             Op::Hardlink(target) => self.hardlink(&path, &target, &raw),
             Op::Special { kind, dev } => self.special(&path, kind, dev, &meta, &raw),
+        }
+    }
+
+    /// In overlay mode the kernel reads `trusted.overlay.*` and
+    /// `user.overlay.*` xattrs (opaque markers, redirects, metacopy): a layer
+    /// carrying them would make the mounted view differ from what this
+    /// applier recorded, so they never reach the upper directory. hoist sets
+    /// the opaque marker itself, from `.wh..wh..opq` entries.
+    fn drop_overlay_xattrs(&mut self, meta: &mut entry::Meta, raw: &[u8]) {
+        let before = meta.xattrs.len();
+        meta.xattrs.retain(|(name, _)| {
+            !(name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay."))
+        });
+        if meta.xattrs.len() != before {
+            let label = label(raw);
+            tracing::warn!(path = %label, "dropped overlayfs xattrs the layer carried");
+            self.skipped.push(format!("{label} (overlayfs xattrs)"));
         }
     }
 

@@ -242,3 +242,60 @@ fn overlay_hardlink_lookup_honours_lower_whiteouts_and_opaque_dirs_privileged() 
         2
     );
 }
+
+#[test]
+fn overlay_mode_drops_the_overlayfs_xattrs_a_layer_carries_privileged() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let upper = dir.path().join("upper");
+    std::fs::create_dir(&upper).unwrap();
+    let mut layer = Layer::new();
+    layer.raw(
+        Layer::header(tar::EntryType::Directory, 0o755),
+        b"etc/",
+        None,
+        &[
+            ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+            ("SCHILY.xattr.user.keep", b"kept"),
+        ],
+        b"",
+    );
+    layer.raw(
+        Layer::header(tar::EntryType::Regular, 0o644),
+        b"etc/passwd",
+        None,
+        &[("SCHILY.xattr.user.overlay.redirect", b"/elsewhere")],
+        b"root:x:0:0\n",
+    );
+    let options = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        ..ApplyOptions::default()
+    };
+    let tar = layer.finish();
+    let applied = apply_with(&upper, &tar, &options).unwrap();
+    assert_eq!(xattr(&upper.join("etc"), "trusted.overlay.opaque"), None);
+    assert_eq!(
+        xattr(&upper.join("etc/passwd"), "user.overlay.redirect"),
+        None
+    );
+    assert_eq!(
+        xattr(&upper.join("etc"), "user.keep").as_deref(),
+        Some(&b"kept"[..])
+    );
+    assert_eq!(applied.skipped.len(), 2, "{:?}", applied.skipped);
+    assert!(
+        applied
+            .skipped
+            .iter()
+            .all(|s| s.contains("overlayfs xattrs"))
+    );
+
+    // In delete mode (native snapshots) they are plain data and stay.
+    let native = dir.path().join("native");
+    std::fs::create_dir(&native).unwrap();
+    apply_with(&native, &tar, &ApplyOptions::default()).unwrap();
+    assert_eq!(
+        xattr(&native.join("etc"), "trusted.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+}
