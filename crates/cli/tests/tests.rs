@@ -20,6 +20,7 @@ mod proxies;
 mod pull;
 mod references;
 mod selfdoc;
+mod space;
 mod tls;
 mod unpack;
 mod util;

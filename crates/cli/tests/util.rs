@@ -13,6 +13,17 @@ use hoist_testkit::{Compression, Format, Image, Layer, layer, sha256_digest};
 /// The `hoist` binary under test.
 pub(crate) const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
 
+/// Fails a test that needs root (mounts) when run without it, rather than
+/// letting it pass unchecked; such tests are named `*_privileged`, and
+/// `cargo nextest run --profile unprivileged` skips them.
+pub(crate) fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root; run it as root, or run \
+         `cargo nextest run --profile unprivileged` to skip the *_privileged tests"
+    );
+}
+
 /// A temporary directory holding a store root and a `HOME`, removed on drop.
 pub(crate) struct TestEnv {
     dir: tempfile::TempDir,
