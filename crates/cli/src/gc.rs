@@ -86,7 +86,19 @@ pub(crate) fn run_check(root: &Path, args: CheckArgs) -> anyhow::Result<()> {
     for problem in &report.problems {
         println!("{problem}");
     }
+    for leftover in &report.leftovers {
+        if args.repair {
+            println!("leftover: {leftover}");
+        } else {
+            println!("leftover: {leftover} (`hoist gc` or `hoist check --repair` removes it)");
+        }
+    }
     if report.is_clean() {
+        if args.repair {
+            for repair in &report.repairs {
+                println!("repaired: {repair}");
+            }
+        }
         println!(
             "ok: {}, {}, {} verified",
             count(report.blobs_checked, "blob"),

@@ -11,6 +11,7 @@ mod fleet;
 mod formats;
 mod gc;
 mod hostile;
+mod kill;
 mod layout;
 mod login;
 mod mirrors;

@@ -221,6 +221,12 @@ pub struct CheckReport {
     pub snapshots_checked: usize,
     /// Everything found wrong, in the order found.
     pub problems: Vec<Problem>,
+    /// What an interrupted operation left behind that nothing references
+    /// and a collection removes: snapshot directories without a record (a
+    /// snapshot's directory is made before its record and deleted after
+    /// it, so a kill leaves these, never a record without its directory).
+    /// Not problems: the store is consistent with them.
+    pub leftovers: Vec<Problem>,
     /// What the repair did (empty without `repair`).
     pub repairs: Vec<Repair>,
 }
@@ -242,7 +248,7 @@ impl Engine {
         let blobs = self.check_blobs(&mut report)?;
         let incomplete = self.check_images(&blobs, &mut report)?;
         let snapshots = self.check_snapshots(&mut report)?;
-        if repair && !report.problems.is_empty() {
+        if repair && !(report.problems.is_empty() && report.leftovers.is_empty()) {
             self.repair(blobs, snapshots, incomplete, &mut report)?;
         }
         Ok(report)
@@ -350,7 +356,7 @@ impl Engine {
             let claimed: HashSet<u64> = records.values().filter_map(snapshot_id).collect();
             for (id, path) in snapshot_dirs(&self.snapshot_dirs_root(name))? {
                 if !claimed.contains(&id) {
-                    report.problems.push(Problem::OrphanSnapshotDir {
+                    report.leftovers.push(Problem::OrphanSnapshotDir {
                         snapshotter: name.to_string(),
                         path: path.clone(),
                     });
