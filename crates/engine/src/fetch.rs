@@ -209,24 +209,13 @@ impl<'a> Session<'a> {
     ) -> Result<Labels> {
         let mut gc_labels = Labels::new();
         gc_labels.insert(labels::config_ref(), config.digest().to_string());
-        let config_kind = media_type::classify(config.media_type().as_ref());
-        if wanted && self.options.unpack && config_kind != Kind::Config {
-            return Err(Error::NotAnImage {
-                reference: self.reference.to_string(),
-                config_media_type: config.media_type().to_string(),
-            });
+        if wanted && self.options.unpack {
+            check_unpackable(&config, &layers, &self.reference.to_string())?;
         }
         walk.leaves
             .push(Pending::new(config.clone(), BlobKind::Config));
         if !wanted {
             return Ok(gc_labels);
-        }
-        if self.options.unpack {
-            // A layer that cannot be unpacked (encrypted, not a filesystem
-            // layer) fails the pull now, before any layer downloads.
-            for layer in &layers {
-                crate::unpack::layer_compression(layer)?;
-            }
         }
         walk.manifests.push(descriptor.clone());
         walk.configs.push(config.digest().clone());
@@ -381,6 +370,26 @@ impl<'a> Session<'a> {
         self.blocking(move || lease.protect_blocking(&digest))
             .await?
     }
+}
+
+/// Refuses, before any layer is fetched, an image that will not unpack: an
+/// artifact (its config is not an image config), or a layer that is
+/// encrypted or not a filesystem layer. `name` names the image in errors.
+pub(crate) fn check_unpackable(
+    config: &Descriptor,
+    layers: &[Descriptor],
+    name: &str,
+) -> Result<()> {
+    if media_type::classify(config.media_type().as_ref()) != Kind::Config {
+        return Err(Error::NotAnImage {
+            reference: name.to_string(),
+            config_media_type: config.media_type().to_string(),
+        });
+    }
+    for layer in layers {
+        crate::unpack::layer_compression(layer)?;
+    }
+    Ok(())
 }
 
 /// The manifests of an index that match `selection`: the best match per

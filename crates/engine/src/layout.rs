@@ -1231,25 +1231,13 @@ impl Importer {
     ) -> Result<Labels> {
         let mut gc_labels = Labels::new();
         gc_labels.insert(labels::config_ref(), config.digest().to_string());
-        if wanted
-            && self.options.unpack
-            && media_type::classify(config.media_type().as_ref()) != Kind::Config
-        {
-            return Err(Error::NotAnImage {
-                reference: self.name.clone(),
-                config_media_type: config.media_type().to_string(),
-            });
+        if wanted && self.options.unpack {
+            // Refused before any layer is copied, as a pull refuses it.
+            crate::fetch::check_unpackable(&config, &layers, &self.name)?;
         }
         walk.leaves.push((config.clone(), BlobKind::Config));
         if !wanted {
             return Ok(gc_labels);
-        }
-        if self.options.unpack {
-            // Refused before any layer is copied, as a pull refuses it
-            // before any layer downloads.
-            for layer in &layers {
-                crate::unpack::layer_compression(layer)?;
-            }
         }
         walk.manifests.push(descriptor.clone());
         walk.configs.push(config.digest().clone());
