@@ -239,6 +239,14 @@ impl Writer {
         &self.expected
     }
 
+    /// The ingest's data file: its first [`offset`](Self::offset) bytes are
+    /// written. For a reader that follows the download (the unpacker applies
+    /// a layer while it arrives); a handle opened on it stays valid after
+    /// [`commit`](Self::commit), which links this very file into `blobs/`.
+    pub fn data_path(&self) -> &Path {
+        &self.data_path
+    }
+
     /// Drops everything after `offset` (e.g. 0 when a server ignored a Range
     /// request) and re-hashes the kept prefix.
     pub fn truncate(&mut self, offset: u64) -> Result<()> {

@@ -15,6 +15,7 @@ use hoist_oci::media_type::{self, Kind};
 use hoist_oci::{Descriptor, Digest};
 use tokio::sync::{mpsc, watch};
 
+use crate::feed::{End, Feed, Source};
 use crate::fetch::Session;
 use crate::progress::{BlobKind, Event};
 use crate::{Error, Result};
@@ -206,8 +207,24 @@ impl Session<'_> {
 
     /// Downloads one config or layer into the content store, streaming,
     /// resuming after broken connections at the ingest's offset. Returns the
-    /// bytes downloaded (0 when the blob was already stored).
+    /// bytes downloaded (0 when the blob was already stored). When the pull
+    /// unpacks as it downloads, the blob's feed tells the unpacker where the
+    /// bytes are and when they are stored.
     pub(crate) async fn fetch_blob(&self, pending: &Pending) -> Result<u64> {
+        let source = self
+            .feeds
+            .as_ref()
+            .map(|feeds| feeds.source(pending.descriptor.digest()));
+        let downloaded = self
+            .fetch_blob_fed(pending, source.as_ref().map(Source::feed))
+            .await?;
+        if let Some(source) = source {
+            source.end(End::Stored);
+        }
+        Ok(downloaded)
+    }
+
+    async fn fetch_blob_fed(&self, pending: &Pending, feed: Option<&Arc<Feed>>) -> Result<u64> {
         let descriptor = &pending.descriptor;
         let digest = descriptor.digest().clone();
         let size = descriptor.size();
@@ -262,7 +279,7 @@ impl Session<'_> {
         };
         let _permit = permit;
         let mut resumed_at = writer.offset();
-        match self.download(pending, writer, &turn).await {
+        match self.download(pending, writer, &turn, feed).await {
             Ok(()) => {}
             // A resumed ingest may hold bytes of an earlier, corrupt download;
             // the failed commit threw them away, so start once more from 0.
@@ -276,7 +293,7 @@ impl Session<'_> {
                     return already().await;
                 };
                 resumed_at = writer.offset();
-                self.download(pending, writer, &turn).await?;
+                self.download(pending, writer, &turn, feed).await?;
             }
             Err(error) => return Err(error),
         }
@@ -325,8 +342,21 @@ impl Session<'_> {
     /// offset after a broken stream, then verifies and commits it. An ingest
     /// that already holds every byte (a pull killed before its commit) is
     /// committed without touching the network.
-    async fn download(&self, pending: &Pending, mut writer: Writer, turn: &Turn) -> Result<()> {
+    async fn download(
+        &self,
+        pending: &Pending,
+        mut writer: Writer,
+        turn: &Turn,
+        feed: Option<&Arc<Feed>>,
+    ) -> Result<()> {
         let digest = pending.descriptor.digest().clone();
+        if let Some(feed) = feed {
+            feed.attach(writer.data_path(), writer.offset())
+                .map_err(|source| Error::Io {
+                    path: writer.data_path().to_owned(),
+                    source,
+                })?;
+        }
         // One retry budget for the whole download: a failed request and a
         // broken stream both spend it, and each retry resumes at the offset.
         let policy = self.resolver.retry_policy().clone();
@@ -334,7 +364,9 @@ impl Session<'_> {
         let mut first_failure = None;
         while writer.offset() < pending.descriptor.size() {
             let offset = writer.offset();
-            let (returned, outcome) = self.stream_attempt(pending, writer, offset, turn).await?;
+            let (returned, outcome) = self
+                .stream_attempt(pending, writer, offset, turn, feed)
+                .await?;
             writer = returned;
             match outcome {
                 Ok(()) => break,
@@ -380,6 +412,7 @@ impl Session<'_> {
         mut writer: Writer,
         offset: u64,
         turn: &Turn,
+        feed: Option<&Arc<Feed>>,
     ) -> Result<(Writer, Result<()>)> {
         let descriptor = &pending.descriptor;
         let stream = if pending.foreign {
@@ -407,15 +440,22 @@ impl Session<'_> {
                     Ok(writer)
                 })
                 .await??;
+            if let Some(feed) = feed {
+                feed.advance(writer.offset());
+            }
         }
 
         let (chunks, mut received) = mpsc::channel::<Bytes>(16);
+        let feed = feed.cloned();
         let sink = self.blocking(move || {
             let mut result = Ok(());
             while let Some(chunk) = received.blocking_recv() {
                 if let Err(error) = writer.write_all(&chunk) {
                     result = Err(error);
                     break;
+                }
+                if let Some(feed) = &feed {
+                    feed.advance(writer.offset());
                 }
             }
             (writer, result)

@@ -110,6 +110,13 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A layer's download failed while the layer was being applied (the
+    /// pull reports the download's own error).
+    #[error("blob {digest}: its download failed before it could be unpacked")]
+    DownloadFailed {
+        /// The blob.
+        digest: String,
+    },
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),

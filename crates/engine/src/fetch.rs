@@ -10,6 +10,7 @@
 //! `schema1` and the steps in `pull`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use hoist_metadata::Labels;
@@ -19,9 +20,11 @@ use hoist_oci::{Descriptor, Digest, Platform, PlatformMatcher, Reference};
 use hoist_remote::{Repository, Resolver};
 
 use crate::download::Pending;
+use crate::feed::{End, Feeds};
 use crate::lease::Lease;
 use crate::progress::{BlobKind, Event, Progress};
 use crate::pull::{Fetched, PlatformSelection, PullOptions, platforms_of};
+use crate::unpack::Unpacking;
 use crate::{Engine, Error, Result, labels};
 
 /// One pull's state: where from, how, and what it holds.
@@ -38,6 +41,9 @@ pub(crate) struct Session<'a> {
     pub(crate) progress: Progress,
     /// Labels every stored blob gets: where it came from.
     pub(crate) source_labels: Labels,
+    /// Set when the pull unpacks while it downloads: how the unpacker
+    /// follows each blob ([`crate::feed`]).
+    pub(crate) feeds: Option<Arc<Feeds>>,
 }
 
 /// What the walk has found so far.
@@ -55,6 +61,20 @@ struct Walk {
     downloaded: u64,
     image_labels: Labels,
     converted_root: Option<Descriptor>,
+}
+
+impl Walk {
+    /// What the fetch stored, once the leaves (`downloaded` bytes) are in.
+    fn fetched(self, root: &Descriptor, downloaded: u64) -> Fetched {
+        Fetched {
+            target: self.converted_root.unwrap_or_else(|| root.clone()),
+            blobs: self.blobs,
+            downloaded: self.downloaded + downloaded,
+            manifests: self.manifests,
+            configs: self.configs,
+            image_labels: self.image_labels,
+        }
+    }
 }
 
 impl<'a> Session<'a> {
@@ -84,6 +104,7 @@ impl<'a> Session<'a> {
             lease,
             progress: Progress::new(options.progress.clone()),
             source_labels,
+            feeds: None,
         }
     }
 
@@ -134,6 +155,42 @@ impl<'a> Session<'a> {
     /// manifests and configs of every platform are fetched too, but only the
     /// chosen platforms' layers.
     pub(crate) async fn fetch_tree(&self, root: &Descriptor) -> Result<Fetched> {
+        let mut walk = self.walk_manifests(root).await?;
+        let downloaded = self.fetch_leaves(&mut walk).await?;
+        Ok(walk.fetched(root, downloaded))
+    }
+
+    /// Like [`fetch_tree`](Self::fetch_tree), applying each layer into its
+    /// snapshot while it downloads: once the manifests are known, the
+    /// unpacker starts and follows the downloads through their feeds.
+    pub(crate) async fn fetch_tree_unpacking(
+        &mut self,
+        root: &Descriptor,
+    ) -> Result<(Fetched, Unpacking)> {
+        let feeds = Arc::new(Feeds::default());
+        self.feeds = Some(feeds.clone());
+        let mut walk = self.walk_manifests(root).await?;
+        let unpacking = self.engine.start_unpack(
+            walk.manifests.clone(),
+            self.options,
+            self.lease.clone().expect("writes run under a lease"),
+            feeds.clone(),
+        );
+        let downloaded = self.fetch_leaves(&mut walk).await;
+        // Whatever the unpacker still waits for is stored now, or never
+        // will be.
+        feeds.close(if downloaded.is_ok() {
+            End::Stored
+        } else {
+            End::Failed
+        });
+        let downloaded = downloaded?;
+        Ok((walk.fetched(root, downloaded), unpacking))
+    }
+
+    /// Walks the manifests below `root`, fetching each, to the configs and
+    /// layers to download.
+    async fn walk_manifests(&self, root: &Descriptor) -> Result<Walk> {
         let mut walk = Walk {
             queue: vec![(root.clone(), true)],
             ..Walk::default()
@@ -169,15 +226,7 @@ impl<'a> Session<'a> {
             };
             self.record_content(&descriptor, gc_labels).await?;
         }
-        let downloaded = self.fetch_leaves(&mut walk).await?;
-        Ok(Fetched {
-            target: walk.converted_root.unwrap_or_else(|| root.clone()),
-            blobs: walk.blobs,
-            downloaded: walk.downloaded + downloaded,
-            manifests: walk.manifests,
-            configs: walk.configs,
-            image_labels: walk.image_labels,
-        })
+        Ok(walk)
     }
 
     /// An index: queue the chosen platforms' manifests (all of them with

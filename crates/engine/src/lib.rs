@@ -42,6 +42,7 @@
 mod check;
 mod download;
 mod error;
+mod feed;
 mod fetch;
 mod gc;
 mod images;

@@ -35,7 +35,7 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use hoist_metadata::{Image, Labels};
 use hoist_oci::manifest;
@@ -155,7 +155,8 @@ pub struct Pulled {
     /// The config digest of each chosen manifest, in the order pulled: the
     /// image id the CRI and docker report.
     pub configs: Vec<Digest>,
-    /// How long unpacking took, if the pull unpacked.
+    /// How long unpacking took, if the pull unpacked (it overlaps the
+    /// downloads: from the manifests being known to the last snapshot).
     pub unpack_time: Option<Duration>,
     /// The compressed layers were let go after unpacking
     /// (`discard_unpacked_layers`): a garbage collection frees them.
@@ -221,17 +222,25 @@ impl Engine {
         //    pull returns, or, if it is cancelled, once its disk work ends.
         let lease = self.lease(&resolved.name).await?;
         let pulled = async {
-            // 3. Fetch the root, walk to the chosen manifests, fetch their blobs.
-            let fetched = self.fetch(&resolved, &options, &lease).await?;
-
-            // 4. Unpack the chosen manifests' layers into snapshots.
-            let unpack_started = Instant::now();
-            let unpacked = if options.unpack {
-                Some(self.unpack(&fetched.manifests, &options, &lease).await?)
+            // 3. Fetch the root, walk to the chosen manifests, fetch their
+            //    blobs; and 4., unpack their layers into snapshots, each
+            //    layer applied while it downloads.
+            let (fetched, unpacking) = if options.unpack {
+                let mut session =
+                    Session::new(self, &resolved.reference, &options, Some(lease.clone()));
+                let (fetched, unpacking) =
+                    session.fetch_tree_unpacking(&resolved.descriptor).await?;
+                (fetched, Some(unpacking))
             } else {
-                None
+                (self.fetch(&resolved, &options, &lease).await?, None)
             };
-            let unpack_time = unpacked.is_some().then(|| unpack_started.elapsed());
+            let (unpacked, unpack_time) = match unpacking {
+                Some(unpacking) => {
+                    let (unpacked, took) = unpacking.finish().await?;
+                    (Some(unpacked), Some(took))
+                }
+                None => (None, None),
+            };
             let discarded_layers = options.discard_unpacked_layers && unpacked.is_some();
             if discarded_layers {
                 self.discard_layers(&fetched.manifests).await?;
@@ -339,25 +348,7 @@ impl Engine {
         let lease = lease.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let snapshotter = engine.snapshotter(snapshotter.as_deref())?;
-            let mut chain_ids = Vec::new();
-            for manifest in &manifests {
-                let chain = engine.layer_chain(manifest)?;
-                if chain.layers.is_empty() {
-                    // An empty image: nothing to unpack.
-                    continue;
-                }
-                chain_ids.push(engine.unpack_blocking(
-                    snapshotter.as_ref(),
-                    &chain,
-                    lease.id(),
-                    &progress,
-                )?);
-            }
-            Ok(Unpacked {
-                snapshotter: snapshotter.name().to_string(),
-                chain_ids,
-            })
+            engine.unpack_manifests(snapshotter.as_deref(), &manifests, &lease, &progress, None)
         })
         .await?
     }

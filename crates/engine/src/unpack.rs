@@ -11,9 +11,16 @@
 //! Concurrent unpacks of one chainID (threads or processes) serialize on the
 //! snapshotter's per-key lock and re-check after taking it: the layer is
 //! unpacked once, as the CRI's duplicate suppression does.
+//!
+//! A pull unpacks while it downloads ([`Engine::start_unpack`]): each layer
+//! is applied from its ingest as the bytes arrive ([`crate::feed`]), and its
+//! snapshot is committed only once the applier verified the diffID and the
+//! content store verified and committed the blob. A layer already stored,
+//! or fetched by another pull, is applied from the store.
 
 use std::io::Read;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hoist_archive::{ApplyOptions, Compression as ArchiveCompression};
 use hoist_metadata::LeaseResource;
@@ -22,7 +29,10 @@ use hoist_oci::media_type::{self, Compression, Kind};
 use hoist_oci::{Descriptor, Digest, sha256_digest};
 use hoist_snapshot::{Kind as SnapshotKind, Labels, Snapshotter};
 
+use crate::feed::{End, Feed, Feeds, Follower};
+use crate::lease::Lease;
 use crate::progress::{Event, Progress};
+use crate::pull::{PullOptions, Unpacked};
 use crate::{Engine, Error, Result, labels};
 
 /// Snapshot label: the layer blob a snapshot was unpacked from (BuildKit's
@@ -66,7 +76,112 @@ pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     chain
 }
 
+/// An unpack running beside the downloads it follows.
+pub(crate) struct Unpacking {
+    job: tokio::task::JoinHandle<Result<Unpacked>>,
+    started: Instant,
+}
+
+impl Unpacking {
+    /// Waits for the unpack to end; returns what it produced and how long
+    /// it ran (overlapping the downloads).
+    pub(crate) async fn finish(self) -> Result<(Unpacked, Duration)> {
+        let unpacked = self.job.await??;
+        Ok((unpacked, self.started.elapsed()))
+    }
+}
+
+/// Where an applier reads a layer from.
+enum Input {
+    /// The committed blob in the content store.
+    Store,
+    /// The ingest, as the download writes it.
+    Follow(Follower, Arc<Feed>),
+}
+
 impl Engine {
+    /// Starts unpacking `manifests` (stored already; their configs and
+    /// layers still downloading) under one of the engine's
+    /// `max_concurrent_unpacks` slots; each blob is awaited, or followed as
+    /// it arrives, through `feeds`.
+    pub(crate) fn start_unpack(
+        &self,
+        manifests: Vec<Descriptor>,
+        options: &PullOptions,
+        lease: Lease,
+        feeds: Arc<Feeds>,
+    ) -> Unpacking {
+        let engine = self.clone();
+        let snapshotter = options.snapshotter.clone();
+        let progress = Progress::new(options.progress.clone());
+        let job = tokio::spawn(async move {
+            let permit = engine
+                .shared
+                .unpacks
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| Error::Task(e.to_string()))?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                engine.unpack_manifests(
+                    snapshotter.as_deref(),
+                    &manifests,
+                    &lease,
+                    &progress,
+                    Some(&feeds),
+                )
+            })
+            .await?
+        });
+        Unpacking {
+            job,
+            started: Instant::now(),
+        }
+    }
+
+    /// Unpacks every stored manifest of `manifests` into `snapshotter`
+    /// (`None`: the default one). With `feeds`, configs and layers may still
+    /// be downloading. Blocking: run it on a blocking thread, holding
+    /// `lease`.
+    pub(crate) fn unpack_manifests(
+        &self,
+        snapshotter: Option<&str>,
+        manifests: &[Descriptor],
+        lease: &Lease,
+        progress: &Progress,
+        feeds: Option<&Feeds>,
+    ) -> Result<Unpacked> {
+        let snapshotter = self.snapshotter(snapshotter)?;
+        let mut chain_ids = Vec::new();
+        for manifest in manifests {
+            let (config, layers) = self.image_manifest(manifest)?;
+            if let Some(feeds) = feeds
+                && feeds.get(config.digest()).wait_end() == End::Failed
+            {
+                return Err(Error::DownloadFailed {
+                    digest: config.digest().to_string(),
+                });
+            }
+            let chain = self.chain_of(config, layers)?;
+            if chain.layers.is_empty() {
+                // An empty image: nothing to unpack.
+                continue;
+            }
+            chain_ids.push(self.unpack_blocking(
+                snapshotter.as_ref(),
+                &chain,
+                lease.id(),
+                progress,
+                feeds,
+            )?);
+        }
+        Ok(Unpacked {
+            snapshotter: snapshotter.name().to_string(),
+            chain_ids,
+        })
+    }
+
     /// Reads a stored image manifest and its config into a [`LayerChain`].
     pub(crate) fn layer_chain(&self, manifest_descriptor: &Descriptor) -> Result<LayerChain> {
         let (config, layers) = self.image_manifest(manifest_descriptor)?;
@@ -127,6 +242,7 @@ impl Engine {
         chain: &LayerChain,
         lease: &str,
         progress: &Progress,
+        feeds: Option<&Feeds>,
     ) -> Result<Digest> {
         let chain_ids = chain.chain_ids();
         for (i, layer) in chain.layers.iter().enumerate() {
@@ -145,6 +261,7 @@ impl Engine {
                 chain_id,
                 parent.as_deref(),
                 progress,
+                feeds.map(|feeds| feeds.get(layer.digest())),
             )?;
         }
         let top = chain_ids
@@ -164,6 +281,7 @@ impl Engine {
         Ok(top)
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one layer's whole context")]
     fn unpack_layer(
         &self,
         snapshotter: &dyn Snapshotter,
@@ -172,26 +290,68 @@ impl Engine {
         chain_id: &Digest,
         parent: Option<&str>,
         progress: &Progress,
+        feed: Option<Arc<Feed>>,
     ) -> Result<()> {
         let key = chain_id.to_string();
-        if is_committed(snapshotter, &key) {
+        let already = || {
             progress.send(Event::LayerAlreadyUnpacked {
                 digest: layer.digest().clone(),
                 chain_id: chain_id.clone(),
             });
+        };
+        if is_committed(snapshotter, &key) {
+            already();
             return Ok(());
         }
         let _lock = snapshotter.lock(&key)?;
         // Another pull may have committed it while we waited for the lock.
         if is_committed(snapshotter, &key) {
-            progress.send(Event::LayerAlreadyUnpacked {
-                digest: layer.digest().clone(),
-                chain_id: chain_id.clone(),
-            });
+            already();
             return Ok(());
         }
+        let layer = Layer {
+            snapshotter,
+            chain_id,
+            parent,
+            descriptor: layer,
+            diff_id,
+            compression: layer_compression(layer)?,
+        };
+        match feed.as_ref().and_then(|feed| feed.follow()) {
+            Some(follower) => {
+                let feed = feed.expect("a follower comes from a feed");
+                match self.apply_snapshot(&layer, Input::Follow(follower, feed.clone()), progress) {
+                    Err(error) if feed.rewound() && feed.wait_end() == End::Stored => {
+                        tracing::debug!(
+                            layer = %layer.descriptor.digest(), %error,
+                            "the layer's download restarted under the unpacker; applying the stored blob"
+                        );
+                        self.apply_snapshot(&layer, Input::Store, progress)?;
+                    }
+                    other => other?,
+                }
+            }
+            None => {
+                if feed.is_some_and(|feed| feed.wait_end() == End::Failed) {
+                    return Err(Error::DownloadFailed {
+                        digest: layer.descriptor.digest().to_string(),
+                    });
+                }
+                self.apply_snapshot(&layer, Input::Store, progress)?;
+            }
+        }
+        progress.send(Event::LayerUnpacked {
+            digest: layer.descriptor.digest().clone(),
+            chain_id: chain_id.clone(),
+        });
+        Ok(())
+    }
 
-        let compression = layer_compression(layer)?;
+    /// Applies a layer into a fresh active snapshot and commits it under
+    /// its chainID; on any failure the active snapshot is removed, so a
+    /// committed snapshot is always a verified one.
+    fn apply_snapshot(&self, layer: &Layer<'_>, input: Input, progress: &Progress) -> Result<()> {
+        let snapshotter = layer.snapshotter;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -199,20 +359,26 @@ impl Engine {
         let active = format!(
             "extract-{}-{nanos}-{}",
             std::process::id(),
-            chain_id.digest()
+            layer.chain_id.digest()
         );
-        snapshotter.prepare(&active, parent, Labels::new())?;
-        let applied = self.apply_into(snapshotter, &active, layer, diff_id, compression, progress);
+        snapshotter.prepare(&active, layer.parent, Labels::new())?;
+        let applied = self.apply_into(&active, layer, input, progress);
         let committed = applied.and_then(|()| {
             let labels = Labels::from([
-                (SNAPSHOT_BLOB_LABEL.to_string(), layer.digest().to_string()),
-                (SNAPSHOT_DIFF_ID_LABEL.to_string(), diff_id.to_string()),
+                (
+                    SNAPSHOT_BLOB_LABEL.to_string(),
+                    layer.descriptor.digest().to_string(),
+                ),
+                (
+                    SNAPSHOT_DIFF_ID_LABEL.to_string(),
+                    layer.diff_id.to_string(),
+                ),
                 (
                     SNAPSHOT_MEDIA_TYPE_LABEL.to_string(),
-                    layer.media_type().to_string(),
+                    layer.descriptor.media_type().to_string(),
                 ),
             ]);
-            Ok(snapshotter.commit(&key, &active, labels)?)
+            Ok(snapshotter.commit(layer.chain_id.as_ref(), &active, labels)?)
         });
         if let Err(error) = committed {
             if let Err(cleanup) = snapshotter.remove(&active) {
@@ -220,48 +386,71 @@ impl Engine {
             }
             return Err(error);
         }
-        progress.send(Event::LayerUnpacked {
-            digest: layer.digest().clone(),
-            chain_id: chain_id.clone(),
-        });
         Ok(())
     }
 
+    /// Applies a layer into active snapshot `active`, verifying its diffID;
+    /// a followed download must also end with the blob stored.
     fn apply_into(
         &self,
-        snapshotter: &dyn Snapshotter,
         active: &str,
-        layer: &Descriptor,
-        diff_id: &Digest,
-        compression: ArchiveCompression,
+        layer: &Layer<'_>,
+        input: Input,
         progress: &Progress,
     ) -> Result<()> {
-        let target = snapshotter.apply_target(active)?;
-        let blob = self.content.open_blob(layer.digest())?;
+        let target = layer.snapshotter.apply_target(active)?;
+        let (source, feed): (Box<dyn Read>, _) = match input {
+            Input::Store => (
+                Box::new(self.content.open_blob(layer.descriptor.digest())?),
+                None,
+            ),
+            Input::Follow(follower, feed) => (Box::new(follower), Some(feed)),
+        };
         let reader = ProgressReader {
-            inner: std::io::BufReader::with_capacity(256 << 10, blob),
-            digest: layer.digest().clone(),
-            total: layer.size(),
+            inner: std::io::BufReader::with_capacity(256 << 10, source),
+            digest: layer.descriptor.digest().clone(),
+            total: layer.descriptor.size(),
             current: 0,
             reported: 0,
             progress,
+            downloading: feed.clone(),
         };
         let options = ApplyOptions {
             whiteouts: target.whiteouts,
             lowers: target.lowers,
-            expected_diff_id: Some(diff_id.clone()),
+            expected_diff_id: Some(layer.diff_id.clone()),
             ..ApplyOptions::default()
         };
-        let applied = hoist_archive::apply_layer(&target.dir, reader, compression, &options)
+        let applied = hoist_archive::apply_layer(&target.dir, reader, layer.compression, &options)
             .map_err(|source| Error::Unpack {
-                layer: layer.digest().to_string(),
+                layer: layer.descriptor.digest().to_string(),
                 source,
             })?;
         for skipped in &applied.skipped {
-            tracing::warn!(layer = %layer.digest(), entry = %skipped, "skipped while unpacking");
+            tracing::warn!(layer = %layer.descriptor.digest(), entry = %skipped, "skipped while unpacking");
+        }
+        // The applier may stop before the blob's last bytes (tar padding);
+        // the snapshot still waits for the blob's own verification.
+        if let Some(feed) = feed
+            && feed.wait_end() != End::Stored
+        {
+            return Err(Error::DownloadFailed {
+                digest: layer.descriptor.digest().to_string(),
+            });
         }
         Ok(())
     }
+}
+
+/// One layer to unpack, where to, and as what.
+struct Layer<'a> {
+    snapshotter: &'a dyn Snapshotter,
+    /// The name of the snapshot to commit.
+    chain_id: &'a Digest,
+    parent: Option<&'a str>,
+    descriptor: &'a Descriptor,
+    diff_id: &'a Digest,
+    compression: ArchiveCompression,
 }
 
 pub(crate) fn is_committed(snapshotter: &dyn Snapshotter, key: &str) -> bool {
@@ -321,14 +510,19 @@ struct ProgressReader<'a, R> {
     current: u64,
     reported: u64,
     progress: &'a Progress,
+    /// While this download runs, extraction is not reported: renderers
+    /// (docker's status lines above all) show a layer downloading, then
+    /// extracting, as the applier catches up.
+    downloading: Option<Arc<Feed>>,
 }
 
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.current += n as u64;
-        if self.current - self.reported >= PROGRESS_STEP
-            || (n == 0 && self.current != self.reported)
+        if (self.current - self.reported >= PROGRESS_STEP
+            || (n == 0 && self.current != self.reported))
+            && self.downloading.as_ref().is_none_or(|feed| feed.ended())
         {
             self.reported = self.current;
             self.progress.send(Event::Extracting {

@@ -63,6 +63,15 @@ pub enum Fault {
         /// The body's rate; 0 is taken as 1.
         bytes_per_second: u64,
     },
+    /// Cut the first successful `GET /v2/…/blobs/<digest>` response body of
+    /// each blob after `after` bytes (as [`Fault::TruncateBlobs`]), and
+    /// drop the `Range` header of every blob request, so the resumed
+    /// request gets the whole blob from its first byte: a server that
+    /// ignores `Range`, under a client that already holds part of the blob.
+    TruncateOnceIgnoringRange {
+        /// Bytes sent before the cut.
+        after: usize,
+    },
     /// Send only the first `after` bytes of every successful `GET
     /// /v2/…/blobs/<digest>` response body (with the upstream's
     /// `Content-Length`), then send nothing more while keeping the
@@ -83,6 +92,8 @@ struct Shared {
     log: Mutex<Vec<String>>,
     base_url: Mutex<String>,
     stalls: Mutex<Vec<std::time::SystemTime>>,
+    /// Blob paths already cut once by [`Fault::TruncateOnceIgnoringRange`].
+    cut_once: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running fault-injecting reverse proxy. Stops on drop.
@@ -120,6 +131,7 @@ impl FaultProxy {
             log: Mutex::new(Vec::new()),
             base_url: Mutex::new(String::new()),
             stalls: Mutex::new(Vec::new()),
+            cut_once: Mutex::default(),
         });
         let router = Router::new().fallback(forward).with_state(shared.clone());
         let server = Background::serve("proxy", router);
@@ -215,13 +227,16 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         current
     };
 
+    let blob_get = parts.method == Method::GET && is_blob_path(parts.uri.path());
+    let ignore_range = blob_get && matches!(fault, Fault::TruncateOnceIgnoringRange { .. });
     let method =
         reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).expect("valid method");
     let mut upstream_request = shared
         .client
         .request(method, format!("{}{path_and_query}", shared.upstream));
     for (name, value) in &parts.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
+        let dropped = ignore_range && name.as_str() == "range";
+        if !HOP_BY_HOP.contains(&name.as_str()) && !dropped {
             upstream_request = upstream_request.header(name.as_str(), value.as_bytes());
         }
     }
@@ -260,7 +275,6 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         }
     }
 
-    let blob_get = parts.method == Method::GET && is_blob_path(parts.uri.path());
     let success = status.is_success();
     let body = match fault {
         Fault::FlipByteInBlobs if blob_get && success => match upstream.bytes().await {
@@ -275,31 +289,18 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             Err(e) => return (StatusCode::BAD_GATEWAY, format!("upstream: {e:?}")).into_response(),
         },
         Fault::TruncateBlobs { after } if blob_get && success => {
-            // State: (upstream stream, bytes still to send, finished).
-            let cut = futures_util::stream::unfold(
-                (upstream.bytes_stream(), after, false),
-                |(mut stream, left, done)| async move {
-                    if done {
-                        return None;
-                    }
-                    if left == 0 {
-                        // Let hyper flush what was sent before the error
-                        // makes it drop the connection.
-                        tokio::task::yield_now().await;
-                        let cut = std::io::Error::other("truncated by FaultProxy");
-                        return Some((Err(cut), (stream, 0, true)));
-                    }
-                    match stream.next().await {
-                        Some(Ok(chunk)) => {
-                            let take = chunk.len().min(left);
-                            Some((Ok(chunk.slice(..take)), (stream, left - take, false)))
-                        }
-                        Some(Err(e)) => Some((Err(std::io::Error::other(e)), (stream, 0, true))),
-                        None => None,
-                    }
-                },
-            );
-            Body::from_stream(cut)
+            Body::from_stream(cut_after(upstream.bytes_stream(), after))
+        }
+        Fault::TruncateOnceIgnoringRange { after }
+            if blob_get
+                && success
+                && shared
+                    .cut_once
+                    .lock()
+                    .expect("cut lock")
+                    .insert(parts.uri.path().to_string()) =>
+        {
+            Body::from_stream(cut_after(upstream.bytes_stream(), after))
         }
         Fault::StallBlobs { after } if blob_get && success => {
             Body::from_stream(stall_after(upstream.bytes_stream(), after, shared.clone()))
@@ -314,6 +315,40 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         ),
     };
     response.body(body).expect("response")
+}
+
+/// The first `after` bytes of `stream`, then a broken connection.
+fn cut_after<S>(
+    stream: S,
+    after: usize,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
+where
+    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
+{
+    // State: (upstream stream, bytes still to send, finished).
+    futures_util::stream::unfold(
+        (stream, after, false),
+        |(mut stream, left, done)| async move {
+            if done {
+                return None;
+            }
+            if left == 0 {
+                // Let hyper flush what was sent before the error makes it
+                // drop the connection.
+                tokio::task::yield_now().await;
+                let cut = std::io::Error::other("truncated by FaultProxy");
+                return Some((Err(cut), (stream, 0, true)));
+            }
+            match stream.next().await {
+                Some(Ok(chunk)) => {
+                    let take = chunk.len().min(left);
+                    Some((Ok(chunk.slice(..take)), (stream, left - take, false)))
+                }
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), (stream, 0, true))),
+                None => None,
+            }
+        },
+    )
 }
 
 /// `stream` at about `rate` bytes per second: slices of at most a tenth of
