@@ -38,7 +38,7 @@ mod whiteout;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use oci_spec::image::Digest;
 
@@ -83,6 +83,10 @@ pub struct ApplyOptions {
     /// its metadata from a lower layer; a directory that replaces one this
     /// layer deleted from the lowers is made opaque.
     pub lowers: Vec<PathBuf>,
+    /// Overlay mode only, instead of `lowers`: the lower layers are given
+    /// late, when first looked at (see [`LateLowers`]), so a layer can be
+    /// applied while the layers below it are still being applied.
+    pub late_lowers: Option<LateLowers>,
     /// Set owners to the tar's uid/gid (default: true when running as root).
     pub same_owner: bool,
     /// The diffID the uncompressed stream must hash to; on a difference the
@@ -95,9 +99,40 @@ impl Default for ApplyOptions {
         Self {
             whiteouts: WhiteoutMode::Delete,
             lowers: Vec::new(),
+            late_lowers: None,
             same_owner: rustix::process::geteuid().is_root(),
             expected_diff_id: None,
         }
+    }
+}
+
+/// Lower layer directories given late: called at most once, the first
+/// time the applier needs to look at the lowers, it returns them (topmost
+/// first) once they hold their final content, blocking until then; an error
+/// fails the apply.
+///
+/// Most layers never look at their lowers: a layer tar from docker or
+/// BuildKit lists every parent directory of what it changes, so its paths
+/// resolve in the upper alone. One that does (a parent it does not list, a
+/// hardlink to a lower file, a directory replacing one it deleted) waits
+/// here, so the result is the same as applying the layers one by one.
+#[derive(Clone)]
+pub struct LateLowers(Arc<dyn Fn() -> std::io::Result<Vec<PathBuf>> + Send + Sync>);
+
+impl LateLowers {
+    /// Lowers that `ready` returns when they are final.
+    pub fn new(ready: impl Fn() -> std::io::Result<Vec<PathBuf>> + Send + Sync + 'static) -> Self {
+        LateLowers(Arc::new(ready))
+    }
+
+    pub(crate) fn wait(&self) -> std::io::Result<Vec<PathBuf>> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for LateLowers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateLowers")
     }
 }
 
@@ -244,9 +279,10 @@ impl<'o> Applier<'o> {
         if tuning.force_fallback {
             root.force_fallback();
         }
-        let lowers = match options.whiteouts {
-            WhiteoutMode::Overlay => Lowers::open(&options.lowers)?,
-            WhiteoutMode::Delete => Lowers::open(&[])?,
+        let lowers = match (options.whiteouts, &options.late_lowers) {
+            (WhiteoutMode::Overlay, Some(late)) => Lowers::late(late.clone()),
+            (WhiteoutMode::Overlay, None) => Lowers::open(&options.lowers)?,
+            (WhiteoutMode::Delete, _) => Lowers::open(&[])?,
         };
         let cache = DirCache::new(&mut root, !lowers.is_empty())?;
         Ok(Self {

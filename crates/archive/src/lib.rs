@@ -78,7 +78,7 @@ mod lowers;
 mod name;
 mod root;
 
-pub use apply::{Applied, ApplyOptions, WhiteoutMode, apply_layer};
+pub use apply::{Applied, ApplyOptions, LateLowers, WhiteoutMode, apply_layer};
 pub use compression::{Compression, detect_compression};
 pub use diffid::diff_id;
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@
 //! symlink found here is expanded by the caller's merged-view walk, as an
 //! in-root path.
 
+use std::cell::OnceCell;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use rustix::fs::{FileType, Stat};
 use rustix::io::Errno;
 
+use crate::LateLowers;
 use crate::fsops::{file_type, lstat_at, open_dir_nofollow};
 use crate::name::RootedPath;
 use crate::root::Root;
@@ -36,26 +38,44 @@ pub(crate) struct Found {
 
 /// The lower layer directories, topmost first.
 pub(crate) struct Lowers {
-    layers: Vec<(PathBuf, Root)>,
+    /// Opened on first use when the lowers are given late.
+    layers: OnceCell<Vec<(PathBuf, Root)>>,
+    late: Option<LateLowers>,
 }
 
 impl Lowers {
-    /// Opens each lower directory.
-    pub(crate) fn open(paths: &[PathBuf]) -> crate::Result<Self> {
-        let layers = paths
-            .iter()
-            .map(|p| {
-                Root::open(p)
-                    .map(|r| (p.clone(), r))
-                    .map_err(|e| crate::Error::io(p, e))
-            })
-            .collect::<crate::Result<_>>()?;
-        Ok(Self { layers })
+    /// Lowers that `late` gives when first looked at.
+    pub(crate) fn late(late: LateLowers) -> Self {
+        Self {
+            layers: OnceCell::new(),
+            late: Some(late),
+        }
     }
 
-    /// True if there are no lower layers.
+    /// The opened lowers, waiting for late ones the first time.
+    fn layers(&self) -> io::Result<&[(PathBuf, Root)]> {
+        if let Some(layers) = self.layers.get() {
+            return Ok(layers);
+        }
+        let paths = match &self.late {
+            Some(late) => late.wait()?,
+            None => Vec::new(),
+        };
+        let layers = open_all(&paths).map_err(io::Error::other)?;
+        Ok(self.layers.get_or_init(|| layers))
+    }
+
+    /// Opens each lower directory.
+    pub(crate) fn open(paths: &[PathBuf]) -> crate::Result<Self> {
+        Ok(Self {
+            layers: OnceCell::from(open_all(paths)?),
+            late: None,
+        })
+    }
+
+    /// True if there are no lower layers (late ones always count as some).
     pub(crate) fn is_empty(&self) -> bool {
-        self.layers.is_empty()
+        self.late.is_none() && self.layers.get().is_none_or(Vec::is_empty)
     }
 
     /// Finds `path` (not the root) in the topmost lower that has it, unless
@@ -65,7 +85,7 @@ impl Lowers {
         let Some((last, dirs)) = components.split_last() else {
             return Ok(None);
         };
-        for (lower, root) in &self.layers {
+        for (lower, root) in self.layers()? {
             let mut dir = rustix::fs::openat(
                 root.fd(),
                 ".",
@@ -113,6 +133,17 @@ impl Lowers {
         }
         Ok(None)
     }
+}
+
+fn open_all(paths: &[PathBuf]) -> crate::Result<Vec<(PathBuf, Root)>> {
+    paths
+        .iter()
+        .map(|p| {
+            Root::open(p)
+                .map(|r| (p.clone(), r))
+                .map_err(|e| crate::Error::io(p, e))
+        })
+        .collect()
 }
 
 /// Overlay's whiteout: a character device with device number 0:0.

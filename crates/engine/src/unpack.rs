@@ -17,12 +17,22 @@
 //! snapshot is committed only once the applier verified the diffID and the
 //! content store verified and committed the blob. A layer already stored,
 //! or fetched by another pull, is applied from the store.
+//!
+//! On a snapshotter that rebases (overlay), the layers of an image apply in
+//! parallel, each into its own snapshot, and are committed bottom to top
+//! onto their parents ([`order`]); a layer that must look at the layers
+//! below it waits for them, so the result is the serial one. Native
+//! snapshots start as copies of their parents, so there layers apply one
+//! after another (each still while it downloads).
+
+mod order;
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hoist_archive::{ApplyOptions, Compression as ArchiveCompression};
+use hoist_archive::{ApplyOptions, Compression as ArchiveCompression, LateLowers};
 use hoist_metadata::LeaseResource;
 use hoist_oci::manifest::{self, Children};
 use hoist_oci::media_type::{self, Compression, Kind};
@@ -34,6 +44,7 @@ use crate::lease::Lease;
 use crate::progress::{Event, Progress};
 use crate::pull::{PullOptions, Unpacked};
 use crate::{Engine, Error, Result, labels};
+use order::Order;
 
 /// Snapshot label: the layer blob a snapshot was unpacked from (BuildKit's
 /// `SetBlob` mapping, so a later push or export can find the blob again).
@@ -245,25 +256,6 @@ impl Engine {
         feeds: Option<&Feeds>,
     ) -> Result<Digest> {
         let chain_ids = chain.chain_ids();
-        for (i, layer) in chain.layers.iter().enumerate() {
-            let chain_id = &chain_ids[i];
-            let parent = i.checked_sub(1).map(|p| chain_ids[p].to_string());
-            // The lease keeps the snapshot from a collector until the image
-            // record that needs it exists.
-            self.db.add_lease_resource(
-                lease,
-                &LeaseResource::snapshot(snapshotter.name(), chain_id.to_string()),
-            )?;
-            self.unpack_layer(
-                snapshotter,
-                layer,
-                &chain.diff_ids[i],
-                chain_id,
-                parent.as_deref(),
-                progress,
-                feeds.map(|feeds| feeds.get(layer.digest())),
-            )?;
-        }
         let top = chain_ids
             .last()
             .cloned()
@@ -271,6 +263,38 @@ impl Engine {
                 digest: chain.config.digest().to_string(),
                 detail: "image has no layers to unpack".to_string(),
             })?;
+        for chain_id in &chain_ids {
+            // The lease keeps the snapshots from a collector until the image
+            // record that needs them exists.
+            self.db.add_lease_resource(
+                lease,
+                &LeaseResource::snapshot(snapshotter.name(), chain_id.to_string()),
+            )?;
+        }
+        let layers = chain
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, descriptor)| {
+                Ok(Layer {
+                    snapshotter,
+                    chain_id: &chain_ids[i],
+                    parent: i.checked_sub(1).map(|below| chain_ids[below].as_ref()),
+                    descriptor,
+                    diff_id: &chain.diff_ids[i],
+                    compression: layer_compression(descriptor)?,
+                    feed: feeds.map(|feeds| feeds.get(descriptor.digest())),
+                    order: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if snapshotter.rebases() && layers.len() > 1 {
+            self.unpack_in_parallel(layers, progress)?;
+        } else {
+            for layer in &layers {
+                self.unpack_layer(layer, progress)?;
+            }
+        }
         // containerd's GC edge from the config to the image's top snapshot.
         let label = labels::snapshot_ref(snapshotter.name());
         self.db.put_content(
@@ -281,75 +305,124 @@ impl Engine {
         Ok(top)
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one layer's whole context")]
-    fn unpack_layer(
-        &self,
-        snapshotter: &dyn Snapshotter,
-        layer: &Descriptor,
-        diff_id: &Digest,
-        chain_id: &Digest,
-        parent: Option<&str>,
-        progress: &Progress,
-        feed: Option<Arc<Feed>>,
-    ) -> Result<()> {
-        let key = chain_id.to_string();
+    /// Unpacks `layers` (bottom first) at the same time, each into its own
+    /// snapshot, rebased onto the one below when committed; [`Order`] keeps
+    /// what must stay bottom to top. As many layers at once as there are
+    /// cores, at least two.
+    fn unpack_in_parallel(&self, mut layers: Vec<Layer<'_>>, progress: &Progress) -> Result<()> {
+        let order = Arc::new(Order::new(layers.len()));
+        for (i, layer) in layers.iter_mut().enumerate() {
+            layer.order = Some((order.clone(), i));
+        }
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 8)
+            .min(layers.len());
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Result<()>>>> =
+            layers.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(layer) = layers.get(i) else {
+                            break;
+                        };
+                        let result = self.unpack_layer(layer, progress).and_then(|()| {
+                            Ok(layer.snapshotter.fs_dir(layer.chain_id.as_ref())?)
+                        });
+                        let result = match result {
+                            Ok(dir) => {
+                                order.committed(i, dir);
+                                Ok(())
+                            }
+                            Err(error) => {
+                                order.failed(i);
+                                Err(error)
+                            }
+                        };
+                        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    }
+                });
+            }
+        });
+        // The lowest layer's error is the cause; those above it only saw
+        // that a layer below failed.
+        for result in results {
+            if let Some(Err(error)) = result.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Unpacks one layer into the snapshot named by its chainID, unless it
+    /// is committed already.
+    fn unpack_layer(&self, layer: &Layer<'_>, progress: &Progress) -> Result<()> {
+        let key = layer.chain_id.as_ref();
+        let snapshotter = layer.snapshotter;
         let already = || {
             progress.send(Event::LayerAlreadyUnpacked {
-                digest: layer.digest().clone(),
-                chain_id: chain_id.clone(),
+                digest: layer.descriptor.digest().clone(),
+                chain_id: layer.chain_id.clone(),
             });
         };
-        if is_committed(snapshotter, &key) {
+        if is_committed(snapshotter, key) {
             already();
             return Ok(());
         }
-        let _lock = snapshotter.lock(&key)?;
+        if let Some((order, i)) = &layer.order {
+            order.wait_below_locked(*i).map_err(below_failed)?;
+        }
+        let _lock = snapshotter.lock(key)?;
+        if let Some((order, i)) = &layer.order {
+            order.locked(*i);
+        }
         // Another pull may have committed it while we waited for the lock.
-        if is_committed(snapshotter, &key) {
+        if is_committed(snapshotter, key) {
             already();
             return Ok(());
         }
-        let layer = Layer {
-            snapshotter,
-            chain_id,
-            parent,
-            descriptor: layer,
-            diff_id,
-            compression: layer_compression(layer)?,
-        };
-        match feed.as_ref().and_then(|feed| feed.follow()) {
+        match layer.feed.as_ref().and_then(|feed| feed.follow()) {
             Some(follower) => {
-                let feed = feed.expect("a follower comes from a feed");
-                match self.apply_snapshot(&layer, Input::Follow(follower, feed.clone()), progress) {
+                let feed = layer.feed.clone().expect("a follower comes from a feed");
+                match self.apply_snapshot(layer, Input::Follow(follower, feed.clone()), progress) {
                     Err(error) if feed.rewound() && feed.wait_end() == End::Stored => {
                         tracing::debug!(
                             layer = %layer.descriptor.digest(), %error,
                             "the layer's download restarted under the unpacker; applying the stored blob"
                         );
-                        self.apply_snapshot(&layer, Input::Store, progress)?;
+                        self.apply_snapshot(layer, Input::Store, progress)?;
                     }
                     other => other?,
                 }
             }
             None => {
-                if feed.is_some_and(|feed| feed.wait_end() == End::Failed) {
+                if layer
+                    .feed
+                    .as_ref()
+                    .is_some_and(|feed| feed.wait_end() == End::Failed)
+                {
                     return Err(Error::DownloadFailed {
                         digest: layer.descriptor.digest().to_string(),
                     });
                 }
-                self.apply_snapshot(&layer, Input::Store, progress)?;
+                self.apply_snapshot(layer, Input::Store, progress)?;
             }
         }
         progress.send(Event::LayerUnpacked {
             digest: layer.descriptor.digest().clone(),
-            chain_id: chain_id.clone(),
+            chain_id: layer.chain_id.clone(),
         });
         Ok(())
     }
 
     /// Applies a layer into a fresh active snapshot and commits it under
     /// its chainID; on any failure the active snapshot is removed, so a
-    /// committed snapshot is always a verified one.
+    /// committed snapshot is always a verified one. In a parallel unpack
+    /// the snapshot is prepared without a parent and rebased onto it at
+    /// commit.
     fn apply_snapshot(&self, layer: &Layer<'_>, input: Input, progress: &Progress) -> Result<()> {
         let snapshotter = layer.snapshotter;
         let nanos = SystemTime::now()
@@ -361,7 +434,11 @@ impl Engine {
             std::process::id(),
             layer.chain_id.digest()
         );
-        snapshotter.prepare(&active, layer.parent, Labels::new())?;
+        let prepared_parent = match layer.order {
+            Some(_) => None,
+            None => layer.parent,
+        };
+        snapshotter.prepare(&active, prepared_parent, Labels::new())?;
         let applied = self.apply_into(&active, layer, input, progress);
         let committed = applied.and_then(|()| {
             let labels = Labels::from([
@@ -378,7 +455,19 @@ impl Engine {
                     layer.descriptor.media_type().to_string(),
                 ),
             ]);
-            Ok(snapshotter.commit(layer.chain_id.as_ref(), &active, labels)?)
+            match &layer.order {
+                Some((order, i)) => {
+                    order.wait_below_committed(*i).map_err(below_failed)?;
+                    snapshotter.commit_onto(
+                        layer.chain_id.as_ref(),
+                        &active,
+                        layer.parent,
+                        labels,
+                    )?;
+                }
+                None => snapshotter.commit(layer.chain_id.as_ref(), &active, labels)?,
+            }
+            Ok(())
         });
         if let Err(error) = committed {
             if let Err(cleanup) = snapshotter.remove(&active) {
@@ -415,9 +504,14 @@ impl Engine {
             progress,
             downloading: feed.clone(),
         };
+        let late_lowers = layer
+            .order
+            .clone()
+            .map(|(order, i)| LateLowers::new(move || order.lowers_below(i)));
         let options = ApplyOptions {
             whiteouts: target.whiteouts,
             lowers: target.lowers,
+            late_lowers,
             expected_diff_id: Some(layer.diff_id.clone()),
             ..ApplyOptions::default()
         };
@@ -451,6 +545,16 @@ struct Layer<'a> {
     descriptor: &'a Descriptor,
     diff_id: &'a Digest,
     compression: ArchiveCompression,
+    /// Its download, when the pull unpacks while downloading.
+    feed: Option<Arc<Feed>>,
+    /// In a parallel unpack: the unpack's order and this layer's place in it.
+    order: Option<(Arc<Order>, usize)>,
+}
+
+/// The error of a layer whose lower layer failed (never the one reported:
+/// the lower layer's own error is).
+fn below_failed(_: order::BelowFailed) -> Error {
+    Error::Task("a layer below failed to unpack".to_string())
 }
 
 pub(crate) fn is_committed(snapshotter: &dyn Snapshotter, key: &str) -> bool {

@@ -205,6 +205,35 @@ pub trait Snapshotter: Send + Sync {
     /// not active, `AlreadyExists` if `name` is taken.
     fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()>;
 
+    /// Whether [`commit_onto`](Self::commit_onto) works here: a layer's
+    /// snapshot can then be prepared and applied before its parent is
+    /// committed, so the layers of an image apply in parallel. True for
+    /// overlay (a snapshot holds only its own layer); false for native (a
+    /// snapshot starts as a copy of its parent).
+    fn rebases(&self) -> bool {
+        false
+    }
+
+    /// Commits active `key`, prepared without a parent, as `name` on
+    /// `parent` (committed by now), as containerd's rebase capability does;
+    /// the layer's directory is kept as it is. The applier must have been
+    /// given the parent's layers as lowers (`hoist_archive::LateLowers`).
+    /// `Unsupported` unless [`rebases`](Self::rebases); otherwise errors as
+    /// [`commit`](Self::commit), and `InvalidState` if `key` has a parent or
+    /// `parent` is not committed.
+    fn commit_onto(
+        &self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+        labels: Labels,
+    ) -> Result<()> {
+        let _ = (name, key, parent, labels);
+        Err(Error::Unsupported {
+            detail: format!("the {} snapshotter cannot rebase a snapshot", self.name()),
+        })
+    }
+
     /// Removes snapshot `key` and its files; `HasChildren` if any snapshot
     /// has it as parent. The caller unmounts it first.
     fn remove(&self, key: &str) -> Result<()>;

@@ -221,6 +221,20 @@ impl Snapshotter for Overlay {
         self.store.commit(name, key, &labels)
     }
 
+    fn rebases(&self) -> bool {
+        true
+    }
+
+    fn commit_onto(
+        &self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+        labels: Labels,
+    ) -> Result<()> {
+        self.store.commit_onto(name, key, parent, &labels)
+    }
+
     fn remove(&self, key: &str) -> Result<()> {
         self.store.remove(key)
     }

@@ -335,6 +335,28 @@ impl Store {
     /// Commits active `key` as `name`: flush, write the committed record,
     /// delete the active one (see the module docs for a crash in between).
     pub(crate) fn commit(&self, name: &str, key: &str, labels: &Labels) -> Result<()> {
+        self.commit_as(name, key, labels, None)
+    }
+
+    /// Commits active `key`, which has no parent, as `name` on `parent`.
+    pub(crate) fn commit_onto(
+        &self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+        labels: &Labels,
+    ) -> Result<()> {
+        self.commit_as(name, key, labels, Some(parent))
+    }
+
+    /// [`commit`](Self::commit), with `rebase` the new parent if any.
+    fn commit_as(
+        &self,
+        name: &str,
+        key: &str,
+        labels: &Labels,
+        rebase: Option<Option<&str>>,
+    ) -> Result<()> {
         if name.is_empty() {
             return Err(Error::state(name, "empty name"));
         }
@@ -362,13 +384,28 @@ impl Store {
         if self.find(name)?.is_some() {
             return Err(Error::AlreadyExists { key: name.into() });
         }
-        self.write(
-            name,
-            snap.info.parent.as_deref(),
-            Kind::Committed,
-            labels,
-            snap.id,
-        )?;
+        let parent = match rebase {
+            None => snap.info.parent.as_deref(),
+            Some(_) if snap.info.parent.is_some() => {
+                return Err(Error::state(
+                    key,
+                    "only a snapshot without a parent is rebased",
+                ));
+            }
+            Some(parent) => {
+                if let Some(parent) = parent {
+                    let committed = self.find(parent)?.map(|p| p.info.kind);
+                    if committed != Some(Kind::Committed) {
+                        return Err(Error::state(
+                            parent,
+                            format!("a parent must be committed, is {committed:?}"),
+                        ));
+                    }
+                }
+                parent
+            }
+        };
+        self.write(name, parent, Kind::Committed, labels, snap.id)?;
         self.db.delete_snapshot(self.name, key)?;
         Ok(())
     }

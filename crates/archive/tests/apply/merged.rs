@@ -1,14 +1,18 @@
 //! Overlay mode against the merged view: each case applies its layers twice,
 //! natively (Delete mode, one full tree) and as overlay snapshots (each layer
 //! into its own upper, the earlier ones as lowers), mounts the overlay and
-//! compares what it shows with the native tree.
+//! compares what it shows with the native tree. Each case also applies its
+//! layers top first with late lowers (each layer gets the layers below it
+//! only when it first looks at them, as an unpacker applying layers in
+//! parallel gives them) and requires the same uppers.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
-use hoist_archive::{ApplyOptions, Error, WhiteoutMode};
+use hoist_archive::{ApplyOptions, Error, LateLowers, WhiteoutMode};
 
 use crate::support::{Layer, apply, apply_with, require_root, xattr};
 
@@ -75,9 +79,9 @@ impl Drop for Mounted {
     }
 }
 
-/// Mounts `upper` over `lowers` (topmost first) at `base/merged`; `None`
-/// (with a note) where overlayfs cannot be mounted.
-fn mount(base: &Path, lowers: &[PathBuf], upper: &Path) -> Option<Mounted> {
+/// Mounts `upper` over `lowers` (topmost first) at `base/merged`; fails
+/// the (privileged) test where overlayfs cannot be mounted.
+fn mount(base: &Path, lowers: &[PathBuf], upper: &Path) -> Mounted {
     let work = base.join("work");
     let merged = base.join("merged");
     std::fs::create_dir(&work).unwrap();
@@ -93,12 +97,12 @@ fn mount(base: &Path, lowers: &[PathBuf], upper: &Path) -> Option<Mounted> {
         .args(["-t", "overlay", "overlay", "-o", &opts])
         .arg(&merged)
         .status();
-    if matches!(status, Ok(s) if s.success()) {
-        Some(Mounted(merged))
-    } else {
-        eprintln!("overlay mount unavailable; merged view not checked");
-        None
-    }
+    assert!(
+        matches!(status, Ok(s) if s.success()),
+        "cannot mount overlayfs here ({status:?}); run unprivileged tests with \
+         `cargo nextest run --profile unprivileged`"
+    );
+    Mounted(merged)
 }
 
 fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
@@ -130,6 +134,19 @@ impl Snapshots {
             apply_with(&upper, layer, &overlay(lowers)).unwrap();
             uppers.push(upper);
         }
+        let late = apply_late(base.path(), layers);
+        for (i, (eager, late)) in uppers.iter().zip(&late).enumerate() {
+            assert_eq!(
+                tree(late),
+                tree(eager),
+                "layer {i} applied with late lowers"
+            );
+            assert_eq!(
+                opaque_dirs(late),
+                opaque_dirs(eager),
+                "layer {i}'s opaque dirs"
+            );
+        }
         Self {
             base,
             native,
@@ -145,9 +162,7 @@ impl Snapshots {
     fn assert_merged_matches_native(&self) {
         let (upper, lowers) = self.uppers.split_last().unwrap();
         let lowers: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
-        let Some(mounted) = mount(self.base.path(), &lowers, upper) else {
-            return;
-        };
+        let mounted = mount(self.base.path(), &lowers, upper);
         let (merged, native) = (tree(&mounted.0), tree(&self.native));
         assert_eq!(merged, native, "merged view differs from the native tree");
     }
@@ -163,6 +178,66 @@ fn whiteout_then_recreate(second: impl FnOnce(&mut Layer)) -> Snapshots {
     let mut two = Layer::new();
     second(&mut two);
     Snapshots::apply(&[one.finish(), two.finish()])
+}
+
+/// `layers` applied as overlay snapshots `late0`, `late1`, … under `base`,
+/// the top one first: each layer's lowers are given late, and applying the
+/// layers below (bottom first) is what waiting for them does.
+fn apply_late(base: &Path, layers: &[Vec<u8>]) -> Vec<PathBuf> {
+    let uppers: Vec<PathBuf> = (0..layers.len())
+        .map(|i| base.join(format!("late{i}")))
+        .collect();
+    for upper in &uppers {
+        std::fs::create_dir(upper).unwrap();
+    }
+    let applied = Arc::new(Mutex::new(vec![false; layers.len()]));
+    let lowers_of = |uppers: &[PathBuf], i: usize| uppers[..i].iter().rev().cloned().collect();
+    for i in (0..layers.len()).rev() {
+        if applied.lock().unwrap()[i] {
+            continue;
+        }
+        let late = {
+            let (layers, uppers, applied) = (layers.to_vec(), uppers.clone(), applied.clone());
+            LateLowers::new(move || {
+                let mut applied = applied.lock().unwrap();
+                for j in 0..i {
+                    if !applied[j] {
+                        apply_with(&uppers[j], &layers[j], &overlay(lowers_of(&uppers, j)))
+                            .map_err(std::io::Error::other)?;
+                        applied[j] = true;
+                    }
+                }
+                Ok(lowers_of(&uppers, i))
+            })
+        };
+        let options = ApplyOptions {
+            whiteouts: WhiteoutMode::Overlay,
+            late_lowers: Some(late),
+            ..ApplyOptions::default()
+        };
+        apply_with(&uppers[i], &layers[i], &options).unwrap();
+        applied.lock().unwrap()[i] = true;
+    }
+    uppers
+}
+
+/// The directories below `root` marked opaque.
+fn opaque_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if opaque(&dir).is_some() {
+            found.push(dir.strip_prefix(root).unwrap().to_path_buf());
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 fn opaque(path: &Path) -> Option<Vec<u8>> {
@@ -436,4 +511,48 @@ fn a_lower_file_hides_directories_of_the_lowers_below_it_privileged() {
     let lowers = s.uppers.iter().rev().cloned().collect();
     let err = apply_with(&upper, &three.finish(), &overlay(lowers)).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
+}
+
+#[test]
+fn a_layer_that_lists_its_parents_never_waits_for_its_lowers() {
+    let base = tempfile::tempdir().unwrap();
+    let upper = base.path().join("upper");
+    std::fs::create_dir(&upper).unwrap();
+    let mut layer = Layer::new();
+    layer
+        .dir("usr", 0o755)
+        .dir("usr/bin", 0o755)
+        .file("usr/bin/tool", b"#!", 0o755)
+        .dir("etc", 0o755)
+        .file("etc/motd", b"hi", 0o644);
+    let options = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        late_lowers: Some(LateLowers::new(|| {
+            Err(std::io::Error::other("the lowers were looked at"))
+        })),
+        ..ApplyOptions::default()
+    };
+    apply_with(&upper, &layer.finish(), &options).unwrap();
+    assert_eq!(std::fs::read(upper.join("usr/bin/tool")).unwrap(), b"#!");
+}
+
+#[test]
+fn a_parent_the_layer_does_not_list_waits_for_the_lowers() {
+    let base = tempfile::tempdir().unwrap();
+    let upper = base.path().join("upper");
+    std::fs::create_dir(&upper).unwrap();
+    let mut layer = Layer::new();
+    layer.file("usr/bin/tool", b"#!", 0o755);
+    let options = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        late_lowers: Some(LateLowers::new(|| {
+            Err(std::io::Error::other("a lower layer failed"))
+        })),
+        ..ApplyOptions::default()
+    };
+    let error = apply_with(&upper, &layer.finish(), &options).unwrap_err();
+    assert!(
+        format!("{error:?}").contains("a lower layer failed"),
+        "{error:?}"
+    );
 }

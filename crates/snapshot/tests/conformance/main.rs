@@ -52,6 +52,7 @@ conformance!(
     reopen_sees_same_state,
     interrupted_commit_is_finished_on_open,
     lock_serializes_threads,
+    rebase_commits_onto_a_parent,
 );
 
 #[test]

@@ -626,3 +626,61 @@ pub(crate) fn lock_serializes_threads(cx: &Ctx) {
     });
     assert_eq!(*log.lock().unwrap(), ["A done", "B got it"]);
 }
+
+pub(crate) fn rebase_commits_onto_a_parent(cx: &Ctx) {
+    let s = cx.s.as_ref();
+    let write = |key: &str, name: &str, body: &str| {
+        std::fs::write(s.apply_target(key).unwrap().dir.join(name), body).unwrap();
+    };
+    if !s.rebases() {
+        s.prepare("x", None, Labels::new()).unwrap();
+        assert!(matches!(
+            s.commit_onto("X", "x", None, Labels::new()),
+            Err(Error::Unsupported { .. })
+        ));
+        return;
+    }
+    // The upper layer is prepared and written before its parent exists.
+    s.prepare("top-active", None, Labels::new()).unwrap();
+    write("top-active", "top", "2");
+    write("top-active", "shared", "from the top");
+    s.prepare("bottom-active", None, Labels::new()).unwrap();
+    write("bottom-active", "bottom", "1");
+    write("bottom-active", "shared", "from the bottom");
+    assert!(
+        matches!(
+            s.commit_onto("TOP", "top-active", Some("bottom-active"), Labels::new()),
+            Err(Error::InvalidState { .. })
+        ),
+        "a parent that is not committed is refused"
+    );
+    s.commit("BOTTOM", "bottom-active", Labels::new()).unwrap();
+    s.commit_onto("TOP", "top-active", Some("BOTTOM"), labels(&[("l", "v")]))
+        .unwrap();
+    let top = s.stat("TOP").unwrap();
+    assert_eq!(
+        (top.parent.as_deref(), top.kind),
+        (Some("BOTTOM"), Kind::Committed)
+    );
+    assert_eq!(top.labels, labels(&[("l", "v")]));
+
+    s.prepare("child", Some("TOP"), Labels::new()).unwrap();
+    assert!(
+        matches!(
+            s.commit_onto("C", "child", Some("BOTTOM"), Labels::new()),
+            Err(Error::InvalidState { .. })
+        ),
+        "a snapshot that has a parent is not rebased"
+    );
+    let view = s.view("rootfs", Some("TOP"), Labels::new()).unwrap();
+    let mnt = cx.mountpoint("view");
+    let _m = mount_all(&view, &mnt);
+    assert_eq!(
+        tree(&mnt),
+        expect(&[
+            ("bottom", "file:1"),
+            ("shared", "file:from the top"),
+            ("top", "file:2"),
+        ])
+    );
+}
