@@ -10,6 +10,7 @@
 //! | `root` | `/var/lib/hoist` as root, `$XDG_DATA_HOME/hoist` otherwise | `--root` |
 //! | `snapshotter` | overlay where it mounts, else native | `pull --snapshotter` |
 //! | `max_concurrent_downloads` | 3 | `pull --max-concurrent-downloads` |
+//! | `sync` | `full` | `pull --sync` |
 //! | `hosts_dir` | the first of `/etc/hoist/certs.d`, `/etc/containerd/certs.d`, `/etc/docker/certs.d` | `pull --hosts-dir` |
 //! | `discard_unpacked_layers` | false | `pull --discard-unpacked-layers` |
 //! | `allow_schema1` | false | `pull --allow-schema1` |
@@ -25,6 +26,7 @@ pub(crate) struct CliConfig {
     pub(crate) root: Option<PathBuf>,
     pub(crate) snapshotter: Option<String>,
     pub(crate) max_concurrent_downloads: Option<usize>,
+    pub(crate) sync: Option<String>,
     pub(crate) hosts_dir: Option<PathBuf>,
     pub(crate) discard_unpacked_layers: Option<bool>,
     pub(crate) allow_schema1: Option<bool>,
@@ -68,10 +70,12 @@ impl CliConfig {
             root,
             snapshotter,
             max_concurrent_downloads,
+            sync,
             hosts_dir,
             discard_unpacked_layers,
             allow_schema1,
         } = other;
+        self.sync = sync.or(self.sync.take());
         self.root = root.or(self.root.take());
         self.snapshotter = snapshotter.or(self.snapshotter.take());
         self.max_concurrent_downloads = max_concurrent_downloads.or(self.max_concurrent_downloads);

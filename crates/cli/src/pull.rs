@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use hoist_engine::{
     Credentials, Engine, EngineOptions, GcOptions, PlatformSelection, PullOptions, RegistryOptions,
+    SyncPolicy,
 };
 use hoist_oci::Platform;
 use tokio::sync::{mpsc, oneshot};
@@ -96,6 +97,12 @@ pub(crate) struct PullArgs {
     #[arg(long, value_name = "N")]
     max_concurrent_downloads: Option<usize>,
 
+    /// What reaches the disk before it counts as stored: full (every blob
+    /// fsynced, every snapshot flushed), blobs (snapshots not flushed, as
+    /// containerd) or none [default: the config's `sync`, else full]
+    #[arg(long, value_name = "POLICY", value_parser = ["full", "blobs", "none"])]
+    sync: Option<String>,
+
     /// Print nothing but the result
     #[arg(long, short)]
     quiet: bool,
@@ -113,6 +120,7 @@ impl PullArgs {
         self.max_concurrent_downloads = self
             .max_concurrent_downloads
             .or(config.max_concurrent_downloads);
+        self.sync = self.sync.or_else(|| config.sync.clone());
         self.allow_schema1 |= config.allow_schema1.unwrap_or(false);
         self.discard_unpacked_layers |=
             !self.no_unpack && config.discard_unpacked_layers.unwrap_or(false);
@@ -275,9 +283,16 @@ fn engine_options(args: &PullArgs) -> anyhow::Result<EngineOptions> {
         hosts_dir: args.hosts_dir.clone(),
         ..RegistryOptions::default()
     };
+    let sync = match &args.sync {
+        Some(policy) => policy
+            .parse()
+            .map_err(|error: String| anyhow::anyhow!("sync: {error}"))?,
+        None => SyncPolicy::default(),
+    };
     Ok(EngineOptions {
         registry,
         max_concurrent_downloads: args.downloads(),
+        sync,
         ..EngineOptions::default()
     })
 }

@@ -27,6 +27,8 @@ const TRASH_PREFIX: &str = ".trash-";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Whether a commit makes the blob durable (see [`Store::fsync`]).
+    fsync: bool,
 }
 
 /// What the store knows about one committed blob.
@@ -90,13 +92,30 @@ pub struct IngestStatus {
 impl Store {
     /// Opens the store at `root`, creating its directories if needed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
-        let store = Store { root: root.into() };
+        let store = Store {
+            root: root.into(),
+            fsync: true,
+        };
         let sha256 = store.root.join(BLOBS).join("sha256");
         fs::create_dir_all(&sha256).at(&sha256)?;
         let ingest = store.ingest_root();
         fs::create_dir_all(&ingest).at(&ingest)?;
         store.sweep_trash();
         Ok(store)
+    }
+
+    /// Whether a commit fsyncs the blob and its directory before it counts
+    /// as stored (the default), so a power loss cannot leave a committed
+    /// blob incomplete. Without it, commits still verify and still become
+    /// visible atomically (a killed process loses nothing, the page cache
+    /// survives it), but the blob reaches the disk when the kernel flushes.
+    pub fn fsync(mut self, fsync: bool) -> Store {
+        self.fsync = fsync;
+        self
+    }
+
+    pub(crate) fn fsyncs(&self) -> bool {
+        self.fsync
     }
 
     /// The directory the store lives in.

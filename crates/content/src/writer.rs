@@ -299,7 +299,9 @@ impl Writer {
             });
         }
 
-        data.sync_all().at(&data_path)?;
+        if store.fsyncs() {
+            data.sync_all().at(&data_path)?;
+        }
         let target = store.blob_path(&actual);
         let parent = target
             .parent()
@@ -321,7 +323,9 @@ impl Writer {
                 }
             }
         };
-        File::open(&parent).and_then(|d| d.sync_all()).at(&parent)?;
+        if store.fsyncs() {
+            File::open(&parent).and_then(|d| d.sync_all()).at(&parent)?;
+        }
         if outcome == Committed::New {
             // Blobs are immutable; read-only permissions make accidental writes fail loudly.
             let mut perms = data.metadata().at(&target)?.permissions();

@@ -13,6 +13,7 @@
 //! snapshotter = "overlay"
 //! max_concurrent_downloads = 3
 //! max_concurrent_unpacks = 1
+//! sync = "full"
 //! image_pull_progress_timeout = "5m"
 //! discard_unpacked_layers = false
 //! allow_schema1 = false
@@ -32,6 +33,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hoist_engine::SyncPolicy;
 use serde::{Deserialize, Deserializer};
 
 /// Where `hoistd` looks for its config when `--config` is not given.
@@ -64,8 +66,14 @@ pub struct Config {
     pub runtime_handlers: BTreeMap<String, RuntimeHandler>,
     /// Blobs downloaded at once by the whole daemon. Default: 3.
     pub max_concurrent_downloads: usize,
-    /// Layers unpacked at once by the whole daemon. Default: 1.
+    /// Images unpacked at once by the whole daemon (the layers of one
+    /// image apply in parallel on overlay). Default: 1.
     pub max_concurrent_unpacks: usize,
+    /// What reaches the disk before it counts as stored: `"full"` (every
+    /// blob fsynced, every snapshot flushed), `"blobs"` (snapshots not
+    /// flushed, as containerd) or `"none"`. Default: `"full"`.
+    #[serde(deserialize_with = "sync_policy")]
+    pub sync: SyncPolicy,
     /// A pull that receives no byte for this long is cancelled; a slow pull
     /// that keeps moving never is. `"0s"` disables it. Default: `"5m"`.
     #[serde(deserialize_with = "duration")]
@@ -134,6 +142,7 @@ impl Default for Config {
             runtime_handlers: BTreeMap::new(),
             max_concurrent_downloads: 3,
             max_concurrent_unpacks: 1,
+            sync: SyncPolicy::Full,
             image_pull_progress_timeout: Duration::from_secs(300),
             discard_unpacked_layers: false,
             allow_schema1: false,
@@ -254,6 +263,11 @@ impl Config {
             .map(|h| h.snapshotter.clone())
             .or_else(|| self.snapshotter.clone())
     }
+}
+
+fn sync_policy<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SyncPolicy, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

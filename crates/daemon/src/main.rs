@@ -93,6 +93,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             },
             max_concurrent_downloads: config.max_concurrent_downloads,
             max_concurrent_unpacks: config.max_concurrent_unpacks,
+            sync: config.sync,
         },
     )
     .with_context(|| format!("opening {}", config.root.display()))?;

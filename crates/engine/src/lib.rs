@@ -91,8 +91,50 @@ pub struct EngineOptions {
     /// At most this many blobs download at once, over all pulls of this
     /// engine (containerd's and docker's default is 3).
     pub max_concurrent_downloads: usize,
-    /// At most this many layers are applied at once, over all pulls.
+    /// At most this many images unpack at once, over all pulls (the layers
+    /// of one image apply in parallel where the snapshotter rebases).
     pub max_concurrent_unpacks: usize,
+    /// What reaches the disk before it counts as stored.
+    pub sync: SyncPolicy,
+}
+
+/// What a pull makes durable before it counts as stored. Whatever the
+/// policy, a killed process loses nothing stored (the page cache outlives
+/// it), every blob is verified, every state change is crash-ordered, and the
+/// metadata database keeps its own journal; the policies differ in what a
+/// power loss or kernel crash can take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncPolicy {
+    /// Every blob is fsynced with its directory, and every snapshot is
+    /// flushed (`syncfs`) before it is recorded committed: after a power
+    /// loss, whatever is recorded is complete.
+    #[default]
+    Full,
+    /// Blobs as with `Full`; snapshots are not flushed (containerd's
+    /// default: its overlay snapshotter does not sync unless
+    /// `image_pull_with_sync_fs` is set). A power loss can leave a committed
+    /// snapshot missing data that its blob still holds; `syncfs` flushes the
+    /// whole file system, which costs most where other work shares it.
+    Blobs,
+    /// Nothing is flushed: for throwaway roots (CI runners, ephemeral
+    /// nodes) where a power loss takes the root with it.
+    None,
+}
+
+impl std::str::FromStr for SyncPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SyncPolicy, String> {
+        match text {
+            "full" => Ok(SyncPolicy::Full),
+            "blobs" => Ok(SyncPolicy::Blobs),
+            "none" => Ok(SyncPolicy::None),
+            other => Err(format!(
+                "unknown sync policy {other:?} (expected full, blobs or none)"
+            )),
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -101,6 +143,7 @@ impl Default for EngineOptions {
             registry: RegistryOptions::default(),
             max_concurrent_downloads: 3,
             max_concurrent_unpacks: 1,
+            sync: SyncPolicy::Full,
         }
     }
 }
@@ -137,7 +180,8 @@ impl Engine {
             path: root.clone(),
             source,
         })?;
-        let content = hoist_content::Store::open(root.join("content"))?;
+        let content = hoist_content::Store::open(root.join("content"))?
+            .fsync(options.sync != SyncPolicy::None);
         let db = hoist_metadata::Db::open(&root.join("metadata.db"))?;
         Ok(Engine {
             root,
@@ -184,10 +228,11 @@ impl Engine {
         if let Some(snapshotter) = opened.get(&name) {
             return Ok(snapshotter.clone());
         }
-        let snapshotter: Arc<dyn Snapshotter> = Arc::from(hoist_snapshot::open(
+        let snapshotter: Arc<dyn Snapshotter> = Arc::from(hoist_snapshot::open_with(
             &name,
             &base.join(&name),
             self.db.clone(),
+            self.shared.sync == SyncPolicy::Full,
         )?);
         opened.insert(name, snapshotter.clone());
         Ok(snapshotter)

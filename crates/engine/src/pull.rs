@@ -62,6 +62,7 @@ pub(crate) struct Shared {
     /// from the network and from the store alike
     /// (`RegistryOptions::max_manifest_size`).
     pub(crate) max_manifest_size: u64,
+    pub(crate) sync: crate::SyncPolicy,
 }
 
 impl Shared {
@@ -72,6 +73,7 @@ impl Shared {
             unpacks: Arc::new(Semaphore::new(options.max_concurrent_unpacks.max(1))),
             in_flight: InFlight::default(),
             max_manifest_size: options.registry.max_manifest_size,
+            sync: options.sync,
         })
     }
 }

@@ -90,7 +90,8 @@
 //! database (`snapshotter` = `N`). The directory is always made before the
 //! record and removed after it, so a crash leaves at most a directory without
 //! a record (garbage), never a record without its files. Commit flushes the
-//! tree with `syncfs` before recording it as committed, and moves no data.
+//! tree with `syncfs` before recording it as committed (unless opened
+//! otherwise with [`open_with`]), and moves no data.
 #![deny(missing_docs)]
 
 mod error;
@@ -266,9 +267,28 @@ pub const NAMES: [&str; 2] = ["overlay", "native"];
 /// (normally `<hoist-root>/snapshots/<name>`). `Unsupported` for another
 /// name, or for overlay where overlayfs cannot be mounted.
 pub fn open(name: &str, root: &Path, db: Arc<hoist_metadata::Db>) -> Result<Box<dyn Snapshotter>> {
+    open_with(name, root, db, true)
+}
+
+/// [`open`], choosing whether commit flushes the snapshot's tree with
+/// `syncfs` before recording it committed (the default, and what [`open`]
+/// does): with it, a power loss cannot leave a committed snapshot with
+/// missing data. Without it (containerd's default for overlay), a committed
+/// snapshot reaches the disk when the kernel flushes it; a killed process
+/// loses nothing either way, and the records stay consistent.
+pub fn open_with(
+    name: &str,
+    root: &Path,
+    db: Arc<hoist_metadata::Db>,
+    flush_on_commit: bool,
+) -> Result<Box<dyn Snapshotter>> {
     match name {
-        "overlay" => Ok(Box::new(Overlay::open(root, db)?)),
-        "native" => Ok(Box::new(Native::open(root, db)?)),
+        "overlay" => Ok(Box::new(
+            Overlay::open(root, db)?.flush_on_commit(flush_on_commit),
+        )),
+        "native" => Ok(Box::new(
+            Native::open(root, db)?.flush_on_commit(flush_on_commit),
+        )),
         other => Err(Error::Unsupported {
             detail: format!("unknown snapshotter {other:?} (expected \"overlay\" or \"native\")"),
         }),

@@ -36,6 +36,14 @@ impl Native {
         })
     }
 
+    /// Whether commit flushes the snapshot's tree first (the default); see
+    /// [`crate::open_with`].
+    pub fn flush_on_commit(self, flush: bool) -> Native {
+        Native {
+            store: self.store.flush_on_commit(flush),
+        }
+    }
+
     fn mounts_of(&self, snap: &Snap) -> Result<Vec<Mount>> {
         let fs = self.store.fs(snap.id);
         Ok(vec![match snap.info.kind {

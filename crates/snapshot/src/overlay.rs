@@ -117,6 +117,14 @@ impl Overlay {
         })
     }
 
+    /// Whether commit flushes the snapshot's tree first (the default); see
+    /// [`crate::open_with`].
+    pub fn flush_on_commit(self, flush: bool) -> Overlay {
+        Overlay {
+            store: self.store.flush_on_commit(flush),
+        }
+    }
+
     /// Whether overlayfs can be mounted under `root`: probed once per root
     /// and process by mounting a tiny overlay in a temporary directory under
     /// `root` (created if missing) and unmounting it. The temporary

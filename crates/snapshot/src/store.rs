@@ -57,6 +57,9 @@ pub(crate) struct Store {
     db: Arc<Db>,
     /// A hint for the next free id; `mkdir` decides.
     next_id: AtomicU64,
+    /// Whether commit flushes the tree first (see
+    /// [`crate::open_with`]).
+    flush: bool,
 }
 
 impl From<SnapshotKind> for Kind {
@@ -113,9 +116,16 @@ impl Store {
             root: root.to_path_buf(),
             db,
             next_id: AtomicU64::new(max + 1),
+            flush: true,
         };
         store.repair()?;
         Ok(store)
+    }
+
+    /// Whether commit flushes the tree (`syncfs`) before recording it.
+    pub(crate) fn flush_on_commit(mut self, flush: bool) -> Store {
+        self.flush = flush;
+        self
     }
 
     /// Deletes active records whose directory a committed record also
@@ -377,7 +387,9 @@ impl Store {
         let snap = self.get(key)?;
         active(&snap)?;
         // Flush before the committed record exists, outside the record lock.
-        sync_fs(&self.fs(snap.id))?;
+        if self.flush {
+            sync_fs(&self.fs(snap.id))?;
+        }
         let _guard = self.lock_records()?;
         let snap = self.get(key)?;
         active(&snap)?;
