@@ -93,6 +93,7 @@
 //! tree with `syncfs` before recording it as committed, and moves no data.
 #![deny(missing_docs)]
 
+mod copy;
 mod error;
 mod fsutil;
 mod lock;

@@ -2,6 +2,7 @@
 //! case in `suite` runs against both snapshotters, plus a few tests specific
 //! to one of them.
 
+mod native_copy;
 mod suite;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

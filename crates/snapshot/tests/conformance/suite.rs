@@ -28,6 +28,17 @@ pub(crate) fn skip(why: &str) {
     eprintln!("SKIPPED: {why}");
 }
 
+/// Fails a test that needs root when run without it, rather than letting it
+/// pass unchecked; such tests are named `*_privileged`, and `cargo nextest
+/// run --profile unprivileged` skips them.
+pub(crate) fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root; run it as root, or run \
+         `cargo nextest run --profile unprivileged` to skip the *_privileged tests"
+    );
+}
+
 pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
