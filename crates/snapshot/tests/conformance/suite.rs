@@ -79,7 +79,7 @@ impl Ctx {
     }
 
     /// A fresh empty directory to mount on.
-    fn mountpoint(&self, name: &str) -> PathBuf {
+    pub(crate) fn mountpoint(&self, name: &str) -> PathBuf {
         let dir = self.tmp.path().join("mnt").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -187,7 +187,7 @@ fn expect(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// Unmounts on drop, so a failed assertion does not leave a mount behind.
-struct Mounted(PathBuf);
+pub(crate) struct Mounted(pub(crate) PathBuf);
 
 impl Drop for Mounted {
     fn drop(&mut self) {
@@ -197,7 +197,7 @@ impl Drop for Mounted {
     }
 }
 
-fn mount_all(mounts: &[Mount], target: &Path) -> Mounted {
+pub(crate) fn mount_all(mounts: &[Mount], target: &Path) -> Mounted {
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     mounts[0]
         .mount(target)
