@@ -69,17 +69,18 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let src_root = open_dir(src)?;
     let dst_root = open_dir(dst)?;
     let root_meta = Meta::from(rustix::fs::fstat(&src_root).map_err(Error::io(src))?);
-    let dst_mode = rustix::fs::fstat(&dst_root)
-        .map_err(Error::io(dst))?
-        .st_mode;
+    let dst_stat = rustix::fs::fstat(&dst_root).map_err(Error::io(dst))?;
+    let egid = rustix::process::getegid();
     let copier = Copier {
         src: src.to_path_buf(),
         dst: dst.to_path_buf(),
         src_root,
         dst_root,
         euid: rustix::process::geteuid(),
-        egid: rustix::process::getegid(),
-        root_setgid: dst_mode & 0o2000 != 0,
+        egid,
+        // A setgid root, or one of another group on a file system mounted
+        // `grpid`, gives what is created under it its own group.
+        new_get_egid: dst_stat.st_gid == egid.as_raw() && dst_stat.st_mode & 0o2000 == 0,
         queue: Mutex::new(Queue {
             jobs: Vec::new(),
             busy: 0,
@@ -235,8 +236,10 @@ struct Copier {
     dst_root: OwnedFd,
     euid: Uid,
     egid: Gid,
-    /// Whether new entries in the destination root take its group (setgid).
-    root_setgid: bool,
+    /// Whether what this copy creates has our egid as its group: every
+    /// directory it makes is `0700`, not setgid, until its contents are
+    /// copied, so that depends on the destination root alone.
+    new_get_egid: bool,
     queue: Mutex<Queue>,
     wake: Condvar,
     /// `(st_dev, st_ino)` of sources with `st_nlink > 1` → their first copy.
@@ -424,9 +427,7 @@ impl Copier {
         let dst = rustix::fs::openat(&self.dst_root, &node.rel, dir_flags(), Mode::empty())
             .map_err(Error::io(self.dst.join(&node.rel)))?;
         let at = self.dst.join(&node.rel);
-        let mode = self
-            .chown_fd(&dst, &node.meta, node.parent.is_none())
-            .map_err(Error::io(&at))?;
+        let mode = self.chown_fd(&dst, &node.meta).map_err(Error::io(&at))?;
         copy_xattrs_fd(&src, &dst, scratch).map_err(Error::io(&at))?;
         rustix::fs::fchmod(&dst, Mode::from_raw_mode(mode as _)).map_err(Error::io(&at))?;
         rustix::fs::futimens(&dst, &node.meta.timestamps()).map_err(Error::io(&at))
@@ -471,7 +472,6 @@ impl Copier {
         let rel = &open.node.rel;
         let name = child.name.as_c_str();
         let meta = &child.meta;
-        let in_root = open.node.parent.is_none();
         let dst_err = |e: Errno| Error::io(self.dst_path(rel, name))(e);
         match meta.kind {
             FileType::RegularFile => {
@@ -502,7 +502,7 @@ impl Copier {
                 }
                 // chown before the xattrs (it drops security.capability)
                 // and before chmod (it drops setuid and setgid).
-                let mode = self.chown_fd(&dst, meta, in_root).map_err(dst_err)?;
+                let mode = self.chown_fd(&dst, meta).map_err(dst_err)?;
                 copy_xattrs_fd(&src, &dst, scratch).map_err(|e| Error::io(at())(e))?;
                 rustix::fs::fchmod(&dst, Mode::from_raw_mode(mode as _)).map_err(dst_err)?;
                 rustix::fs::futimens(&dst, &meta.timestamps()).map_err(dst_err)
@@ -511,8 +511,7 @@ impl Copier {
                 let target = rustix::fs::readlinkat(&open.src, name, Vec::new())
                     .map_err(|e| Error::io(self.src_path(rel, name))(e))?;
                 rustix::fs::symlinkat(&target, &open.dst, name).map_err(dst_err)?;
-                self.chown_at(&open.dst, name, meta, in_root)
-                    .map_err(dst_err)?;
+                self.chown_at(&open.dst, name, meta).map_err(dst_err)?;
                 copy_xattrs_path(
                     &self.src_path(rel, name),
                     &self.dst_path(rel, name),
@@ -533,9 +532,7 @@ impl Copier {
             kind => {
                 rustix::fs::mknodat(&open.dst, name, kind, Mode::empty(), meta.rdev as _)
                     .map_err(dst_err)?;
-                let mode = self
-                    .chown_at(&open.dst, name, meta, in_root)
-                    .map_err(dst_err)?;
+                let mode = self.chown_at(&open.dst, name, meta).map_err(dst_err)?;
                 copy_xattrs_path(
                     &self.src_path(rel, name),
                     &self.dst_path(rel, name),
@@ -563,12 +560,11 @@ impl Copier {
         }
     }
 
-    /// Whether a new entry already has the owner of `meta`: created by this
-    /// process, it has our euid and egid (or the setgid root's group).
-    fn owned_already(&self, meta: &Meta, in_root: bool) -> bool {
-        meta.uid == self.euid.as_raw()
-            && meta.gid == self.egid.as_raw()
-            && !(in_root && self.root_setgid)
+    /// Whether an entry this copy created already has the owner of `meta`
+    /// (our euid, and our egid where [`new_get_egid`](Self::new_get_egid)),
+    /// so chown can be skipped.
+    fn owned_already(&self, meta: &Meta) -> bool {
+        self.new_get_egid && meta.uid == self.euid.as_raw() && meta.gid == self.egid.as_raw()
     }
 
     /// The mode to set after the owner: `meta`'s, without setuid and setgid
@@ -587,8 +583,8 @@ impl Copier {
     }
 
     /// `fchown`s `fd` to `meta`'s owner; the mode to set afterwards.
-    fn chown_fd(&self, fd: &impl AsFd, meta: &Meta, in_root: bool) -> rustix::io::Result<u32> {
-        if self.owned_already(meta, in_root) {
+    fn chown_fd(&self, fd: &impl AsFd, meta: &Meta) -> rustix::io::Result<u32> {
+        if self.owned_already(meta) {
             return Ok(meta.mode);
         }
         let result = rustix::fs::fchown(
@@ -601,14 +597,8 @@ impl Copier {
 
     /// `lchown`s entry `name` of `dir` to `meta`'s owner; the mode to set
     /// afterwards.
-    fn chown_at(
-        &self,
-        dir: &OwnedFd,
-        name: &CStr,
-        meta: &Meta,
-        in_root: bool,
-    ) -> rustix::io::Result<u32> {
-        if self.owned_already(meta, in_root) {
+    fn chown_at(&self, dir: &OwnedFd, name: &CStr, meta: &Meta) -> rustix::io::Result<u32> {
+        if self.owned_already(meta) {
             return Ok(meta.mode);
         }
         let result = rustix::fs::chownat(
