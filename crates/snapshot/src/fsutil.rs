@@ -1,10 +1,9 @@
-//! File system helpers: disk usage, tree copies, and durability.
+//! File system helpers: disk usage and durability.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use crate::Usage;
 use crate::error::{Error, Result};
@@ -30,42 +29,6 @@ pub(crate) fn usage(dir: &Path) -> Result<Usage> {
         }
     }
     Ok(usage)
-}
-
-/// Copies the contents of `src` into the existing directory `dst`, keeping
-/// everything: file types (devices, fifos, sockets, whiteout devices),
-/// modes, owners, times, xattrs (including `security.capability`), hardlinks
-/// within the tree, sparse files; with reflinks where the file system can.
-///
-/// This shells out to GNU `cp -a`. No well-kept Rust crate copies trees with
-/// xattrs, hardlinks and reflinks correctly (fs_extra and copy_dir drop
-/// owners, xattrs and hardlinks), and coreutils' `cp` is the reference
-/// implementation of exactly this. `--preserve=xattr` on top of `-a` makes
-/// a failure to copy an xattr an error instead of a silently degraded copy.
-pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let output = Command::new("cp")
-        .arg("-a")
-        .arg("--preserve=xattr")
-        .arg("--reflink=auto")
-        .arg("--")
-        .arg(src.join("."))
-        .arg(dst)
-        .output()
-        .map_err(Error::io(PathBuf::from("cp")))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Io {
-            path: dst.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "cp -a {} {}: {}: {}",
-                src.display(),
-                dst.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            )),
-        })
-    }
 }
 
 /// Flushes the whole file system holding `dir` (`syncfs(2)`), so every file

@@ -94,6 +94,7 @@
 //! otherwise with [`open_with`]), and moves no data.
 #![deny(missing_docs)]
 
+mod copy;
 mod error;
 mod fsutil;
 mod lock;

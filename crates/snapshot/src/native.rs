@@ -7,8 +7,9 @@ use std::sync::Arc;
 use hoist_archive::WhiteoutMode;
 use hoist_metadata::Db;
 
+use crate::copy::copy_tree;
 use crate::error::Result;
-use crate::fsutil::{copy_tree, usage};
+use crate::fsutil::usage;
 use crate::lock::KeyLock;
 use crate::mount::Mount;
 use crate::overlay::{active_only, committed_has_no_mounts};
@@ -16,9 +17,10 @@ use crate::store::{Snap, Store};
 use crate::{ApplyTarget, Info, Kind, Labels, Snapshotter, Usage};
 
 /// The native snapshotter, like containerd's `native`: prepare and view copy
-/// the parent's whole tree (`cp -a --reflink=auto`, so copy-on-write file
-/// systems share the data), and layers are applied with whiteouts deleting
-/// in place. Mounts are `bind` mounts of the snapshot's `fs/`, rw for active
+/// the parent's whole tree in process, keeping what `cp -a` keeps (owners,
+/// modes, times, xattrs, hardlinks, special files), with reflinks where the
+/// file system has them so copy-on-write file systems share the data; layers
+/// are applied with whiteouts deleting in place. Mounts are `bind` mounts of the snapshot's `fs/`, rw for active
 /// snapshots and ro for views.
 #[derive(Debug)]
 pub struct Native {

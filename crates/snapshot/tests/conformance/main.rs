@@ -2,6 +2,7 @@
 //! case in `suite` runs against both snapshotters, plus a few tests specific
 //! to one of them.
 
+mod native_copy;
 mod suite;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -170,4 +171,82 @@ fn native_copy_preserves_metadata() {
     // Writing the child leaves the parent alone.
     std::fs::write(child.join("bin/su"), b"changed").unwrap();
     assert_eq!(std::fs::read(dir.join("bin/su")).unwrap(), b"setuid");
+}
+
+/// An overlay of 128 layers: listing every layer's absolute path in
+/// `lowerdir=` passes `mount(2)`'s one page of options, so the mount names
+/// them relative to the snapshots directory, both when hoist mounts and in
+/// the command it prints. Every layer's own file shows, and a file several
+/// layers write shows the highest one's content.
+#[test]
+fn overlay_view_of_128_layers_mounts_privileged() {
+    let cx = Ctx::new("overlay").expect(
+        "overlayfs cannot be mounted here: run as root on a filesystem overlay supports, \
+         or run `cargo nextest run --profile unprivileged`",
+    );
+    let s = cx.s.as_ref();
+    let mut parent: Option<String> = None;
+    for i in 0..128 {
+        let key = format!("extract-{i}");
+        s.prepare(&key, parent.as_deref(), Labels::new()).unwrap();
+        let dir = s.apply_target(&key).unwrap().dir;
+        std::fs::write(dir.join(format!("layer-{i:03}")), i.to_string()).unwrap();
+        std::fs::write(dir.join("every"), i.to_string()).unwrap();
+        if i == 5 || i == 70 {
+            std::fs::write(dir.join("some"), i.to_string()).unwrap();
+        }
+        let name = format!("layer-{i}");
+        s.commit(&name, &key, Labels::new()).unwrap();
+        parent = Some(name);
+    }
+    let mounts = s.view("view", parent.as_deref(), Labels::new()).unwrap();
+    let options = mounts[0].options.join(",");
+    assert!(
+        options.len() > 4096,
+        "the case must not fit in a page: {} bytes",
+        options.len()
+    );
+
+    let check = |target: &std::path::Path, how: &str| {
+        for i in 0..128 {
+            let file = target.join(format!("layer-{i:03}"));
+            let body = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{how}: {}: {e}", file.display()));
+            assert_eq!(body, i.to_string(), "{how}: {}", file.display());
+        }
+        assert_eq!(
+            std::fs::read_to_string(target.join("every")).unwrap(),
+            "127",
+            "{how}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.join("some")).unwrap(),
+            "70",
+            "{how}"
+        );
+        assert_eq!(std::fs::read_dir(target).unwrap().count(), 130, "{how}");
+    };
+
+    let target = cx.mountpoint("by-hoist");
+    {
+        let _mounted = suite::mount_all(&mounts, &target);
+        check(&target, "Mount::mount");
+    }
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "unmounted");
+
+    let target = cx.mountpoint("by-command");
+    let command = mounts[0].to_command(&target);
+    assert!(command.starts_with("cd "), "{command}");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _mounted = suite::Mounted(target.clone());
+    check(&target, &command);
 }

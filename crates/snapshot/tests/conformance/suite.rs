@@ -28,6 +28,17 @@ pub(crate) fn skip(why: &str) {
     eprintln!("SKIPPED: {why}");
 }
 
+/// Fails a test that needs root when run without it, rather than letting it
+/// pass unchecked; such tests are named `*_privileged`, and `cargo nextest
+/// run --profile unprivileged` skips them.
+pub(crate) fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root; run it as root, or run \
+         `cargo nextest run --profile unprivileged` to skip the *_privileged tests"
+    );
+}
+
 pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
@@ -68,7 +79,7 @@ impl Ctx {
     }
 
     /// A fresh empty directory to mount on.
-    fn mountpoint(&self, name: &str) -> PathBuf {
+    pub(crate) fn mountpoint(&self, name: &str) -> PathBuf {
         let dir = self.tmp.path().join("mnt").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -176,7 +187,7 @@ fn expect(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// Unmounts on drop, so a failed assertion does not leave a mount behind.
-struct Mounted(PathBuf);
+pub(crate) struct Mounted(pub(crate) PathBuf);
 
 impl Drop for Mounted {
     fn drop(&mut self) {
@@ -186,7 +197,7 @@ impl Drop for Mounted {
     }
 }
 
-fn mount_all(mounts: &[Mount], target: &Path) -> Mounted {
+pub(crate) fn mount_all(mounts: &[Mount], target: &Path) -> Mounted {
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     mounts[0]
         .mount(target)
