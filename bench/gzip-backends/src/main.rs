@@ -73,7 +73,10 @@ fn isal_stream(blob: &Blob) -> u64 {
 }
 
 fn zstd_default(blob: &Blob) -> u64 {
-    drain(zstd::stream::read::Decoder::new(&blob.data[..]).expect("zstd"), CHUNK)
+    drain(
+        zstd::stream::read::Decoder::new(&blob.data[..]).expect("zstd"),
+        CHUNK,
+    )
 }
 
 /// The decoder reading the blob in place (no BufReader), a window limit of
@@ -137,17 +140,23 @@ fn main() {
             .collect();
         shapes.push((shape.to_string(), blobs));
     }
-    for (shape, blobs) in &shapes {
-        let zstd = blobs[0].data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
-        let backends = if zstd { zstd_backends() } else { gzip_backends() };
-        for (name, inflate) in backends {
-            for run in 1..=runs {
+    // Runs outermost, so that drift in the machine's load spreads over
+    // every backend.
+    for run in 1..=runs {
+        for (shape, blobs) in &shapes {
+            let zstd = blobs[0].data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+            let backends = if zstd {
+                zstd_backends()
+            } else {
+                gzip_backends()
+            };
+            for (name, inflate) in backends {
                 let start = Instant::now();
-                let bytes: u64 = blobs.iter().map(|b| inflate(b)).sum();
+                let bytes: u64 = blobs.iter().map(inflate).sum();
                 let secs = start.elapsed().as_secs_f64();
                 println!("{name}\t{shape}\t{run}\t{bytes}\t{secs:.6}");
             }
-            eprintln!("gzip-backends: {shape}: {name} done");
         }
+        eprintln!("gzip-backends: run {run} of {runs} done");
     }
 }

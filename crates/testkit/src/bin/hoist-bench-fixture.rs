@@ -399,17 +399,35 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
 fn small_tar(scale: usize, text: &Text) -> Tar {
     build_tar("small base", 11, text, |l, rng, text| {
         let mut files = 0;
-        for dir in ["bin", "etc", "lib", "usr", "usr/bin", "usr/share", "var", "tmp"] {
+        for dir in [
+            "bin",
+            "etc",
+            "lib",
+            "usr",
+            "usr/bin",
+            "usr/share",
+            "var",
+            "tmp",
+        ] {
             l.add_dir(dir, 0o755);
         }
         for i in 0..scaled(48, scale) {
             let len = rng.log_uniform(8 << 10, 256 << 10);
             let body = text.binary(rng, len, 25);
-            let dir = if i % 3 == 0 { "bin" } else if i % 3 == 1 { "lib" } else { "usr/bin" };
+            let dir = if i % 3 == 0 {
+                "bin"
+            } else if i % 3 == 1 {
+                "lib"
+            } else {
+                "usr/bin"
+            };
             l.add_file(&format!("{dir}/prog{i:02}"), &body, 0o755);
             files += 1;
             if i % 4 == 0 {
-                l.add_symlink(&format!("usr/bin/alias{i:02}"), &format!("/{dir}/prog{i:02}"));
+                l.add_symlink(
+                    &format!("usr/bin/alias{i:02}"),
+                    &format!("/{dir}/prog{i:02}"),
+                );
             }
         }
         for i in 0..scaled(400, scale) {
@@ -577,7 +595,10 @@ fn parse_args() -> Result<Args, String> {
                 let value = it.next().ok_or("--shapes takes NAME,…")?;
                 args.shapes = value.split(',').map(str::to_string).collect();
                 if let Some(bad) = args.shapes.iter().find(|s| !SHAPES.contains(&s.as_str())) {
-                    return Err(format!("unknown shape {bad:?} (shapes: {})", SHAPES.join(",")));
+                    return Err(format!(
+                        "unknown shape {bad:?} (shapes: {})",
+                        SHAPES.join(",")
+                    ));
                 }
             }
             "--" => {
@@ -726,7 +747,12 @@ fn build_cache(cache: &std::path::Path, shapes: &[String], scale: usize) -> Exit
             .arg(&storage)
             .status()
             .expect("run cp");
-        assert!(status.success(), "cp -a {} {}", from.display(), storage.display());
+        assert!(
+            status.success(),
+            "cp -a {} {}",
+            from.display(),
+            storage.display()
+        );
     }
     drop(registry);
     let summary = json!({
