@@ -1,21 +1,40 @@
-//! `hoist-bench-fixture`: the registry of the pull benchmark (`bench/run`).
+//! `hoist-bench-fixture`: the images of the pull benchmark (`bench/run`).
 //!
-//! Builds the benchmark image deterministically (five gzip layers, about
-//! 250 MB compressed and 500 MB uncompressed: many small text files,
-//! semi-compressible libraries, a few large files, an application layer and
-//! a small layer of changes with whiteouts), starts the real CNCF registry on
-//! a free 127.0.0.1 port with its storage under `$TMPDIR`, pushes the image
-//! as `bench/image:latest`, and writes a JSON summary of it.
+//! Builds the benchmark's image shapes deterministically (a fixed PRNG and
+//! fixed mtimes: the same tars and diffIDs everywhere), pushes them to the
+//! real CNCF registry started on a free 127.0.0.1 port, and either keeps
+//! that registry's storage as a cache (`--cache`) or serves the `distro`
+//! shape as `bench/image:latest` (the mode `bench/hoistd` uses).
 //!
 //! ```text
+//! hoist-bench-fixture --cache DIR [--shapes NAME,…] [--scale PERCENT]
 //! hoist-bench-fixture [--scale PERCENT] [--summary FILE] [-- COMMAND [ARGS…]]
 //! ```
 //!
-//! With a command, runs it with `REGISTRY=127.0.0.1:PORT` and
-//! `BENCH_REF=127.0.0.1:PORT/bench/image:latest` in its environment and exits
-//! with its status. Without one, serves until SIGTERM or SIGINT. Either way
-//! the registry is stopped before exiting, and the summary is written (by a
-//! rename, so it appears whole) only once the image is pushed.
+//! The shapes (`--shapes`, default all), each pushed as `bench/<name>:latest`:
+//!
+//! - `small`: 1 gzip layer, ~2 MB (a minimal base image);
+//! - `distro`: 5 gzip layers, ~180 MB gzip / 440 MB tar, a distribution
+//!   with packages: ~20,000 small text files, semi-compressible libraries, a
+//!   runtime of large files, an application, and a layer of changes with
+//!   whiteouts and an opaque directory;
+//! - `files50k`: 1 gzip layer of 50,000 small files (~28 MB gzip);
+//! - `bigfile`: 1 gzip layer holding one 1 GiB file that compresses only a
+//!   little (~880 MB gzip);
+//! - `distro-zstd`: the tars of `distro`, compressed with zstd (level 3);
+//! - `layers128`: 128 small gzip layers.
+//!
+//! With `--cache DIR`, the registry's storage ends up in `DIR/storage` (moved
+//! there whole once every shape is pushed) and a summary of every shape in
+//! `DIR/shapes.json`; the registry is then stopped. Serve it again with
+//! `docker-registry` and `rootdirectory: DIR/storage` (or a copy of it).
+//!
+//! Without `--cache`: serves the `distro` shape as `bench/image:latest`,
+//! running COMMAND with `REGISTRY=127.0.0.1:PORT` and
+//! `BENCH_REF=127.0.0.1:PORT/bench/image:latest` in its environment and
+//! exiting with its status, or without one until SIGTERM or SIGINT. The
+//! summary is written (by a rename, so it appears whole) once the image is
+//! pushed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,36 +139,52 @@ impl Text {
         out.truncate(end);
     }
 
-    /// Semi-compressible "binary" content (gzip: roughly 2:1), built from
-    /// segments: random bytes (machine code, hashes), zero padding and small
-    /// integer tables, string tables, and repeats of recent segments.
-    fn binary(&self, rng: &mut Rng, len: usize) -> Vec<u8> {
+    /// Semi-compressible "binary" content, built from segments: random bytes
+    /// (machine code, hashes: `random` percent of the segments), zero padding
+    /// and small integer tables (20 %), repeats of recent segments (20 %),
+    /// and string tables (the rest). With 25 % random segments gzip makes it
+    /// about 2:1.
+    fn binary(&self, rng: &mut Rng, len: usize, random: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(len);
         while out.len() < len {
             let segment = (256 + rng.below(3840) as usize).min(len - out.len());
-            match rng.below(100) {
-                0..25 => rng.fill(&mut out, segment),
-                25..45 => {
-                    for _ in 0..segment {
-                        let byte = if rng.below(16) == 0 {
-                            rng.below(16) as u8
-                        } else {
-                            0
-                        };
-                        out.push(byte);
-                    }
+            let draw = rng.below(100);
+            if draw < random {
+                rng.fill(&mut out, segment);
+            } else if draw < random + 20 {
+                for _ in 0..segment {
+                    let byte = if rng.below(16) == 0 {
+                        rng.below(16) as u8
+                    } else {
+                        0
+                    };
+                    out.push(byte);
                 }
-                45..80 => self.generate(rng, &mut out, segment),
+            } else if draw >= 80 && out.len() > 32768 + segment {
                 // A repeat within deflate's 32 KiB window, as in code.
-                _ if out.len() > 32768 + segment => {
-                    let back = segment + rng.below((32768 - segment) as u64) as usize;
-                    let start = out.len() - back;
-                    out.extend_from_within(start..start + segment);
-                }
-                _ => self.generate(rng, &mut out, segment),
+                let back = segment + rng.below((32768 - segment) as u64) as usize;
+                let start = out.len() - back;
+                out.extend_from_within(start..start + segment);
+            } else {
+                self.generate(rng, &mut out, segment);
             }
         }
         out
+    }
+
+    /// Mostly incompressible content (media, compressed archives, model
+    /// weights): `random` percent of the segments random bytes, the rest
+    /// text. With 65 % gzip saves about a fifth.
+    fn mostly_random(&self, rng: &mut Rng, out: &mut Vec<u8>, len: usize, random: u64) {
+        let end = out.len() + len;
+        while out.len() < end {
+            let segment = (4096 + rng.below(60_000) as usize).min(end - out.len());
+            if rng.below(100) < random {
+                rng.fill(out, segment);
+            } else {
+                self.generate(rng, out, segment);
+            }
+        }
     }
 
     fn text(&self, rng: &mut Rng, len: usize) -> Vec<u8> {
@@ -159,7 +194,31 @@ impl Text {
     }
 }
 
-/// What one layer holds, for the summary.
+/// One layer's tar, before compression.
+struct Tar {
+    name: &'static str,
+    tar: Vec<u8>,
+    /// Regular files in it.
+    files: u64,
+}
+
+fn build_tar(
+    name: &'static str,
+    seed: u64,
+    text: &Text,
+    fill: impl FnOnce(&mut LayerBuilder, &mut Rng, &Text) -> u64,
+) -> Tar {
+    let mut rng = Rng::new(seed);
+    let mut builder = LayerBuilder::new();
+    let files = fill(&mut builder, &mut rng, text);
+    Tar {
+        name,
+        tar: builder.finish(),
+        files,
+    }
+}
+
+/// One compressed layer of a shape, for the summary.
 struct Built {
     name: &'static str,
     layer: Layer,
@@ -167,23 +226,41 @@ struct Built {
     files: u64,
 }
 
-fn build_layer(
-    name: &'static str,
-    seed: u64,
-    text: &Text,
-    fill: impl FnOnce(&mut LayerBuilder, &mut Rng, &Text) -> u64,
-) -> Built {
-    let mut rng = Rng::new(seed);
-    let mut builder = LayerBuilder::new();
-    let files = fill(&mut builder, &mut rng, text);
-    let tar = builder.finish();
-    let layer = Layer::from_tar(Compression::Gzip, Format::Oci, &tar);
-    Built {
-        name,
-        layer,
-        tar_size: tar.len() as u64,
-        files,
-    }
+/// Compresses every tar, on as many threads as there are cores.
+fn compress(tars: &[Tar], compression: Compression) -> Vec<Built> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(tars.len());
+    let mut out: Vec<(usize, Built)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(t) = tars.get(i) else { break };
+                        done.push((
+                            i,
+                            Built {
+                                name: t.name,
+                                layer: Layer::from_tar(compression, Format::Oci, &t.tar),
+                                tar_size: t.tar.len() as u64,
+                                files: t.files,
+                            },
+                        ));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("compression thread"))
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, b)| b).collect()
 }
 
 /// `n` scaled by `scale` percent, at least 1.
@@ -191,15 +268,16 @@ fn scaled(n: usize, scale: usize) -> usize {
     (n * scale / 100).max(1)
 }
 
-/// The five layers of the benchmark image, built in parallel.
-fn build_layers(scale: usize) -> Vec<Built> {
+/// The five layers of the `distro` shape (~440 MB of tar), built in
+/// parallel.
+fn distro_tars(scale: usize) -> Vec<Tar> {
     let text = Text::new();
     let text = &text;
     std::thread::scope(|scope| {
-        // 1. A base system: ~18,000 small text files in 600 package
+        // 1. A base system: ~20,000 small text files in 680 package
         //    directories, with symlinks and a few hardlinks.
         let base = scope.spawn(move || {
-            build_layer("base: many small files", 1, text, |l, rng, text| {
+            build_tar("base: many small files", 1, text, |l, rng, text| {
                 let mut files = 0;
                 l.add_dir("etc", 0o755)
                     .add_dir("usr", 0o755)
@@ -212,7 +290,7 @@ fn build_layers(scale: usize) -> Vec<Built> {
                     l.add_file(&format!("etc/conf-{i:03}.conf"), &body, 0o644);
                     files += 1;
                 }
-                for p in 0..scaled(600, scale) {
+                for p in 0..scaled(680, scale) {
                     let dir = format!("usr/share/doc/pkg-{p:04}");
                     l.add_dir(&dir, 0o755);
                     let count = 10 + rng.below(41);
@@ -238,12 +316,12 @@ fn build_layers(scale: usize) -> Vec<Built> {
         });
         // 2. Libraries: ~800 semi-compressible files, 8 KiB to 1 MiB.
         let libs = scope.spawn(move || {
-            build_layer("libs: semi-compressible", 2, text, |l, rng, text| {
+            build_tar("libs: semi-compressible", 2, text, |l, rng, text| {
                 l.add_dir("usr/lib/x86_64-linux-gnu", 0o755);
                 let count = scaled(800, scale);
                 for i in 0..count {
                     let len = rng.log_uniform(8 << 10, 1 << 20);
-                    let body = text.binary(rng, len);
+                    let body = text.binary(rng, len, 12);
                     l.add_file(
                         &format!("usr/lib/x86_64-linux-gnu/libbench{i:04}.so.1"),
                         &body,
@@ -253,24 +331,24 @@ fn build_layers(scale: usize) -> Vec<Built> {
                 count as u64
             })
         });
-        // 3. A runtime: two large semi-compressible files and one large
+        // 3. A runtime: two large semi-compressible files and a small
         //    incompressible one.
         let runtime = scope.spawn(move || {
-            build_layer("runtime: 3 large files", 3, text, |l, rng, text| {
+            build_tar("runtime: 3 large files", 3, text, |l, rng, text| {
                 l.add_dir("opt", 0o755).add_dir("opt/runtime", 0o755);
                 for name in ["libruntime.so", "modules.bin"] {
-                    let body = text.binary(rng, scaled(64 << 20, scale));
+                    let body = text.binary(rng, scaled(64 << 20, scale), 12);
                     l.add_file(&format!("opt/runtime/{name}"), &body, 0o755);
                 }
                 let mut blob = Vec::new();
-                rng.fill(&mut blob, scaled(40 << 20, scale));
+                rng.fill(&mut blob, scaled(8 << 20, scale));
                 l.add_file("opt/runtime/data.pak", &blob, 0o644);
                 3
             })
         });
-        // 4. The application: ~4,000 small source files and one random asset.
+        // 4. The application: ~4,000 small source files and a random asset.
         let app = scope.spawn(move || {
-            build_layer("app: sources + asset", 4, text, |l, rng, text| {
+            build_tar("app: sources + asset", 4, text, |l, rng, text| {
                 l.add_dir("app", 0o755);
                 let mut files = 0;
                 for m in 0..scaled(100, scale) {
@@ -284,7 +362,7 @@ fn build_layers(scale: usize) -> Vec<Built> {
                     }
                 }
                 let mut asset = Vec::new();
-                rng.fill(&mut asset, scaled(24 << 20, scale));
+                rng.fill(&mut asset, scaled(8 << 20, scale));
                 l.add_file("app/assets.bin", &asset, 0o644);
                 files + 1
             })
@@ -292,7 +370,7 @@ fn build_layers(scale: usize) -> Vec<Built> {
         // 5. Changes: whiteouts over the base layer, an opaque directory, and
         //    rewritten configuration files.
         let changes = scope.spawn(move || {
-            build_layer("changes: whiteouts", 5, text, |l, rng, text| {
+            build_tar("changes: whiteouts", 5, text, |l, rng, text| {
                 let mut files = 0;
                 for p in (0..scaled(600, scale)).step_by(12) {
                     l.add_whiteout(&format!("usr/share/doc/pkg-{p:04}/file-01.txt"));
@@ -316,6 +394,162 @@ fn build_layers(scale: usize) -> Vec<Built> {
     })
 }
 
+/// A minimal base image in one layer (~2 MB gzip): a few dozen binaries,
+/// a few hundred small text files, symlinks.
+fn small_tar(scale: usize, text: &Text) -> Tar {
+    build_tar("small base", 11, text, |l, rng, text| {
+        let mut files = 0;
+        for dir in [
+            "bin",
+            "etc",
+            "lib",
+            "usr",
+            "usr/bin",
+            "usr/share",
+            "var",
+            "tmp",
+        ] {
+            l.add_dir(dir, 0o755);
+        }
+        for i in 0..scaled(48, scale) {
+            let len = rng.log_uniform(8 << 10, 256 << 10);
+            let body = text.binary(rng, len, 25);
+            let dir = if i % 3 == 0 {
+                "bin"
+            } else if i % 3 == 1 {
+                "lib"
+            } else {
+                "usr/bin"
+            };
+            l.add_file(&format!("{dir}/prog{i:02}"), &body, 0o755);
+            files += 1;
+            if i % 4 == 0 {
+                l.add_symlink(
+                    &format!("usr/bin/alias{i:02}"),
+                    &format!("/{dir}/prog{i:02}"),
+                );
+            }
+        }
+        for i in 0..scaled(400, scale) {
+            let dir = format!("usr/share/misc{:02}", i / 40);
+            if i % 40 == 0 {
+                l.add_dir(&dir, 0o755);
+            }
+            let len = rng.log_uniform(64, 4096);
+            let body = text.text(rng, len);
+            l.add_file(&format!("{dir}/f{i:03}.txt"), &body, 0o644);
+            files += 1;
+        }
+        files
+    })
+}
+
+/// One layer of 50,000 small files (a language's package tree): 2,500
+/// directories three levels deep, 20 files each, 64 B to 6 KiB of text.
+fn files50k_tar(scale: usize, text: &Text) -> Tar {
+    build_tar("50,000 small files", 12, text, |l, rng, text| {
+        let files = scaled(50_000, scale);
+        let dirs = files.div_ceil(20);
+        l.add_dir("usr", 0o755)
+            .add_dir("usr/lib", 0o755)
+            .add_dir("usr/lib/node_modules", 0o755);
+        for d in 0..dirs {
+            let top = format!("usr/lib/node_modules/pkg-{:03}", d / 10);
+            if d % 10 == 0 {
+                l.add_dir(&top, 0o755);
+            }
+            let dir = format!("{top}/lib{:02}", d % 10);
+            l.add_dir(&dir, 0o755);
+            for f in 0..20.min(files - d * 20) {
+                let len = rng.log_uniform(64, 6144);
+                let body = text.text(rng, len);
+                l.add_file(&format!("{dir}/m{f:02}.js"), &body, 0o644);
+            }
+        }
+        files as u64
+    })
+}
+
+/// One layer holding one 1 GiB file that gzip shrinks by only ~20 %.
+fn bigfile_tar(scale: usize, text: &Text) -> Tar {
+    build_tar("one 1 GiB file", 13, text, |l, rng, text| {
+        let mut body = Vec::new();
+        text.mostly_random(rng, &mut body, scaled(1 << 30, scale), 65);
+        l.add_dir("data", 0o755);
+        l.add_file("data/model.bin", &body, 0o644);
+        1
+    })
+}
+
+/// 128 small layers: each adds a directory of 1 to 40 small files and
+/// rewrites one shared file.
+fn layers128_tars(scale: usize, text: &Text) -> Vec<Tar> {
+    let count = scaled(128, scale).min(128);
+    (0..count)
+        .map(|i| {
+            let name: &'static str = Box::leak(format!("layer {i:03}").into_boxed_str());
+            build_tar(name, 100 + i as u64, text, |l, rng, text| {
+                if i == 0 {
+                    l.add_dir("etc", 0o755).add_dir("opt", 0o755);
+                }
+                let dir = format!("opt/step-{i:03}");
+                l.add_dir(&dir, 0o755);
+                let n = 1 + rng.below(40);
+                for f in 0..n {
+                    let len = rng.log_uniform(64, 16384);
+                    let body = text.text(rng, len);
+                    l.add_file(&format!("{dir}/f{f:02}"), &body, 0o644);
+                }
+                l.add_file("etc/steps", format!("{i}\n").as_bytes(), 0o644);
+                n + 1
+            })
+        })
+        .collect()
+}
+
+/// Every shape, in the order of the table.
+const SHAPES: [&str; 6] = [
+    "small",
+    "distro",
+    "files50k",
+    "bigfile",
+    "distro-zstd",
+    "layers128",
+];
+
+fn describe(shape: &str) -> &'static str {
+    match shape {
+        "small" => "1 layer, small base image",
+        "distro" => "5 layers, distro with packages",
+        "files50k" => "1 layer, 50,000 small files",
+        "bigfile" => "1 layer, one 1 GiB file",
+        "distro-zstd" => "distro as zstd",
+        "layers128" => "128 small layers",
+        _ => "?",
+    }
+}
+
+/// Builds the layers of shape `name`. `distro` is kept for `distro-zstd`.
+fn build_shape(name: &str, scale: usize, distro: &mut Option<Vec<Tar>>) -> Vec<Built> {
+    let text = Text::new();
+    match name {
+        "small" => compress(&[small_tar(scale, &text)], Compression::Gzip),
+        "distro" | "distro-zstd" => {
+            let tars = distro.get_or_insert_with(|| distro_tars(scale));
+            let compression = if name == "distro" {
+                Compression::Gzip
+            } else {
+                Compression::Zstd
+            };
+            compress(tars, compression)
+        }
+        "files50k" => compress(&[files50k_tar(scale, &text)], Compression::Gzip),
+        "bigfile" => compress(&[bigfile_tar(scale, &text)], Compression::Gzip),
+        "layers128" => compress(&layers128_tars(scale, &text), Compression::Gzip),
+        other => panic!("unknown shape {other}"),
+    }
+}
+
 fn host_platform() -> &'static str {
     match std::env::consts::ARCH {
         "aarch64" => "linux/arm64",
@@ -331,6 +565,8 @@ fn host_platform() -> &'static str {
 struct Args {
     scale: usize,
     summary: Option<PathBuf>,
+    cache: Option<PathBuf>,
+    shapes: Vec<String>,
     command: Vec<String>,
 }
 
@@ -338,6 +574,8 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         scale: 100,
         summary: None,
+        cache: None,
+        shapes: SHAPES.iter().map(|s| s.to_string()).collect(),
         command: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -352,6 +590,17 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--scale takes a percentage from 1 to 1000")?;
             }
             "--summary" => args.summary = Some(it.next().ok_or("--summary takes FILE")?.into()),
+            "--cache" => args.cache = Some(it.next().ok_or("--cache takes DIR")?.into()),
+            "--shapes" => {
+                let value = it.next().ok_or("--shapes takes NAME,…")?;
+                args.shapes = value.split(',').map(str::to_string).collect();
+                if let Some(bad) = args.shapes.iter().find(|s| !SHAPES.contains(&s.as_str())) {
+                    return Err(format!(
+                        "unknown shape {bad:?} (shapes: {})",
+                        SHAPES.join(",")
+                    ));
+                }
+            }
             "--" => {
                 args.command = it.collect();
                 break;
@@ -414,6 +663,115 @@ fn serve(command: &[String], env: &[(&str, String)]) -> ExitCode {
     })
 }
 
+fn layers_json(built: &[Built]) -> Vec<serde_json::Value> {
+    built
+        .iter()
+        .map(|b| {
+            json!({
+                "name": b.name,
+                "media_type": b.layer.media_type,
+                "digest": b.layer.digest,
+                "diff_id": b.layer.diff_id,
+                "size": b.layer.size(),
+                "tar_size": b.tar_size,
+                "files": b.files,
+            })
+        })
+        .collect()
+}
+
+fn write_whole(path: &std::path::Path, bytes: &[u8]) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// `--cache DIR`: builds and pushes every shape, one at a time (the largest
+/// needs ~4 GB of memory), then moves the registry's storage to
+/// `DIR/storage` and writes `DIR/shapes.json`.
+#[allow(clippy::print_stderr, reason = "a binary reports its progress")]
+fn build_cache(cache: &std::path::Path, shapes: &[String], scale: usize) -> ExitCode {
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(cache).unwrap_or_else(|e| panic!("create {}: {e}", cache.display()));
+    let platform = host_platform();
+    let registry = Registry::plain();
+    let mut distro = None;
+    let mut summaries = Vec::new();
+    for name in shapes {
+        let t0 = std::time::Instant::now();
+        let built = build_shape(name, scale, &mut distro);
+        if name == "distro-zstd" || !shapes.iter().any(|s| s == "distro-zstd") {
+            distro = None;
+        }
+        let image = Image::single(
+            Format::Oci,
+            platform,
+            built.iter().map(|b| b.layer.clone()).collect(),
+        );
+        let repository = format!("bench/{name}");
+        let pushed = registry.push(&image, &repository, TAG);
+        let size: u64 = built.iter().map(|b| b.layer.size()).sum();
+        let tar_size: u64 = built.iter().map(|b| b.tar_size).sum();
+        eprintln!(
+            "hoist-bench-fixture: {name}: {} layers, {:.1} MB compressed, {:.1} MB tar, built and pushed in {:.1}s",
+            built.len(),
+            size as f64 / 1e6,
+            tar_size as f64 / 1e6,
+            t0.elapsed().as_secs_f64()
+        );
+        summaries.push(json!({
+            "name": name,
+            "description": describe(name),
+            "repository": repository,
+            "tag": TAG,
+            "manifest": pushed.digest,
+            "config": image.config_digest(),
+            "compression": if name == "distro-zstd" { "zstd" } else { "gzip" },
+            "whiteouts": name.starts_with("distro"),
+            "size": size,
+            "tar_size": tar_size,
+            "files": built.iter().map(|b| b.files).sum::<u64>(),
+            "layers": layers_json(&built),
+        }));
+    }
+    drop(distro);
+    let storage = cache.join("storage");
+    let _ = std::fs::remove_dir_all(&storage);
+    let from = registry.dir().join("storage");
+    if std::fs::rename(&from, &storage).is_err() {
+        // Another filesystem: copy.
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&from)
+            .arg(&storage)
+            .status()
+            .expect("run cp");
+        assert!(
+            status.success(),
+            "cp -a {} {}",
+            from.display(),
+            storage.display()
+        );
+    }
+    drop(registry);
+    let summary = json!({
+        "platform": platform,
+        "scale": scale,
+        "shapes": summaries,
+    });
+    write_whole(
+        &cache.join("shapes.json"),
+        &serde_json::to_vec_pretty(&summary).expect("summary json"),
+    );
+    eprintln!(
+        "hoist-bench-fixture: cache in {} ({:.1}s)",
+        cache.display(),
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}
+
 #[allow(clippy::print_stderr, reason = "a binary reports its progress")]
 fn main() -> ExitCode {
     let args = match parse_args() {
@@ -421,14 +779,18 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("hoist-bench-fixture: {error}");
             eprintln!(
-                "usage: hoist-bench-fixture [--scale PERCENT] [--summary FILE] [-- COMMAND [ARGS…]]"
+                "usage: hoist-bench-fixture --cache DIR [--shapes NAME,…] [--scale PERCENT]\n       \
+                 hoist-bench-fixture [--scale PERCENT] [--summary FILE] [-- COMMAND [ARGS…]]"
             );
             return ExitCode::from(2);
         }
     };
+    if let Some(cache) = &args.cache {
+        return build_cache(cache, &args.shapes, args.scale);
+    }
 
     let started = std::time::Instant::now();
-    let built = build_layers(args.scale);
+    let built = compress(&distro_tars(args.scale), Compression::Gzip);
     let platform = host_platform();
     let image = Image::single(
         Format::Oci,
@@ -447,19 +809,7 @@ fn main() -> ExitCode {
     );
 
     if let Some(path) = &args.summary {
-        let layers: Vec<_> = built
-            .iter()
-            .map(|b| {
-                json!({
-                    "name": b.name,
-                    "digest": b.layer.digest,
-                    "diff_id": b.layer.diff_id,
-                    "size": b.layer.size(),
-                    "tar_size": b.tar_size,
-                    "files": b.files,
-                })
-            })
-            .collect();
+        let layers = layers_json(&built);
         let summary = json!({
             "reference": pushed.reference,
             "registry": registry.host(),
@@ -474,13 +824,10 @@ fn main() -> ExitCode {
             "layers": layers,
             "registry_dir": registry.dir(),
         });
-        let partial = path.with_extension("partial");
-        std::fs::write(
-            &partial,
-            serde_json::to_vec_pretty(&summary).expect("summary json"),
-        )
-        .and_then(|()| std::fs::rename(&partial, path))
-        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        write_whole(
+            path,
+            &serde_json::to_vec_pretty(&summary).expect("summary json"),
+        );
     }
     // The benchmark should not share the machine with ~1 GB of fixture.
     drop(image);
