@@ -263,14 +263,6 @@ impl Engine {
                 digest: chain.config.digest().to_string(),
                 detail: "image has no layers to unpack".to_string(),
             })?;
-        for chain_id in &chain_ids {
-            // The lease keeps the snapshots from a collector until the image
-            // record that needs them exists.
-            self.db.add_lease_resource(
-                lease,
-                &LeaseResource::snapshot(snapshotter.name(), chain_id.to_string()),
-            )?;
-        }
         let layers = chain
             .layers
             .iter()
@@ -285,6 +277,7 @@ impl Engine {
                     compression: layer_compression(descriptor)?,
                     feed: feeds.map(|feeds| feeds.get(descriptor.digest())),
                     order: None,
+                    lease,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -384,6 +377,13 @@ impl Engine {
             already();
             return Ok(());
         }
+        // The lease keeps the snapshot from a collector, should this process
+        // die, until the image record that needs it exists. A snapshot
+        // committed already needs none: the collector waits for this pull.
+        self.db.add_lease_resource(
+            layer.lease,
+            &LeaseResource::snapshot(snapshotter.name(), key.to_string()),
+        )?;
         match layer.feed.as_ref().and_then(|feed| feed.follow()) {
             Some(follower) => {
                 let feed = layer.feed.clone().expect("a follower comes from a feed");
@@ -549,6 +549,8 @@ struct Layer<'a> {
     feed: Option<Arc<Feed>>,
     /// In a parallel unpack: the unpack's order and this layer's place in it.
     order: Option<(Arc<Order>, usize)>,
+    /// The pull's lease.
+    lease: &'a str,
 }
 
 /// The error of a layer whose lower layer failed (never the one reported:

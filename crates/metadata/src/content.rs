@@ -66,7 +66,18 @@ impl Raw {
 impl Db {
     /// Records a blob, or updates its record, merging `labels` into the
     /// existing ones: keys in `labels` are added or overwritten, others kept.
+    /// A record that already has this size and every one of these labels is
+    /// left as it is, untouched (`updated_at` too): a re-pull of what is
+    /// stored writes nothing.
     pub fn put_content(&self, digest: &Digest, size: u64, labels: &Labels) -> Result<()> {
+        if let Some(record) = self.get_content(digest)?
+            && record.size == size
+            && labels
+                .iter()
+                .all(|(key, value)| record.labels.get(key) == Some(value))
+        {
+            return Ok(());
+        }
         let size = size_to_sql(size)?;
         self.write(|tx| {
             // json_patch merges objects key by key; label values are strings,
