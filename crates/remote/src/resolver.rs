@@ -13,7 +13,6 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use sha2::Digest as _;
 use url::Url;
 
 use crate::auth::{AuthRequest, Authorizer, challenges_from};
@@ -60,19 +59,11 @@ pub(crate) struct ApiRequest<'a> {
     pub(crate) reference: &'a str,
 }
 
-/// Hash `data` with the algorithm of `like`.
+/// Hash `data` with `algorithm`, as `<algorithm>:<hex>`.
 pub(crate) fn digest_bytes(algorithm: &DigestAlgorithm, data: &[u8]) -> Result<String> {
-    let hex = match algorithm {
-        DigestAlgorithm::Sha256 => hex::encode(sha2::Sha256::digest(data)),
-        DigestAlgorithm::Sha384 => hex::encode(sha2::Sha384::digest(data)),
-        DigestAlgorithm::Sha512 => hex::encode(sha2::Sha512::digest(data)),
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "unsupported digest algorithm {other}"
-            )));
-        }
-    };
-    Ok(format!("{algorithm}:{hex}"))
+    hoist_oci::digest::digest_with(algorithm, data)
+        .map(|digest| digest.to_string())
+        .map_err(|_| Error::InvalidArgument(format!("unsupported digest algorithm {algorithm}")))
 }
 
 /// The digest a manifest body is known by. For a signed schema 1 manifest

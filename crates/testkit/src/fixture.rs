@@ -27,7 +27,6 @@ use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -49,7 +48,7 @@ const CREATED: &str = "2024-01-01T00:00:00Z";
 
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    hoist_oci::sha256_digest(bytes).to_string()
 }
 
 /// How a layer blob is compressed.
@@ -618,8 +617,8 @@ impl Image {
 
 /// Deterministic pseudo-random bytes (xorshift seeded from `seed`).
 fn noise(seed: &str, len: usize) -> Vec<u8> {
-    let hash = Sha256::digest(seed.as_bytes());
-    let mut state = u64::from_le_bytes(hash[..8].try_into().expect("8 bytes")) | 1;
+    let hash = hex::decode(&hoist_oci::digest::sha256_hex(seed.as_bytes())[..16]).expect("hex");
+    let mut state = u64::from_le_bytes(hash[..].try_into().expect("8 bytes")) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state << 13;

@@ -3,8 +3,7 @@
 use std::io::Write;
 
 use hoist_archive::{ApplyOptions, Compression, Error, apply_layer};
-use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
+use hoist_oci::sha256_digest as sha256;
 
 use crate::support::Layer;
 
@@ -18,10 +17,6 @@ fn sample() -> Vec<u8> {
     // 10 KiB records leave: part of the stream, so part of the diffID.
     tar.extend_from_slice(&[0u8; 4096]);
     tar
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    Digest::try_from(format!("sha256:{}", hex::encode(Sha256::digest(bytes)))).unwrap()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
