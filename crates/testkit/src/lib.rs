@@ -55,11 +55,11 @@ pub use fixture::{
     Compression, Format, Image, Layer, LayerBuilder, layer, sha256_digest, simple_image,
     simple_index,
 };
-pub use proxy::{Fault, FaultProxy};
+pub use proxy::{Fault, FaultProxy, Seen};
 pub use registry::{Auth, Pushed, Registry, RegistryConfig};
 pub use rich::{rich_image, rich_layers};
 pub use skopeo::skopeo_copy_layout_to_registry;
-pub use token::{TokenServer, TokenServerConfig};
+pub use token::{TokenRequest, TokenServer, TokenServerConfig};
 pub use tree::{Compare, Entry, FileKind, Tree, diff_trees, diff_trees_with, snapshot_tree};
 pub use umoci::umoci_unpack;
 
