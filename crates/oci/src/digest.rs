@@ -129,6 +129,30 @@ pub fn sha256_hex(key: &[u8]) -> String {
     sha256_digest(key).digest().to_owned()
 }
 
+/// The chainID of each prefix of a stack of diffIDs, bottom first, as the
+/// OCI image spec defines it: the first diffID, then
+/// `sha256("<parent chainID> <diffID>")`.
+///
+/// ```
+/// use hoist_oci::digest::{chain_ids, sha256_digest};
+///
+/// let (a, b) = (sha256_digest(b"a"), sha256_digest(b"b"));
+/// let chain = chain_ids(&[a.clone(), b.clone()]);
+/// assert_eq!(chain[0], a);
+/// assert_eq!(chain[1], sha256_digest(format!("{a} {b}").as_bytes()));
+/// ```
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => diff_id.clone(),
+            Some(parent) => sha256_digest(format!("{parent} {diff_id}").as_bytes()),
+        };
+        chain.push(next);
+    }
+    chain
+}
+
 /// Checks that `bytes` hash to `expected`, using `expected`'s algorithm.
 pub fn verify(expected: &Digest, bytes: &[u8]) -> Result<()> {
     let actual = digest_with(expected.algorithm(), bytes)?;

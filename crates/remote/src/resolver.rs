@@ -194,6 +194,21 @@ pub(crate) fn next_link(value: &str) -> Option<String> {
     None
 }
 
+impl Resolver {
+    /// The body of a small answer (a manifest, a tag list): at most `limit`
+    /// bytes, exactly `expected` when known, each read under the read
+    /// timeout.
+    pub(crate) async fn read_small(
+        &self,
+        resp: reqwest::Response,
+        limit: u64,
+        expected: Option<u64>,
+    ) -> Result<Bytes> {
+        let host = authority(resp.url());
+        read_bounded(resp, limit, expected, &host, self.options().read_timeout).await
+    }
+}
+
 /// Read a response body whole, stopping as soon as it exceeds `limit`
 /// (counting bytes as they arrive, not trusting `Content-Length`) or
 /// exceeds `expected` bytes.
@@ -613,15 +628,9 @@ impl Resolver {
             let header_digest = header_str(resp.headers(), &DOCKER_CONTENT_DIGEST)
                 .map(|d| d.trim().to_owned());
             let header_type = media_type_from_header(header_str(resp.headers(), &CONTENT_TYPE));
-            let host = authority(resp.url());
-            let body = read_bounded(
-                resp,
-                self.options().max_manifest_size,
-                None,
-                &host,
-                self.options().read_timeout,
-            )
-            .await?;
+            let body = self
+                .read_small(resp, self.options().max_manifest_size, None)
+                .await?;
             descriptor_from_body(&body, &parsed, header_digest.as_deref(), header_type)
         })
         .await
@@ -656,14 +665,9 @@ impl Resolver {
                 let link = header_str(resp.headers(), &LINK).and_then(next_link);
                 let url = resp.url().clone();
                 let host = authority(&url);
-                let body = read_bounded(
-                    resp,
-                    self.options().max_manifest_size,
-                    None,
-                    &host,
-                    self.options().read_timeout,
-                )
-                .await?;
+                let body = self
+                    .read_small(resp, self.options().max_manifest_size, None)
+                    .await?;
                 let list: TagList = serde_json::from_slice(&body).map_err(|e| {
                     Error::InvalidResponse(format!("{host}: invalid tag list: {e}"))
                 })?;
