@@ -258,12 +258,7 @@ impl Engine {
     /// Blobs: the digest of each file, and the database and the disk agree.
     fn check_blobs(&self, report: &mut CheckReport) -> Result<BlobFindings> {
         let stored = self.content.list()?;
-        let records: HashMap<String, Labels> = self
-            .db
-            .list_content()?
-            .into_iter()
-            .map(|r| (r.digest.to_string(), r.labels))
-            .collect();
+        let records = self.content_labels()?;
         let mut found = BlobFindings::default();
         for info in &stored {
             report.blobs_checked += 1;
@@ -366,18 +361,6 @@ impl Engine {
             }
         }
         Ok(found)
-    }
-
-    fn snapshot_records(
-        &self,
-        snapshotter: &str,
-    ) -> Result<BTreeMap<String, hoist_metadata::SnapshotRecord>> {
-        Ok(self
-            .db
-            .list_snapshots(snapshotter)?
-            .into_iter()
-            .map(|r| (r.key.clone(), r))
-            .collect())
     }
 
     /// Fixes what the checks found: corrupt blobs deleted, records of
