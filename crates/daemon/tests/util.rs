@@ -279,6 +279,27 @@ impl Daemon {
         }
     }
 
+    /// The image names the `hoist` CLI lists in the daemon's store
+    /// (`hoist images ls -q`), sorted.
+    pub(crate) fn cli_image_names(&self) -> Vec<String> {
+        let output = self
+            .hoist()
+            .args(["images", "ls", "-q"])
+            .output()
+            .expect("run hoist");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+
     /// One request to the Docker Engine API socket: `(status, body)`, the
     /// body de-chunked. Bounded by a 60 s read timeout.
     pub(crate) fn docker_api(&self, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -289,17 +310,21 @@ impl Daemon {
 /// An HTTP/1.1 request on a unix socket with `Connection: close`; returns
 /// the status and the whole body (chunked encoding decoded).
 pub(crate) fn http_over_unix(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::Write;
-    let mut stream = UnixStream::connect(socket).expect("connect to the socket");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    write!(
-        stream,
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .expect("send");
+    );
+    exchange(socket, &request, Duration::from_secs(60))
+}
+
+/// Sends `request` (the whole HTTP text) on a unix socket and reads to the
+/// end, each read bounded by `timeout`: the status and the body (chunked
+/// encoding decoded).
+pub(crate) fn exchange(socket: &Path, request: &str, timeout: Duration) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = UnixStream::connect(socket).expect("connect to the socket");
+    stream.set_read_timeout(Some(timeout)).expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).expect("read");
     let response = String::from_utf8_lossy(&response).into_owned();

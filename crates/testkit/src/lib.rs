@@ -18,6 +18,7 @@
 //! - [`proxy`]: [`FaultProxy`], a reverse proxy in front of a registry that
 //!   injects faults (corrupt or truncated blobs, error statuses).
 //! - [`skopeo`]: pushes an OCI layout with the real `skopeo`.
+//! - [`process`]: [`run_with_stdin`] feeds a helper process its input.
 //! - [`umoci`]: unpacks an image with the real `umoci`, the reference for
 //!   hoist's unpacking; [`tree`] snapshots and compares directory trees;
 //!   [`rich`] builds layers with every kind of tar entry.
@@ -41,6 +42,7 @@
 
 pub mod fixture;
 mod pki;
+pub mod process;
 pub mod proxy;
 pub mod registry;
 pub mod rich;
@@ -52,9 +54,10 @@ pub mod umoci;
 mod util;
 
 pub use fixture::{
-    Compression, Format, Image, Layer, LayerBuilder, layer, sha256_digest, simple_image,
-    simple_index,
+    Compression, Format, Image, Layer, LayerBuilder, chain_ids, layer, noise, sha256_digest,
+    simple_image, simple_index,
 };
+pub use process::run_with_stdin;
 pub use proxy::{Fault, FaultProxy, Seen};
 pub use registry::{Auth, Pushed, Registry, RegistryConfig};
 pub use rich::{rich_image, rich_layers};

@@ -6,11 +6,10 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use hoist_archive::{ApplyOptions, Error, WhiteoutMode};
 
-use crate::support::{Layer, apply, apply_with, require_root, xattr};
+use crate::support::{Layer, apply, apply_with, mount, require_root, xattr};
 
 /// What the comparison looks at for one path.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,41 +63,6 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
         }
     }
     out
-}
-
-/// An overlay mount, unmounted when dropped (also when an assertion fails).
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// Mounts `upper` over `lowers` (topmost first) at `base/merged`; `None`
-/// (with a note) where overlayfs cannot be mounted.
-fn mount(base: &Path, lowers: &[PathBuf], upper: &Path) -> Option<Mounted> {
-    let work = base.join("work");
-    let merged = base.join("merged");
-    std::fs::create_dir(&work).unwrap();
-    std::fs::create_dir(&merged).unwrap();
-    let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lowerdir.join(":"),
-        upper.display(),
-        work.display()
-    );
-    let status = Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(&merged)
-        .status();
-    if matches!(status, Ok(s) if s.success()) {
-        Some(Mounted(merged))
-    } else {
-        eprintln!("overlay mount unavailable; merged view not checked");
-        None
-    }
 }
 
 fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
