@@ -120,12 +120,7 @@ impl Resolver {
         let path = format!("/v2/{}/{kind}/{digest}", repo.name);
         let policy = self.options().retry.clone();
         with_retry(&policy, &reference, || async {
-            let req = ApiRequest {
-                method: Method::GET,
-                path: path.clone(),
-                headers: headers.clone(),
-                reference: &reference,
-            };
+            let req = ApiRequest::new(Method::GET, path.clone(), headers.clone(), &reference);
             let resp = self.send(repo, &req).await?;
             if !resp.status().is_success() {
                 return Err(self.error_from(resp, repo, &reference).await);
@@ -185,12 +180,7 @@ impl Resolver {
         let path = format!("/v2/{}/blobs/{digest}", repo.name);
         let headers = range_from(offset);
         let read_timeout = self.options().read_timeout;
-        let req = ApiRequest {
-            method: Method::GET,
-            path,
-            headers,
-            reference: &reference,
-        };
+        let req = ApiRequest::new(Method::GET, path, headers, &reference);
         let resp = self.send(repo, &req).await?;
         match blob_stream(resp, offset, read_timeout, &reference)? {
             Ok(stream) => Ok(stream),
@@ -210,12 +200,7 @@ impl Resolver {
         let path = format!("/v2/{}/blobs/{digest}", repo.name);
         let policy = self.options().retry.clone();
         with_retry(&policy, &reference, || async {
-            let req = ApiRequest {
-                method: Method::HEAD,
-                path: path.clone(),
-                headers: HeaderMap::new(),
-                reference: &reference,
-            };
+            let req = ApiRequest::new(Method::HEAD, path.clone(), HeaderMap::new(), &reference);
             let resp = self.send(repo, &req).await?;
             if !resp.status().is_success() {
                 return Err(self.error_from(resp, repo, &reference).await);

@@ -59,6 +59,22 @@ pub(crate) struct ApiRequest<'a> {
     pub(crate) reference: &'a str,
 }
 
+impl<'a> ApiRequest<'a> {
+    pub(crate) fn new(
+        method: Method,
+        path: impl Into<String>,
+        headers: HeaderMap,
+        reference: &'a str,
+    ) -> ApiRequest<'a> {
+        ApiRequest {
+            method,
+            path: path.into(),
+            headers,
+            reference,
+        }
+    }
+}
+
 /// Hash `data` with `algorithm`, as `<algorithm>:<hex>`.
 pub(crate) fn digest_bytes(algorithm: &DigestAlgorithm, data: &[u8]) -> Result<String> {
     hoist_oci::digest::digest_with(algorithm, data)
@@ -452,12 +468,7 @@ impl Resolver {
         let resolver = self.with_credentials(Some(provider));
         let hosts = self.inner.transport.hosts_for(domain, &repo.api_host())?;
         let server = hosts.last().expect("the server is always listed");
-        let req = ApiRequest {
-            method: Method::GET,
-            path: "/v2/".into(),
-            headers: HeaderMap::new(),
-            reference: domain,
-        };
+        let req = ApiRequest::new(Method::GET, "/v2/", HeaderMap::new(), domain);
         let resp = resolver.send_to(&repo, server, &req).await?;
         if resp.status().is_success() {
             return Ok(());
@@ -598,12 +609,7 @@ impl Resolver {
         let path = format!("/v2/{}/manifests/{object}", repo.name);
         let policy = self.options().retry.clone();
         with_retry(&policy, &reference, || async {
-            let head = ApiRequest {
-                method: Method::HEAD,
-                path: path.clone(),
-                headers: headers.clone(),
-                reference: &reference,
-            };
+            let head = ApiRequest::new(Method::HEAD, path.clone(), headers.clone(), &reference);
             let resp = self.send(repo, &head).await?;
             let status = resp.status();
             if status.is_success() {
@@ -652,12 +658,7 @@ impl Resolver {
         for _ in 0..MAX_TAG_PAGES {
             let policy = self.options().retry.clone();
             let (page, link) = with_retry(&policy, &reference, || async {
-                let req = ApiRequest {
-                    method: Method::GET,
-                    path: path.clone(),
-                    headers: headers.clone(),
-                    reference: &reference,
-                };
+                let req = ApiRequest::new(Method::GET, path.clone(), headers.clone(), &reference);
                 let resp = self.send(repo, &req).await?;
                 if !resp.status().is_success() {
                     return Err(self.error_from(resp, repo, &reference).await);
