@@ -240,17 +240,72 @@ impl Node {
 /// # Ok::<(), hoist_oci::Error>(())
 /// ```
 pub struct Walk<F, G = fn(&Descriptor, &Descriptor) -> bool> {
-    pending: Vec<(Descriptor, Option<Descriptor>)>,
-    seen: HashSet<Digest>,
+    queue: Queue<Option<Descriptor>>,
     read: F,
     follow: G,
+}
+
+/// The bookkeeping of a walk without its IO: the descriptors still to
+/// visit (a stack, so depth-first, the last pushed first), each with the
+/// caller's `T`, and the digests already seen. [`Walk`] drives one with a
+/// `read` closure; a caller whose reads are async (a pull, which fetches
+/// each manifest before it knows the next) drives one itself.
+///
+/// ```
+/// use hoist_oci::manifest::Queue;
+/// use hoist_oci::media_type::OCI_MANIFEST;
+/// use hoist_oci::{Descriptor, sha256_digest};
+///
+/// let a = Descriptor::new(OCI_MANIFEST.into(), 1, sha256_digest(b"a"));
+/// let mut queue = Queue::new(a.clone(), "root");
+/// let (first, what) = queue.pop().unwrap();
+/// assert_eq!((first, what), (a.clone(), "root"));
+/// queue.push(a.clone(), "again");
+/// assert!(queue.pop().is_none(), "a digest is visited once");
+/// assert!(!queue.mark_seen(a.digest()));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Queue<T> {
+    pending: Vec<(Descriptor, T)>,
+    seen: HashSet<Digest>,
+}
+
+impl<T> Queue<T> {
+    /// A queue holding `root` with `state`.
+    pub fn new(root: Descriptor, state: T) -> Queue<T> {
+        Queue {
+            pending: vec![(root, state)],
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The next descriptor whose digest was not seen yet, now marked seen.
+    pub fn pop(&mut self) -> Option<(Descriptor, T)> {
+        while let Some((descriptor, state)) = self.pending.pop() {
+            if self.seen.insert(descriptor.digest().clone()) {
+                return Some((descriptor, state));
+            }
+        }
+        None
+    }
+
+    /// Queues `descriptor` with `state`, to visit unless its digest is seen
+    /// by then.
+    pub fn push(&mut self, descriptor: Descriptor, state: T) {
+        self.pending.push((descriptor, state));
+    }
+
+    /// Marks `digest` seen, for nodes handled outside the queue (a pull's
+    /// configs and layers); false if it was seen already.
+    pub fn mark_seen(&mut self, digest: &Digest) -> bool {
+        self.seen.insert(digest.clone())
+    }
 }
 
 impl<F, G> std::fmt::Debug for Walk<F, G> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Walk")
-            .field("pending", &self.pending.len())
-            .field("seen", &self.seen.len())
+            .field("queue", &self.queue)
             .finish_non_exhaustive()
     }
 }
@@ -264,8 +319,7 @@ where
     /// child.
     pub fn new(root: Descriptor, read: F) -> Walk<F> {
         Walk {
-            pending: vec![(root, None)],
-            seen: HashSet::new(),
+            queue: Queue::new(root, None),
             read,
             follow: |_, _| true,
         }
@@ -285,8 +339,7 @@ where
         H: FnMut(&Descriptor, &Descriptor) -> bool,
     {
         Walk {
-            pending: self.pending,
-            seen: self.seen,
+            queue: self.queue,
             read: self.read,
             follow,
         }
@@ -316,26 +369,21 @@ where
     type Item = std::result::Result<Node, E>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let (descriptor, parent) = self.pending.pop()?;
-            if !self.seen.insert(descriptor.digest().clone()) {
-                continue;
+        let (descriptor, parent) = self.queue.pop()?;
+        let children = match self.visit(&descriptor) {
+            Ok(children) => children,
+            Err(error) => return Some(Err(error)),
+        };
+        for child in children.descriptors() {
+            if (self.follow)(&descriptor, child) {
+                self.queue.push(child.clone(), Some(descriptor.clone()));
             }
-            let children = match self.visit(&descriptor) {
-                Ok(children) => children,
-                Err(error) => return Some(Err(error)),
-            };
-            for child in children.descriptors() {
-                if (self.follow)(&descriptor, child) {
-                    self.pending.push((child.clone(), Some(descriptor.clone())));
-                }
-            }
-            return Some(Ok(Node {
-                descriptor,
-                parent,
-                children,
-            }));
         }
+        Some(Ok(Node {
+            descriptor,
+            parent,
+            children,
+        }))
     }
 }
 
