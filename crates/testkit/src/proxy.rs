@@ -167,6 +167,26 @@ impl FaultProxy {
         FaultProxy::start(&registry.base_url(), registry.ca_cert_pem())
     }
 
+    /// A registry that keeps its blobs in object storage: a proxy in front
+    /// of `registry` answering each successful blob GET with a redirect
+    /// (carrying `query`, the signature) to a second proxy, the storage
+    /// host, in front of `storage`, which must hold the same blobs.
+    /// Returns `(front, storage)`; the storage proxy's [`FaultProxy::seen`]
+    /// shows what reached it.
+    pub fn with_blob_storage(
+        registry: &Registry,
+        storage: &Registry,
+        query: &str,
+    ) -> (FaultProxy, FaultProxy) {
+        let storage = FaultProxy::for_registry(storage);
+        let front = FaultProxy::for_registry(registry);
+        front.set_fault(Fault::RedirectBlobs {
+            to: storage.base_url(),
+            query: query.to_string(),
+        });
+        (front, storage)
+    }
+
     /// Replaces the current fault.
     pub fn set_fault(&self, fault: Fault) {
         *self.shared.fault.lock().expect("fault lock") = fault;

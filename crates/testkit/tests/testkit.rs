@@ -481,12 +481,7 @@ fn proxy_logs_headers_and_redirects_blobs_to_storage() {
     let blob = b"blob bytes";
     let digest = registry.push_blob("app", blob);
     storage_registry.push_blob("app", blob);
-    let storage = FaultProxy::for_registry(&storage_registry);
-    let proxy = FaultProxy::for_registry(&registry);
-    proxy.set_fault(Fault::RedirectBlobs {
-        to: storage.base_url(),
-        query: "sig=1".into(),
-    });
+    let (proxy, storage) = FaultProxy::with_blob_storage(&registry, &storage_registry, "sig=1");
     let client = Client::builder()
         .redirect(hoist_testkit::reqwest::redirect::Policy::none())
         .build()

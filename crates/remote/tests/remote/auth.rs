@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hoist_remote::{Credentials, Error, RegistryOptions, Repository, Resolver, RetryPolicy};
 use hoist_testkit::registry::TOKEN_SERVICE;
-use hoist_testkit::{Auth, Fault, FaultProxy, Registry, RegistryConfig, sha256_digest};
+use hoist_testkit::{Auth, FaultProxy, Registry, RegistryConfig, sha256_digest};
 
 use crate::support::{OCI_LAYER, descriptor, push_image};
 
@@ -97,12 +97,8 @@ async fn blob_redirect_drops_authorization() {
     // proxy that records what reaches it.
     let storage_registry = Registry::plain();
     storage_registry.push_blob("app", BLOB);
-    let storage = FaultProxy::for_registry(&storage_registry);
-    let proxy = FaultProxy::for_registry(&reg);
-    proxy.set_fault(Fault::RedirectBlobs {
-        to: storage.base_url(),
-        query: "X-Signature=s3cr3t".into(),
-    });
+    let (proxy, storage) =
+        FaultProxy::with_blob_storage(&reg, &storage_registry, "X-Signature=s3cr3t");
     let resolver = Resolver::new(options(user())).unwrap();
     let repo = Repository::new(proxy.host(), "app");
     let desc = descriptor(OCI_LAYER, BLOB);
