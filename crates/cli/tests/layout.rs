@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::Command;
 
 use hoist_testkit::tree::{Tree, snapshot_tree};
-use hoist_testkit::{Compression, Format, Image, assert_trees_equal, rich_image, simple_image};
+use hoist_testkit::{
+    Compression, Format, Image, assert_trees_equal, rich_image, run_ok, simple_image,
+};
 
 use crate::util::{
     TestEnv, assert_mentions, child, digests_of, failure, host_platform, index_with,
@@ -25,17 +27,11 @@ const IMAGE_NAME: &str = "io.containerd.image.name";
 /// `skopeo --insecure-policy copy --quiet ARGS…`, which must succeed.
 #[track_caller]
 fn skopeo_copy(args: &[&str]) {
-    let output = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--quiet"])
-        .args(args)
-        .output()
-        .expect("run skopeo");
-    assert!(
-        output.status.success(),
-        "skopeo copy {args:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
+    run_ok(
+        Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--quiet"])
+            .args(args),
+        &format!("skopeo copy {args:?}"),
     );
 }
 

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use hoist_testkit::rich::rich_layers;
 use hoist_testkit::tree::{Compare, FileKind, Tree, snapshot_tree};
 use hoist_testkit::{
-    Compression, Format, Image, Layer, LayerBuilder, Registry, assert_trees_equal, layer,
+    Compression, Format, Image, Layer, LayerBuilder, Registry, assert_trees_equal, layer, run_ok,
     sha256_digest, simple_image, umoci_unpack,
 };
 
@@ -195,16 +195,7 @@ impl MountGuard {
             _ => "mount ",
         };
         assert!(command.starts_with(expected_kind), "{command}");
-        let output = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .output()
-            .expect("run mount");
-        assert!(
-            output.status.success(),
-            "{command} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_ok(Command::new("sh").arg("-c").arg(command), command);
         MountGuard {
             target: target.to_path_buf(),
         }

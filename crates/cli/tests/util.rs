@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hoist_testkit::{
-    Compression, FaultProxy, Format, Image, Layer, Pushed, Registry, layer, sha256_digest,
-    simple_image, simple_index,
+    Compression, FaultProxy, Format, Image, Layer, Pushed, Registry, assert_success, layer,
+    scrub_env, sha256_digest, simple_image, simple_index,
 };
 
 /// The `hoist` binary under test.
@@ -34,25 +34,7 @@ pub(crate) fn hoist_command(root: &Path, home: &Path) -> Command {
     let mut command = Command::new(HOIST);
     command.arg("--root").arg(root);
     command.env("HOME", home);
-    for var in [
-        "HOIST_LOG",
-        "HOIST_ROOT",
-        "HOIST_USER",
-        "DOCKER_CONFIG",
-        "XDG_DATA_HOME",
-        "XDG_CONFIG_HOME",
-        "RUST_LOG",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-    ] {
-        command.env_remove(var);
-    }
+    scrub_env(&mut command);
     command
 }
 
@@ -315,14 +297,7 @@ pub(crate) fn assert_store_verified(root: &Path) {
 /// Asserts exit status 0 and returns stdout.
 #[track_caller]
 pub(crate) fn success(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "hoist failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+    assert_success(output, "hoist")
 }
 
 /// Asserts exit status 1 with exactly one `hoist: …` error line, the last

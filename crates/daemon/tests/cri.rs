@@ -11,7 +11,9 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, Layer, Registry, layer, noise};
+use hoist_testkit::{
+    Compression, Fault, FaultProxy, Format, Image, Layer, Registry, layer, noise, run_ok,
+};
 use serde_json::{Value, json};
 
 use crate::util::{Daemon, is_empty_dir, wait_for};
@@ -33,14 +35,9 @@ fn client_dir() -> &'static Path {
             .tempdir()
             .expect("temp dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cri-client-gen");
-        let output = std::process::Command::new(&script)
-            .arg(dir.path())
-            .output()
-            .expect("run scripts/cri-client-gen");
-        assert!(
-            output.status.success(),
-            "generating the Python CRI client failed (pip install grpcio-tools):\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        run_ok(
+            std::process::Command::new(&script).arg(dir.path()),
+            "generating the Python CRI client (pip install grpcio-tools)",
         );
         dir
     })

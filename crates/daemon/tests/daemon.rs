@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hoist_testkit::{Compression, Fault, FaultProxy, Format, Registry, simple_image};
+use hoist_testkit::{Compression, Fault, FaultProxy, Format, Registry, run_ok, simple_image};
 
 use crate::util::{Daemon, HOISTD, wait_for};
 
@@ -295,22 +295,15 @@ fn the_cli_and_the_daemon_share_one_store() {
     assert_eq!(status, 200, "{stream}");
     // The CLI, on the same root while the daemon runs, sees the image and
     // needs no byte for the second name.
-    let pulled = daemon
-        .hoist()
-        .args([
+    let result = run_ok(
+        daemon.hoist().args([
             "pull",
             "--progress",
             "json",
             &format!("{}/shared/two:v1", registry.host()),
-        ])
-        .output()
-        .expect("run hoist");
-    assert!(
-        pulled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pulled.stderr)
+        ]),
+        "hoist pull",
     );
-    let result = String::from_utf8_lossy(&pulled.stdout);
     assert!(result.contains("\"downloaded\":0"), "{result}");
     let (status, listed) = daemon.docker_api("GET", "/v1.41/images/json", "");
     assert_eq!(status, 200);

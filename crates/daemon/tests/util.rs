@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use hoist_testkit::{run_ok, scrub_env};
+
 /// The `hoistd` binary under test.
 pub(crate) const HOISTD: &str = env!("CARGO_BIN_EXE_hoistd");
 
@@ -111,26 +113,7 @@ impl Daemon {
     pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
         command.env("HOME", self.home());
-        for var in [
-            "HOIST_LOG",
-            "HOIST_ROOT",
-            "HOIST_USER",
-            "HOISTD_CONFIG",
-            "DOCKER_CONFIG",
-            "DOCKER_HOST",
-            "DOCKER_CONTEXT",
-            "XDG_DATA_HOME",
-            "XDG_CONFIG_HOME",
-            "RUST_LOG",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-        ] {
-            command.env_remove(var);
-        }
+        scrub_env(&mut command);
         command
     }
 
@@ -282,20 +265,8 @@ impl Daemon {
     /// The image names the `hoist` CLI lists in the daemon's store
     /// (`hoist images ls -q`), sorted.
     pub(crate) fn cli_image_names(&self) -> Vec<String> {
-        let output = self
-            .hoist()
-            .args(["images", "ls", "-q"])
-            .output()
-            .expect("run hoist");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let stdout = run_ok(self.hoist().args(["images", "ls", "-q"]), "hoist images ls");
+        let mut names: Vec<String> = stdout.lines().map(str::to_string).collect();
         names.sort();
         names
     }

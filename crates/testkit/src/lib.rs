@@ -18,7 +18,8 @@
 //! - [`proxy`]: [`FaultProxy`], a reverse proxy in front of a registry that
 //!   injects faults (corrupt or truncated blobs, error statuses).
 //! - [`skopeo`]: pushes an OCI layout with the real `skopeo`.
-//! - [`process`]: [`run_with_stdin`] feeds a helper process its input.
+//! - [`process`]: [`run_with_stdin`], [`run_ok`], [`assert_success`] and
+//!   [`scrub_env`] run helper processes.
 //! - [`umoci`]: unpacks an image with the real `umoci`, the reference for
 //!   hoist's unpacking; [`tree`] snapshots and compares directory trees;
 //!   [`rich`] builds layers with every kind of tar entry.
@@ -57,7 +58,7 @@ pub use fixture::{
     Compression, Format, Image, Layer, LayerBuilder, chain_ids, layer, noise, sha256_digest,
     simple_image, simple_index,
 };
-pub use process::run_with_stdin;
+pub use process::{assert_success, run_ok, run_with_stdin, scrub_env};
 pub use proxy::{Fault, FaultProxy, Seen};
 pub use registry::{Auth, Pushed, Registry, RegistryConfig};
 pub use rich::{rich_image, rich_layers};
