@@ -1,5 +1,5 @@
 //! Generates the CRI `runtime.v1` gRPC code from the vendored
-//! `proto/runtime/v1/api.proto`.
+//! `vendor/cri/runtime/v1/api.proto`.
 //!
 //! The proto is compiled with `protox` (pure Rust) rather than `protoc`, so
 //! building hoist needs no protobuf compiler installed; `tonic-prost-build`
@@ -9,9 +9,9 @@
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto = Path::new("proto/runtime/v1/api.proto");
+    let proto = Path::new("vendor/cri/runtime/v1/api.proto");
     println!("cargo:rerun-if-changed={}", proto.display());
-    let descriptors = protox::compile([proto], [Path::new("proto")])?;
+    let descriptors = protox::compile([proto], [Path::new("vendor/cri")])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -8,8 +8,8 @@
 
 use std::io::{self, Read};
 
+use hoist_oci::Digester;
 use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
 
 /// The diffID of a layer stream without applying it: decompresses
 /// (checking `declared` against the magic bytes) and hashes everything.
@@ -28,7 +28,7 @@ pub fn diff_id<R: Read>(layer: R, declared: crate::Compression) -> crate::Result
 /// A reader that hashes and counts every byte read through it.
 pub(crate) struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    digester: Digester,
     count: u64,
 }
 
@@ -36,7 +36,7 @@ impl<R: Read> HashingReader<R> {
     pub(crate) fn new(inner: R) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            digester: Digester::new(),
             count: 0,
         }
     }
@@ -54,17 +54,14 @@ impl<R: Read> HashingReader<R> {
 
     /// The `sha256:<hex>` digest of everything read, and the byte count.
     pub(crate) fn finish(self) -> (Digest, u64) {
-        let hex = hex::encode(self.hasher.finalize());
-        let digest = Digest::try_from(format!("sha256:{hex}"))
-            .expect("a sha256 hex string is a valid digest");
-        (digest, self.count)
+        (self.digester.finalize(), self.count)
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.digester.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
     }

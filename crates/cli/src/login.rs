@@ -39,18 +39,7 @@ pub(crate) struct LogoutArgs {
 /// The registry domain a server argument names (`https://host/v1/` →
 /// `host`; Docker Hub's names → `docker.io`).
 fn domain_of(server: Option<&str>) -> String {
-    let server = server.unwrap_or("docker.io");
-    let rest = server
-        .strip_prefix("https://")
-        .or_else(|| server.strip_prefix("http://"))
-        .unwrap_or(server);
-    let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        _ => host,
-    }
+    hoist_engine::login::registry_host(server.unwrap_or("docker.io"))
 }
 
 fn config_path() -> anyhow::Result<PathBuf> {

@@ -6,7 +6,7 @@
 use hoist_testkit::{Compression, Format, Image, Registry, RegistryConfig, simple_image};
 
 use crate::util::{
-    TestEnv, assert_mentions, assert_pulled, digests_of, failure, host_platform, success,
+    TestEnv, assert_mentions, assert_pulled_image, failure, host_platform, success,
     write_docker_config,
 };
 
@@ -38,12 +38,7 @@ fn basic_auth_pull_with_user_flag() {
 
     env.pull_ok_with(&["--user", &format!("{USER}:{PASSWORD}")], &reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
 }
 
 #[test]
@@ -57,12 +52,7 @@ fn basic_auth_pull_with_hoist_user_env() {
         .args(["pull", "--no-unpack", "--plain-http", &reference]);
     success(&command.output().unwrap());
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
 }
 
 #[test]
@@ -115,12 +105,7 @@ fn basic_auth_pull_with_credentials_from_home_docker_config() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
 }
 
 #[test]
@@ -138,12 +123,7 @@ fn basic_auth_pull_with_credentials_from_docker_config_env_dir() {
         .args(["pull", "--no-unpack", "--plain-http", &reference]);
     success(&command.output().unwrap());
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
 }
 
 #[test]
@@ -169,12 +149,7 @@ fn token_auth_pull_with_user_uses_the_oauth2_post() {
 
     env.pull_ok_with(&["--user", &format!("{USER}:{PASSWORD}")], &reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
     assert!(
         token_server.post_requests() > posts,
         "no OAuth2 POST with credentials"
@@ -209,12 +184,7 @@ fn token_auth_pull_with_credentials_from_docker_config() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
     assert!(token_server.post_requests() > posts);
 }
 
@@ -272,12 +242,7 @@ fn token_auth_anonymous_pull_works_when_the_token_server_allows_it() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
     assert!(token_server.get_requests() > gets);
     assert_eq!(
         token_server.post_requests(),

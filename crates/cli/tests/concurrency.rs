@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 
-use hoist_testkit::{Compression, FaultProxy, Format, Image, Registry, layer, simple_index};
+use hoist_testkit::{Compression, Format, Image, Registry, layer, simple_index};
 
 use crate::util::{
-    TestEnv, big_image, big_layer, child, digests_of, files_under, host_platform, success,
+    TestEnv, behind_proxy, big_image, big_layer, child, digests_of, files_under, host_platform,
+    serve, success,
 };
 
 /// Starts `hoist pull --no-unpack --plain-http ARGS…` without waiting.
@@ -49,13 +50,10 @@ fn assert_stored_exactly(env: &TestEnv, expected: &BTreeSet<String>) {
 
 #[test]
 fn two_concurrent_pulls_of_one_image_both_succeed_and_store_each_blob_once() {
-    let registry = Registry::plain();
     let image = big_image(10, 3 << 20);
-    registry.push(&image, "app", "1.0");
     // Counted at a proxy: the two processes fetch each blob once between
     // them (the ingest lock makes the second wait and find it stored).
-    let proxy = FaultProxy::for_registry(&registry);
-    let reference = format!("{}/app:1.0", proxy.host());
+    let (_registry, proxy, reference) = behind_proxy(&image);
     let env = TestEnv::new();
     // Create the store first, so both processes open an existing root...
     success(&env.run(&["images", "ls"]));
@@ -81,9 +79,7 @@ fn two_concurrent_pulls_of_one_image_both_succeed_and_store_each_blob_once() {
 #[test]
 fn two_concurrent_pulls_into_a_fresh_root_both_succeed() {
     // ...and here neither exists yet: both create it at once.
-    let registry = Registry::plain();
-    let image = big_image(11, 1 << 20);
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve(big_image(11, 1 << 20), "app", "1.0");
     let env = TestEnv::new();
 
     let children = vec![

@@ -3,29 +3,23 @@
 //! statuses (retried when transient, reported when not), and truncated blob
 //! streams (resumed with `Range` requests, within one pull and across pulls).
 
-use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, Registry, simple_image};
+use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, simple_image};
 
 use crate::util::{
-    TestEnv, assert_mentions, assert_pulled, big_image, digests_of, failure, host_platform, stderr,
-    stored_blobs, success,
+    TestEnv, assert_blobs_verify, assert_mentions, assert_pulled_image, behind_proxy, big_image,
+    failure, host_platform, stderr, success,
 };
 
-/// A plain registry with `image` pushed as `app:1.0`, a proxy in front of
-/// it, and the reference through the proxy.
-fn behind_proxy(image: &Image) -> (Registry, FaultProxy, String) {
-    let registry = Registry::plain();
-    registry.push(image, "app", "1.0");
-    let proxy = FaultProxy::for_registry(&registry);
-    let reference = format!("{}/app:1.0", proxy.host());
-    (registry, proxy, reference)
-}
-
-/// Every stored blob verifies (ingests may remain after a failure).
+/// After a failed pull of `reference`: what was stored verifies and no
+/// image is recorded; once the registry behaves, the same root pulls
+/// `image` cleanly.
 #[track_caller]
-fn assert_blobs_verify(env: &TestEnv) {
-    for (digest, bytes) in stored_blobs(&env.root()) {
-        assert_eq!(hoist_testkit::sha256_digest(&bytes), digest);
-    }
+fn assert_recovers(env: &TestEnv, proxy: &FaultProxy, reference: &str, image: &Image) {
+    assert_blobs_verify(&env.root());
+    assert!(env.image_names().is_empty());
+    proxy.set_fault(Fault::None);
+    env.pull_ok(reference);
+    assert_pulled_image(env, reference, image);
 }
 
 /// The proxy's log lines for GETs of `digest`.
@@ -52,18 +46,7 @@ fn corrupted_blobs_fail_with_digest_mismatch_and_are_not_stored() {
     for digest in image.layers().iter().map(|l| &l.digest).chain([&config]) {
         assert!(!stored.contains(digest), "corrupted {digest} was stored");
     }
-    assert_blobs_verify(&env);
-    assert!(env.image_names().is_empty());
-
-    // Once the registry behaves, the same root pulls cleanly.
-    proxy.set_fault(Fault::None);
-    env.pull_ok(&reference);
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_recovers(&env, &proxy, &reference, &image);
 }
 
 #[test]
@@ -77,17 +60,7 @@ fn corrupted_large_blob_fails_and_a_clean_repull_succeeds() {
 
     assert_mentions(&line, &["digest mismatch"]);
     assert!(!env.stored_digests().contains(&image.layers()[1].digest));
-    assert_blobs_verify(&env);
-    assert!(env.image_names().is_empty());
-
-    proxy.set_fault(Fault::None);
-    env.pull_ok(&reference);
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_recovers(&env, &proxy, &reference, &image);
 }
 
 #[test]
@@ -102,12 +75,7 @@ fn transient_503s_are_retried() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
     // The two refused requests were asked again.
     let log = proxy.request_log();
     assert!(log.len() >= 2 + 1 + image.blobs().len(), "{log:?}");
@@ -141,12 +109,7 @@ fn truncated_blob_streams_resume_with_range_requests() {
     let output = env.pull(&["--plain-http", &reference]);
 
     success(&output);
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
     assert!(
         stderr(&output).contains(&format!("{}: retrying (attempt 2, from byte ", big.digest)),
         "{}",
@@ -174,7 +137,7 @@ fn blob_truncated_on_every_attempt_fails_cleanly_then_resumes_across_pulls() {
 
     assert_mentions(&line, &["connection"]);
     assert!(!env.stored_digests().contains(&big.digest));
-    assert_blobs_verify(&env);
+    assert_blobs_verify(&env.root());
     assert!(env.image_names().is_empty());
     assert!(
         !env.ingest_files().is_empty(),
@@ -189,12 +152,7 @@ fn blob_truncated_on_every_attempt_fails_cleanly_then_resumes_across_pulls() {
     proxy.set_fault(Fault::None);
     env.pull_ok(&reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
     // The second pull continued the first one's ingest.
     let gets = blob_gets(&proxy, &big.digest);
     let resumed = &gets[first_gets];

@@ -8,7 +8,9 @@ use hoist_testkit::schema1::Schema1Image;
 use hoist_testkit::{Compression, Format, Registry, layer, simple_index};
 use serde_json::json;
 
-use crate::util::{TestEnv, assert_mentions, child, failure, host_platform, stderr, success};
+use crate::util::{
+    TestEnv, assert_mentions, child, failure, host_platform, serve, stderr, success,
+};
 
 const NONDISTRIBUTABLE_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 const ENCRYPTED_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted";
@@ -280,13 +282,15 @@ fn artifact_is_stored_with_no_unpack_and_keeps_artifact_type_and_subject() {
 
 #[test]
 fn all_metadata_fetches_every_manifest_and_config_but_host_layers_only() {
-    let registry = Registry::plain();
-    let index = simple_index(
-        Format::Oci,
-        Compression::Gzip,
-        &["linux/amd64", "linux/arm64"],
+    let (_registry, index, pushed) = serve(
+        simple_index(
+            Format::Oci,
+            Compression::Gzip,
+            &["linux/amd64", "linux/arm64"],
+        ),
+        "app",
+        "1.0",
     );
-    let pushed = registry.push(&index, "app", "1.0");
     let env = TestEnv::new();
 
     env.pull_ok_with(&["--all-metadata"], &pushed.reference);
@@ -349,9 +353,11 @@ fn all_tags_pulls_every_tag_of_the_repository() {
 
 #[test]
 fn discard_unpacked_layers_drops_the_layer_gc_edges() {
-    let registry = Registry::plain();
-    let index = simple_index(Format::Oci, Compression::Gzip, &[host_platform()]);
-    let pushed = registry.push(&index, "app", "1.0");
+    let (_registry, index, pushed) = serve(
+        simple_index(Format::Oci, Compression::Gzip, &[host_platform()]),
+        "app",
+        "1.0",
+    );
     let manifest = child(&index, host_platform()).manifest_digest();
     let env = TestEnv::new();
 

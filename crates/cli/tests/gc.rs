@@ -16,9 +16,10 @@ use std::time::{Duration, SystemTime};
 use hoist_testkit::{
     Compression, Format, Image, Layer, Registry, layer, sha256_digest, simple_image,
 };
-use sha2::Digest as _;
 
-use crate::util::{TestEnv, assert_mentions, digests_of, host_platform, stderr, success};
+use crate::util::{
+    TestEnv, assert_mentions, digests_of, host_platform, serve_simple, stderr, success,
+};
 
 const SNAPSHOTTER: &str = "native";
 
@@ -42,19 +43,6 @@ fn snapshots(env: &TestEnv) -> BTreeSet<String> {
         .filter_map(|line| line.split_whitespace().next())
         .map(str::to_string)
         .collect()
-}
-
-/// The chainIDs of an image's layers, bottom first.
-fn chain_ids(image: &Image) -> Vec<String> {
-    let mut chain: Vec<String> = Vec::new();
-    for layer in image.layers() {
-        let next = match chain.last() {
-            None => layer.diff_id.clone(),
-            Some(parent) => sha256_digest(format!("{parent} {}", layer.diff_id).as_bytes()),
-        };
-        chain.push(next);
-    }
-    chain
 }
 
 /// `hoist gc ARGS…`, which must succeed; returns stdout.
@@ -94,18 +82,9 @@ fn blob_path(env: &TestEnv, digest: &str) -> PathBuf {
     env.root().join("content/blobs/sha256").join(hex)
 }
 
-fn ingest_data(env: &TestEnv, reference: &str) -> PathBuf {
-    env.root()
-        .join("content/ingest")
-        .join(hex::encode(sha2::Sha256::digest(reference.as_bytes())))
-        .join("data")
-}
-
 #[test]
 fn gc_after_removing_the_only_image_leaves_no_blob_and_no_snapshot() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     success(&pull(&env, &pushed.reference));
     assert_eq!(env.stored_digests(), digests_of(&image));
@@ -162,8 +141,8 @@ fn gc_keeps_what_remaining_images_share() {
     let mut expected = digests_of(&b);
     expected.extend(digests_of(&c));
     assert_eq!(env.stored_digests(), expected);
-    let mut chains: BTreeSet<String> = chain_ids(&b).into_iter().collect();
-    chains.extend(chain_ids(&c));
+    let mut chains: BTreeSet<String> = b.chain_ids().into_iter().collect();
+    chains.extend(c.chain_ids());
     assert_eq!(snapshots(&env), chains);
     env.assert_store_verified();
     assert_check_clean(&env);
@@ -177,12 +156,10 @@ fn gc_keeps_what_remaining_images_share() {
 
 #[test]
 fn gc_removes_unreferenced_snapshots_and_leftover_active_ones_but_keeps_views_as_roots() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     success(&pull(&env, &pushed.reference));
-    let chain = chain_ids(&image);
+    let chain = image.chain_ids();
     let top = chain.last().unwrap().clone();
 
     // What a killed pull leaves: an active snapshot on the stack; and a view.
@@ -255,7 +232,7 @@ fn gc_removes_stale_ingests_and_expired_leases_only() {
     let age = |reference: &str| {
         std::fs::File::options()
             .write(true)
-            .open(ingest_data(&env, reference))
+            .open(env.ingest_dir(reference).join("data"))
             .unwrap()
             .set_modified(old)
             .unwrap();
@@ -313,10 +290,10 @@ fn gc_removes_stale_ingests_and_expired_leases_only() {
     assert!(out.contains(&format!("removed blob {freed}")), "{out}");
     assert!(out.contains("removed 1 blob ("), "{out}");
     assert!(out.contains("1 ingest,"), "{out}");
-    assert!(!ingest_data(&env, "stale").exists());
+    assert!(!env.ingest_dir("stale").join("data").exists());
     for reference in ["fresh", "leased", "locked"] {
         assert!(
-            ingest_data(&env, reference).exists(),
+            env.ingest_dir(reference).join("data").exists(),
             "{reference} was removed"
         );
     }
@@ -329,12 +306,12 @@ fn gc_removes_stale_ingests_and_expired_leases_only() {
     // A zero age takes the fresh ingest too, but never a locked or leased one.
     let out = gc(&env, &["--ingest-age", "0s"]);
     assert!(out.contains("removed ingest fresh"), "{out}");
-    assert!(ingest_data(&env, "locked").exists());
-    assert!(ingest_data(&env, "leased").exists());
+    assert!(env.ingest_dir("locked").join("data").exists());
+    assert!(env.ingest_dir("leased").join("data").exists());
     drop(locked);
     let out = gc(&env, &["--ingest-age", "1h"]);
     assert!(out.contains("removed ingest locked"), "{out}");
-    assert!(ingest_data(&env, "leased").exists());
+    assert!(env.ingest_dir("leased").join("data").exists());
 }
 
 #[test]
@@ -401,9 +378,7 @@ fn gc_in_a_loop_never_breaks_concurrent_pulls() {
 
 #[test]
 fn check_finds_corrupt_and_missing_blobs_and_snapshot_dirs_and_repair_fixes_them() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     success(&pull(&env, &pushed.reference));
     assert_check_clean(&env);
@@ -494,7 +469,7 @@ fn check_finds_corrupt_and_missing_blobs_and_snapshot_dirs_and_repair_fixes_them
     assert_check_clean(&env);
     env.assert_store_verified();
     assert_eq!(env.stored_digests(), digests_of(&image));
-    assert_eq!(snapshots(&env), chain_ids(&image).into_iter().collect());
+    assert_eq!(snapshots(&env), image.chain_ids().into_iter().collect());
     assert_eq!(env.images()[0].unpacked, "yes");
 }
 
@@ -520,7 +495,7 @@ fn images_ls_shows_platforms_size_unpacked_and_age() {
     assert_eq!(row(&packed.reference).unpacked, "no");
 
     // A snapshot the unpacked label names disappears: no longer unpacked.
-    let top = chain_ids(&image).pop().unwrap();
+    let top = image.chain_ids().pop().unwrap();
     let engine = hoist_engine::Engine::open(env.root()).unwrap();
     engine
         .snapshotter(Some(SNAPSHOTTER))
@@ -539,9 +514,7 @@ fn images_ls_shows_platforms_size_unpacked_and_age() {
 
 #[test]
 fn images_tag_inspect_and_prune() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     success(&pull(&env, &pushed.reference));
 
@@ -580,7 +553,7 @@ fn images_tag_inspect_and_prune() {
         assert_eq!(got["size"], want.size());
         assert_eq!(got["mediaType"], want.media_type.as_str());
     }
-    let chain: Vec<serde_json::Value> = chain_ids(&image).into_iter().map(Into::into).collect();
+    let chain: Vec<serde_json::Value> = image.chain_ids().into_iter().map(Into::into).collect();
     assert_eq!(manifest["chainIDs"].as_array().unwrap(), &chain);
     assert_eq!(
         manifest["snapshots"][SNAPSHOTTER].as_array().unwrap(),
@@ -614,10 +587,10 @@ fn images_tag_inspect_and_prune() {
         ])
     );
     // The dangling image's own snapshots went; the shared ones did not matter here.
-    assert_eq!(snapshots(&env), chain_ids(&image).into_iter().collect());
+    assert_eq!(snapshots(&env), image.chain_ids().into_iter().collect());
 
     // prune --all keeps an image a view uses, and removes the rest.
-    let top = chain_ids(&image).pop().unwrap();
+    let top = image.chain_ids().pop().unwrap();
     success(&env.run(&[
         "snapshots",
         "mounts",

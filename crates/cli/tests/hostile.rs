@@ -21,18 +21,20 @@
 
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use hoist_testkit::rich::add_pax;
 use hoist_testkit::tree::{Compare, Tree, snapshot_tree};
 use hoist_testkit::{
-    Compression, Format, Image, Layer, LayerBuilder, Registry, assert_trees_equal, sha256_digest,
+    Compression, Format, Image, Layer, LayerBuilder, assert_trees_equal, sha256_digest,
 };
 
 use crate::unpack::{
     SNAPSHOTTERS, assert_no_active_snapshots, assert_snapshot_dirs_match_records, parse_snapshots,
 };
-use crate::util::{HOIST, assert_mentions, assert_store_verified, failure, host_platform, success};
+use crate::util::{
+    assert_mentions, assert_store_verified, failure, hoist_command, host_platform, serve, success,
+};
 
 /// The deepest `..` chain tried.
 const MAX_DEPTH: usize = 8;
@@ -85,23 +87,10 @@ impl Hostile {
 
     /// `hoist --root <tmp>/root-S ARGS…` with a clean environment.
     fn hoist(&self, snapshotter: &str, args: &[&str]) -> Output {
-        let mut command = Command::new(HOIST);
-        command
-            .arg("--root")
-            .arg(self.root(snapshotter))
+        hoist_command(&self.root(snapshotter), &self.path().join("home"))
             .args(args)
-            .env("HOME", self.path().join("home"));
-        for var in [
-            "HOIST_LOG",
-            "HOIST_ROOT",
-            "HOIST_USER",
-            "DOCKER_CONFIG",
-            "XDG_DATA_HOME",
-            "RUST_LOG",
-        ] {
-            command.env_remove(var);
-        }
-        command.output().expect("run hoist")
+            .output()
+            .expect("run hoist")
     }
 
     /// Everything under `<tmp>` but the roots and the exports.
@@ -201,9 +190,11 @@ fn run_layers(
     expect: Expect,
     check: impl Fn(&str, &Outcome),
 ) {
-    let registry = Registry::plain();
-    let image = Image::single(Format::Oci, host_platform(), layers);
-    let pushed = registry.push(&image, &format!("hostile/{name}"), "1.0");
+    let (_registry, _, pushed) = serve(
+        Image::single(Format::Oci, host_platform(), layers),
+        &format!("hostile/{name}"),
+        "1.0",
+    );
     let before = env.outside();
     for snapshotter in SNAPSHOTTERS {
         let output = env.hoist(

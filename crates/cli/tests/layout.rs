@@ -13,13 +13,12 @@ use std::process::Command;
 
 use hoist_testkit::tree::{Tree, snapshot_tree};
 use hoist_testkit::{
-    Compression, Format, Image, Registry, assert_trees_equal, rich_image, simple_image,
-    simple_index,
+    Compression, Format, Image, assert_trees_equal, rich_image, run_ok, simple_image,
 };
 
 use crate::util::{
     TestEnv, assert_mentions, child, digests_of, failure, host_platform, index_with,
-    other_platform, stderr, success,
+    other_platform, serve, serve_simple, serve_two_platforms, stderr, success,
 };
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -28,17 +27,11 @@ const IMAGE_NAME: &str = "io.containerd.image.name";
 /// `skopeo --insecure-policy copy --quiet ARGS…`, which must succeed.
 #[track_caller]
 fn skopeo_copy(args: &[&str]) {
-    let output = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--quiet"])
-        .args(args)
-        .output()
-        .expect("run skopeo");
-    assert!(
-        output.status.success(),
-        "skopeo copy {args:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
+    run_ok(
+        Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--quiet"])
+            .args(args),
+        &format!("skopeo copy {args:?}"),
     );
 }
 
@@ -115,9 +108,7 @@ fn result_names(stdout: &str) -> Vec<(String, String)> {
 
 #[test]
 fn export_writes_a_layout_skopeo_pushes_with_the_same_digests() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "team/app", "1.0");
+    let (registry, image, pushed) = serve_simple("team/app", "1.0");
     let env = TestEnv::new();
     env.pull_ok(&pushed.reference);
 
@@ -173,13 +164,7 @@ fn export_writes_a_layout_skopeo_pushes_with_the_same_digests() {
 
 #[test]
 fn export_of_a_partly_pulled_index_writes_the_stored_platforms() {
-    let registry = Registry::plain();
-    let index = simple_index(
-        Format::Oci,
-        Compression::Gzip,
-        &[host_platform(), other_platform()],
-    );
-    let pushed = registry.push(&index, "multi", "1.0");
+    let (registry, index, pushed) = serve_two_platforms(Compression::Gzip, "multi", "1.0");
     let host = child(&index, host_platform());
     let other = child(&index, other_platform());
     let env = TestEnv::new();
@@ -281,9 +266,7 @@ fn export_of_a_partly_pulled_index_writes_the_stored_platforms() {
 
 #[test]
 fn export_refuses_to_overwrite() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     env.pull_ok(&pushed.reference);
 
@@ -313,9 +296,11 @@ fn export_refuses_to_overwrite() {
 
 #[test]
 fn skopeo_layout_imports_like_a_registry_pull() {
-    let registry = Registry::plain();
-    let image = rich_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "rich", "1.0");
+    let (registry, _, pushed) = serve(
+        rich_image(Format::Oci, Compression::Gzip, host_platform()),
+        "rich",
+        "1.0",
+    );
 
     // The reference: a registry pull, unpacked.
     let pulled = TestEnv::new();
@@ -393,13 +378,7 @@ fn skopeo_layout_imports_like_a_registry_pull() {
 
 #[test]
 fn export_then_import_restores_the_name_and_the_platforms() {
-    let registry = Registry::plain();
-    let index = simple_index(
-        Format::Oci,
-        Compression::Gzip,
-        &[host_platform(), other_platform()],
-    );
-    let pushed = registry.push(&index, "multi", "1.0");
+    let (_registry, index, pushed) = serve_two_platforms(Compression::Gzip, "multi", "1.0");
     let env = TestEnv::new();
     env.pull_ok_with(&["--all-platforms"], &pushed.reference);
     let layout = env.path("layout");
@@ -611,9 +590,7 @@ fn tar_names(path: &Path) -> BTreeSet<String> {
 
 #[test]
 fn tar_layouts_work_both_ways() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     pull_unpacking(&env, &[], &pushed.reference);
     let expected = rootfs(&env, &pushed.reference, "rootfs");
@@ -732,9 +709,11 @@ fn pull_reads_a_layout_as_a_registry() {
 fn docker_media_types_round_trip_through_hoist() {
     // skopeo 1.9 reads only OCI media types from a layout; hoist keeps
     // Docker ones as they are, digests and all.
-    let registry = Registry::plain();
-    let image = simple_image(Format::Docker, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "docker/app", "1.0");
+    let (_registry, image, pushed) = serve(
+        simple_image(Format::Docker, Compression::Gzip, host_platform()),
+        "docker/app",
+        "1.0",
+    );
     let env = TestEnv::new();
     env.pull_ok(&pushed.reference);
     let layout = env.path("layout");

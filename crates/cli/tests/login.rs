@@ -4,12 +4,11 @@
 //! docker's protocol (a script standing in for `docker-credential-pass`,
 //! whose backends need a keyring this machine lacks).
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use hoist_testkit::{Compression, Format, Registry, simple_image};
+use hoist_testkit::{Compression, Format, Registry, run_with_stdin, simple_image};
 
 use crate::util::{TestEnv, assert_mentions, base64, failure, host_platform, success};
 
@@ -24,20 +23,8 @@ fn login(
     if let Some(dir) = extra_path {
         command.env("PATH", path_with(dir));
     }
-    let mut child = command
-        .args(["login", "--username", user, "--password-stdin", host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run hoist login");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().expect("wait for hoist login")
+    command.args(["login", "--username", user, "--password-stdin", host]);
+    run_with_stdin(&mut command, format!("{password}\n").as_bytes())
 }
 
 fn with_path(env: &TestEnv, dir: Option<&Path>, args: &[&str]) -> Output {

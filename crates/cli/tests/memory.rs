@@ -12,9 +12,9 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hoist_testkit::{Compression, Format, Image, Registry, layer};
+use hoist_testkit::{Compression, Format, Image, Registry, layer, noise};
 
-use crate::util::{TestEnv, host_platform, noise};
+use crate::util::{TestEnv, host_platform};
 
 /// The bound on the anonymous resident set of a pull.
 const PEAK_ANON_BOUND_KIB: u64 = 24 << 10;

@@ -9,18 +9,20 @@ use hoist_testkit::{Compression, Format, Image, Registry, simple_index};
 
 use crate::util::{
     TestEnv, assert_mentions, assert_pulled, child, digests_of, failure, host_platform, index_with,
-    other_platform,
+    other_platform, serve,
 };
 
 /// A two-platform index (host and the other platform) pushed as `app:multi`.
 fn two_platform(format: Format) -> (Registry, Image, String) {
-    let registry = Registry::plain();
-    let index = simple_index(
-        format,
-        Compression::Gzip,
-        &[host_platform(), other_platform()],
+    let (registry, index, pushed) = serve(
+        simple_index(
+            format,
+            Compression::Gzip,
+            &[host_platform(), other_platform()],
+        ),
+        "app",
+        "multi",
     );
-    let pushed = registry.push(&index, "app", "multi");
     assert_eq!(pushed.manifests.len(), 2);
     (registry, index, pushed.reference)
 }
@@ -150,13 +152,15 @@ fn pull_docker_manifest_list_all_platforms_stores_every_child() {
 
 #[test]
 fn pull_index_by_digest_stores_host_platform_only() {
-    let registry = Registry::plain();
-    let index = simple_index(
-        Format::Oci,
-        Compression::Zstd,
-        &[other_platform(), host_platform()],
+    let (_registry, index, pushed) = serve(
+        simple_index(
+            Format::Oci,
+            Compression::Zstd,
+            &[other_platform(), host_platform()],
+        ),
+        "app",
+        "multi",
     );
-    let pushed = registry.push(&index, "app", "multi");
     let env = TestEnv::new();
 
     env.pull_ok(&pushed.digest_reference);

@@ -22,11 +22,9 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hoist_testkit::{
-    Compression, Fault, FaultProxy, Format, Image, Registry, sha256_digest, simple_image,
-};
+use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, Registry, simple_image};
 
-use crate::util::{HOIST, TestEnv, big_image, success};
+use crate::util::{HOIST, TestEnv, big_image, serve, success};
 
 /// The repository the goldens pull, so that docker's lines read as usual.
 const REPOSITORY: &str = "library/alpine";
@@ -35,9 +33,11 @@ const REPOSITORY: &str = "library/alpine";
 /// returns the registry and the reference without a tag (as `hoist pull
 /// 127.0.0.1:PORT/library/alpine`, so docker's default-tag line shows).
 fn alpine() -> (Registry, Image, String) {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, "linux/amd64");
-    registry.push(&image, REPOSITORY, "latest");
+    let (registry, image, _) = serve(
+        simple_image(Format::Oci, Compression::Gzip, "linux/amd64"),
+        REPOSITORY,
+        "latest",
+    );
     let reference = format!("{}/{REPOSITORY}", registry.host());
     (registry, image, reference)
 }
@@ -53,19 +53,6 @@ fn pull(env: &TestEnv, form: &str, extra: &[&str], reference: &str) -> Output {
     command.output().expect("run hoist pull")
 }
 
-/// The chainIDs of `image`'s layers, bottom to top.
-fn chain_ids(image: &Image) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for layer in image.layers() {
-        let next = match out.last() {
-            None => layer.diff_id.clone(),
-            Some(parent) => sha256_digest(format!("{parent} {}", layer.diff_id).as_bytes()),
-        };
-        out.push(next);
-    }
-    out
-}
-
 /// Replaces what varies between runs: the registry port and the digests.
 fn normalize(text: &str, image: &Image, host: &str) -> String {
     let mut names = vec![(image.manifest_digest(), "manifest".to_string())];
@@ -75,7 +62,7 @@ fn normalize(text: &str, image: &Image, host: &str) -> String {
     for (i, layer) in image.layers().iter().enumerate() {
         names.push((layer.digest.clone(), format!("layer{}", i + 1)));
     }
-    for (i, chain_id) in chain_ids(image).into_iter().enumerate() {
+    for (i, chain_id) in image.chain_ids().into_iter().enumerate() {
         // The bottom chainID is the bottom layer's diffID, not a blob.
         names.push((chain_id, format!("chain{}", i + 1)));
     }

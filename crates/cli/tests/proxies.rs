@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hoist_testkit::{Compression, Format, Registry, simple_image};
 
-use crate::util::{TestEnv, assert_mentions, failure, host_platform, success};
+use crate::util::{TestEnv, assert_mentions, failure, host_platform, serve_simple, success};
 
 /// A running `tinyproxy` on 127.0.0.1, killed on drop.
 struct Tinyproxy {
@@ -95,9 +95,7 @@ fn pull_with(env: &TestEnv, vars: &[(&str, &str)], args: &[&str]) -> Output {
 
 #[test]
 fn a_plain_http_registry_is_pulled_through_http_proxy() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    registry.push(&image, "via/proxy", "1.0");
+    let (registry, image, _) = serve_simple("via/proxy", "1.0");
     let proxy = Tinyproxy::start(None);
     let env = TestEnv::new();
     let output = pull_with(
@@ -167,9 +165,7 @@ fn a_tls_registry_is_tunnelled_through_an_authenticating_https_proxy() {
 
 #[test]
 fn no_proxy_and_loopback_go_direct() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    registry.push(&image, "direct/app", "1.0");
+    let (registry, _, _) = serve_simple("direct/app", "1.0");
     let proxy = Tinyproxy::start(None);
     let reference = registry.reference("direct/app", "1.0");
 

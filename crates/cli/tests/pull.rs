@@ -15,8 +15,8 @@ use hoist_testkit::{
 };
 
 use crate::util::{
-    TestEnv, assert_mentions, assert_pulled, big_image, digests_of, failure, host_platform, stderr,
-    success,
+    TestEnv, assert_blobs_verify, assert_mentions, assert_pulled, assert_pulled_image,
+    behind_proxy, big_image, digests_of, failure, host_platform, serve_simple, stderr, success,
 };
 
 /// Pushes `image` as `app:1.0`, pulls it with `--plain-http`, and checks the
@@ -134,9 +134,7 @@ fn pull_large_layer_streams_it_whole() {
 
 #[test]
 fn pull_without_plain_http_falls_back_to_http_on_loopback() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
 
     let stdout = success(&env.pull(&[&pushed.reference]));
@@ -147,9 +145,7 @@ fn pull_without_plain_http_falls_back_to_http_on_loopback() {
 
 #[test]
 fn pull_by_digest_records_the_digest_reference() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
 
     let stdout = env.pull_ok(&pushed.digest_reference);
@@ -185,9 +181,7 @@ fn pull_by_tag_and_digest_follows_the_digest_not_the_tag() {
 
 #[test]
 fn pull_of_tag_and_digest_that_disagree_with_the_registry_stores_nothing() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, _, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     // A well-formed digest the registry does not have.
     let missing = format!("sha256:{}", "0".repeat(64));
@@ -201,9 +195,7 @@ fn pull_of_tag_and_digest_that_disagree_with_the_registry_stores_nothing() {
 
 #[test]
 fn repull_by_digest_of_stored_image_needs_no_registry() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (registry, _, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     env.pull_ok(&pushed.reference);
     let before = env.stored_blobs();
@@ -230,9 +222,7 @@ fn repull_by_digest_of_stored_image_needs_no_registry() {
 
 #[test]
 fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (registry, _, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     env.pull_ok(&pushed.reference);
     let before = env.stored_blobs();
@@ -251,9 +241,7 @@ fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
 
 #[test]
 fn second_pull_of_a_tag_reports_already_exists_and_downloads_no_blob() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    registry.push(&image, "app", "1.0");
+    let (registry, image, _) = serve_simple("app", "1.0");
     let proxy = FaultProxy::for_registry(&registry);
     let reference = format!("{}/app:1.0", proxy.host());
     let env = TestEnv::new();
@@ -294,9 +282,7 @@ fn second_pull_of_a_tag_reports_already_exists_and_downloads_no_blob() {
 
 #[test]
 fn pull_quiet_prints_only_the_result() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, _, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
 
     let output = env.pull(&["--plain-http", "--quiet", &pushed.reference]);
@@ -320,12 +306,7 @@ fn pull_image_pushed_by_skopeo_from_an_oci_layout() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
 }
 
 #[test]
@@ -340,12 +321,7 @@ fn pull_docker_image_pushed_by_skopeo() {
 
     env.pull_ok(&reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
     let content = env.content();
     let config = image.config_digest().expect("config");
     assert_eq!(
@@ -391,9 +367,7 @@ fn pull_unknown_repository_fails_with_not_found() {
 
 #[test]
 fn pull_fails_naming_the_blob_when_a_layer_is_missing_from_the_registry() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (registry, image, pushed) = serve_simple("app", "1.0");
     let missing = image.layers()[1].digest.clone();
     registry.delete_blob("app", &missing);
     let env = TestEnv::new();
@@ -403,45 +377,25 @@ fn pull_fails_naming_the_blob_when_a_layer_is_missing_from_the_registry() {
     assert_mentions(&line, &["not found", &missing]);
     assert!(!env.stored_digests().contains(&missing));
     assert!(env.image_names().is_empty());
-    for (digest, bytes) in env.stored_blobs() {
-        assert_eq!(hoist_testkit::sha256_digest(&bytes), digest);
-    }
-}
-
-/// The ingest directory hoist uses for `digest` (the content store names
-/// ingests by the sha256 of their ref, and pulls use the digest as the ref).
-fn ingest_dir(env: &TestEnv, digest: &str) -> std::path::PathBuf {
-    use sha2::Digest as _;
-    env.root()
-        .join("content")
-        .join("ingest")
-        .join(hex::encode(sha2::Sha256::digest(digest.as_bytes())))
+    assert_blobs_verify(&env.root());
 }
 
 #[test]
 fn pull_resumes_a_partial_ingest_with_a_range_request() {
-    let registry = Registry::plain();
     let image = big_image(2, 3 << 20);
-    registry.push(&image, "app", "1.0");
-    let proxy = FaultProxy::for_registry(&registry);
-    let reference = format!("{}/app:1.0", proxy.host());
+    let (_registry, proxy, reference) = behind_proxy(&image);
     let env = TestEnv::new();
     // Open the store, then leave the first MiB of the big layer as an
     // interrupted pull would.
     success(&env.run(&["images", "ls"]));
     let big = &image.layers()[1];
-    let dir = ingest_dir(&env, &big.digest);
+    let dir = env.ingest_dir(&big.digest);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("data"), &big.blob[..1 << 20]).unwrap();
 
     env.pull_ok(&reference);
 
-    assert_pulled(
-        &env,
-        &reference,
-        &image.manifest_digest(),
-        &digests_of(&image),
-    );
+    assert_pulled_image(&env, &reference, &image);
     let big_requests: Vec<String> = proxy
         .request_log()
         .into_iter()
@@ -462,13 +416,11 @@ fn pull_commits_a_complete_ingest_left_by_an_interrupted_pull() {
     // A pull killed after writing a blob's last byte but before its commit
     // leaves a complete ingest; the next pull must finish it, not ask the
     // registry for the bytes after the end (which answers 416).
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     success(&env.run(&["images", "ls"]));
     let layer = &image.layers()[2];
-    let dir = ingest_dir(&env, &layer.digest);
+    let dir = env.ingest_dir(&layer.digest);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("data"), &layer.blob).unwrap();
 
@@ -481,13 +433,11 @@ fn pull_commits_a_complete_ingest_left_by_an_interrupted_pull() {
 /// Leaves `bytes` as the ingest of layer `index` of a fresh store, pulls,
 /// and expects the pull to succeed with a verified store.
 fn pull_over_a_bad_ingest(index: usize, bytes: impl FnOnce(&[u8]) -> Vec<u8>) {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     success(&env.run(&["images", "ls"]));
     let layer = &image.layers()[index];
-    let dir = ingest_dir(&env, &layer.digest);
+    let dir = env.ingest_dir(&layer.digest);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("data"), bytes(&layer.blob)).unwrap();
 

@@ -2,9 +2,9 @@
 //! (one-line errors naming the problem, and not a single request sent), and
 //! the image records `hoist images ls` / `hoist images rm` manage.
 
-use hoist_testkit::{Compression, FaultProxy, Format, Registry, simple_image};
+use hoist_testkit::{FaultProxy, Registry};
 
-use crate::util::{TestEnv, assert_mentions, failure, host_platform, success};
+use crate::util::{TestEnv, assert_mentions, failure, serve_simple, success};
 
 /// Pulls each `(reference, what the error must mention)` through a proxy
 /// that counts requests, and asserts each fails in one line without one.
@@ -110,9 +110,7 @@ fn images_ls_of_an_empty_store_prints_the_header_only() {
 
 #[test]
 fn images_rm_removes_the_record_and_keeps_the_blobs() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let one = registry.push(&image, "app", "1.0");
+    let (registry, image, one) = serve_simple("app", "1.0");
     let two = registry.push(&image, "app", "2.0");
     let env = TestEnv::new();
     env.pull_ok(&one.reference);
@@ -132,9 +130,7 @@ fn images_rm_removes_the_record_and_keeps_the_blobs() {
 
 #[test]
 fn images_rm_of_several_references() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (_registry, _, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     env.pull_ok(&pushed.reference);
     env.pull_ok(&pushed.digest_reference);
@@ -150,9 +146,7 @@ fn images_rm_of_several_references() {
 
 #[test]
 fn images_rm_of_unknown_reference_fails_naming_it() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let pushed = registry.push(&image, "app", "1.0");
+    let (registry, _, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     env.pull_ok(&pushed.reference);
     let unknown = registry.reference("app", "9.9");

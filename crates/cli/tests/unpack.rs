@@ -19,35 +19,17 @@ use std::process::{Child, Command, Output, Stdio};
 use hoist_testkit::rich::rich_layers;
 use hoist_testkit::tree::{Compare, FileKind, Tree, snapshot_tree};
 use hoist_testkit::{
-    Compression, Format, Image, Layer, LayerBuilder, Registry, assert_trees_equal, layer,
+    Compression, Format, Image, Layer, LayerBuilder, Registry, assert_trees_equal, layer, run_ok,
     sha256_digest, simple_image, umoci_unpack,
 };
 
 use crate::util::{
-    TestEnv, assert_mentions, big_layer, failure, host_platform, other_platform, stderr, success,
+    TestEnv, assert_mentions, big_layer, failure, host_platform, other_platform, serve, stderr,
+    success,
 };
 
 /// Both snapshotters.
 pub(crate) const SNAPSHOTTERS: [&str; 2] = ["overlay", "native"];
-
-/// The chainIDs of a stack of diffIDs, bottom first (OCI image spec).
-pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
-    let mut chain: Vec<String> = Vec::new();
-    for diff_id in diff_ids {
-        let next = match chain.last() {
-            None => diff_id.clone(),
-            Some(parent) => sha256_digest(format!("{parent} {diff_id}").as_bytes()),
-        };
-        chain.push(next);
-    }
-    chain
-}
-
-/// The chainIDs of a single image's layers.
-pub(crate) fn image_chain_ids(image: &Image) -> Vec<String> {
-    let diff_ids: Vec<String> = image.layers().iter().map(|l| l.diff_id.clone()).collect();
-    chain_ids(&diff_ids)
-}
 
 /// `hoist pull --plain-http --snapshotter S [FLAGS…] REFERENCE` (with
 /// unpacking, unlike `TestEnv::pull`).
@@ -221,16 +203,7 @@ impl MountGuard {
             _ => "mount ",
         };
         assert!(mount.starts_with(expected_kind), "{command}");
-        let output = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .output()
-            .expect("run mount");
-        assert!(
-            output.status.success(),
-            "{command} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_ok(Command::new("sh").arg("-c").arg(command), command);
         MountGuard {
             target: target.to_path_buf(),
         }
@@ -298,7 +271,7 @@ fn check_unpacked(
     compare: Compare,
 ) {
     let pulled = pull_unpack(env, snapshotter, &[], reference);
-    let chain = image_chain_ids(image);
+    let chain = image.chain_ids();
     assert_eq!(pulled.tops, [chain.last().unwrap().clone()], "{pulled:?}");
     assert_committed_chains(&snapshots(env, snapshotter), &[&chain]);
 
@@ -408,9 +381,11 @@ fn assert_rich_tree(tree: &Tree) {
 /// The rich image in `format` with `compression`, pushed to a fresh
 /// registry, unpacked with `snapshotter` and compared with umoci.
 fn rich_case(format: Format, compression: Compression, snapshotter: &str) {
-    let registry = Registry::plain();
-    let image = Image::single(format, host_platform(), rich_layers(compression, format));
-    let pushed = registry.push(&image, "rich", "1.0");
+    let (_registry, image, pushed) = serve(
+        Image::single(format, host_platform(), rich_layers(compression, format)),
+        "rich",
+        "1.0",
+    );
     let env = TestEnv::new();
     let expected = snapshot_tree(&umoci_unpack(&image, &env.path("umoci")));
     assert_rich_tree(&expected);
@@ -424,44 +399,28 @@ fn rich_case(format: Format, compression: Compression, snapshotter: &str) {
     );
 }
 
-#[test]
-fn unpack_rich_oci_gzip_overlay_matches_umoci() {
-    rich_case(Format::Oci, Compression::Gzip, "overlay");
+/// One test per rich case: each unpacks the rich image with one format,
+/// compression and snapshotter and compares the tree with umoci's.
+macro_rules! rich_cases {
+    ($($name:ident => ($format:expr, $compression:expr, $snapshotter:literal),)*) => {
+        $(
+            #[test]
+            fn $name() {
+                rich_case($format, $compression, $snapshotter);
+            }
+        )*
+    };
 }
 
-#[test]
-fn unpack_rich_oci_gzip_native_matches_umoci() {
-    rich_case(Format::Oci, Compression::Gzip, "native");
-}
-
-#[test]
-fn unpack_rich_oci_zstd_overlay_matches_umoci() {
-    rich_case(Format::Oci, Compression::Zstd, "overlay");
-}
-
-#[test]
-fn unpack_rich_oci_zstd_native_matches_umoci() {
-    rich_case(Format::Oci, Compression::Zstd, "native");
-}
-
-#[test]
-fn unpack_rich_oci_uncompressed_overlay_matches_umoci() {
-    rich_case(Format::Oci, Compression::None, "overlay");
-}
-
-#[test]
-fn unpack_rich_oci_uncompressed_native_matches_umoci() {
-    rich_case(Format::Oci, Compression::None, "native");
-}
-
-#[test]
-fn unpack_rich_docker_gzip_overlay_matches_umoci() {
-    rich_case(Format::Docker, Compression::Gzip, "overlay");
-}
-
-#[test]
-fn unpack_rich_docker_gzip_native_matches_umoci() {
-    rich_case(Format::Docker, Compression::Gzip, "native");
+rich_cases! {
+    unpack_rich_oci_gzip_overlay_matches_umoci => (Format::Oci, Compression::Gzip, "overlay"),
+    unpack_rich_oci_gzip_native_matches_umoci => (Format::Oci, Compression::Gzip, "native"),
+    unpack_rich_oci_zstd_overlay_matches_umoci => (Format::Oci, Compression::Zstd, "overlay"),
+    unpack_rich_oci_zstd_native_matches_umoci => (Format::Oci, Compression::Zstd, "native"),
+    unpack_rich_oci_uncompressed_overlay_matches_umoci => (Format::Oci, Compression::None, "overlay"),
+    unpack_rich_oci_uncompressed_native_matches_umoci => (Format::Oci, Compression::None, "native"),
+    unpack_rich_docker_gzip_overlay_matches_umoci => (Format::Docker, Compression::Gzip, "overlay"),
+    unpack_rich_docker_gzip_native_matches_umoci => (Format::Docker, Compression::Gzip, "native"),
 }
 
 /// A two-platform OCI index: the rich image for this host, the simple image
@@ -483,8 +442,8 @@ fn unpack_index_unpacks_only_the_host_platform_and_another_on_request() {
     let (index, host, other) = two_platform_index();
     let pushed = registry.push(&index, "multi", "1.0");
     let env = TestEnv::new();
-    let host_chain = image_chain_ids(&host);
-    let other_chain = image_chain_ids(&other);
+    let host_chain = host.chain_ids();
+    let other_chain = other.chain_ids();
 
     for snapshotter in SNAPSHOTTERS {
         let pulled = pull_unpack(&env, snapshotter, &[], &pushed.reference);
@@ -577,7 +536,7 @@ fn unpack_warm_repull_does_no_work_and_shared_layers_share_snapshots() {
     let (a, b) = sharing_images();
     let pushed_a = registry.push(&a, "a", "1.0");
     let pushed_b = registry.push(&b, "b", "1.0");
-    let (chain_a, chain_b) = (image_chain_ids(&a), image_chain_ids(&b));
+    let (chain_a, chain_b) = (a.chain_ids(), b.chain_ids());
     assert_eq!(chain_a[..2], chain_b[..2]);
     let env = TestEnv::new();
 
@@ -632,8 +591,8 @@ fn unpack_wrong_diff_id_fails_and_leaves_no_image_or_snapshot() {
     let mut lying = layers;
     lying[1].diff_id = sha256_digest(b"not what layer 1 holds");
     let bad = Image::single(Format::Oci, host_platform(), lying.clone());
-    let bad_chain = image_chain_ids(&bad);
-    let good_chain = image_chain_ids(&good);
+    let bad_chain = bad.chain_ids();
+    let good_chain = good.chain_ids();
     assert_eq!(bad_chain[0], good_chain[0]);
     let pushed = registry.push(&bad, "app", "1.0");
 
@@ -748,7 +707,7 @@ fn unpack_concurrent_pulls_sharing_base_layers_unpack_each_layer_once() {
             .into_iter()
             .map(|child| unpacked(&child.wait_with_output().expect("wait"), snapshotter))
             .collect();
-        let (chain_a, chain_b) = (image_chain_ids(&a), image_chain_ids(&b));
+        let (chain_a, chain_b) = (a.chain_ids(), b.chain_ids());
         assert_eq!(outputs[0].tops, [chain_a[2].clone()]);
         assert_eq!(outputs[1].tops, [chain_b[2].clone()]);
         let rows = snapshots(&env, snapshotter);
@@ -798,7 +757,7 @@ fn unpack_images_rm_removes_only_snapshots_no_image_needs() {
     let (a, b) = sharing_images();
     let pushed_a = registry.push(&a, "a", "1.0");
     let pushed_b = registry.push(&b, "b", "1.0");
-    let (chain_a, chain_b) = (image_chain_ids(&a), image_chain_ids(&b));
+    let (chain_a, chain_b) = (a.chain_ids(), b.chain_ids());
     let env = TestEnv::new();
     for snapshotter in SNAPSHOTTERS {
         pull_unpack(&env, snapshotter, &[], &pushed_a.reference);
@@ -841,7 +800,7 @@ fn unpack_images_rm_keeps_snapshots_under_a_view() {
     let registry = Registry::plain();
     let (a, _) = sharing_images();
     let pushed = registry.push(&a, "a", "1.0");
-    let chain = image_chain_ids(&a);
+    let chain = a.chain_ids();
     let env = TestEnv::new();
     for snapshotter in SNAPSHOTTERS {
         pull_unpack(&env, snapshotter, &[], &pushed.reference);
@@ -1020,7 +979,7 @@ fn unpack_128_layers_overlay_mounts_privileged() {
     let pulled = pull_unpack(&env, "overlay", &[], &pushed.reference);
     assert_eq!(
         pulled.tops,
-        [image_chain_ids(&image).last().unwrap().clone()],
+        [image.chain_ids().last().unwrap().clone()],
         "{pulled:?}"
     );
     let target = env.path("mnt");

@@ -8,7 +8,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hoist_testkit::{Compression, Format, Image, Layer, layer, sha256_digest};
+use hoist_testkit::{
+    Compression, FaultProxy, Format, Image, Layer, Pushed, Registry, assert_success, layer,
+    scrub_env, sha256_digest, simple_image, simple_index,
+};
 
 /// The `hoist` binary under test.
 pub(crate) const HOIST: &str = env!("CARGO_BIN_EXE_hoist");
@@ -22,6 +25,17 @@ pub(crate) fn require_root() {
         "this test needs root; run it as root, or run \
          `cargo nextest run --profile unprivileged` to skip the *_privileged tests"
     );
+}
+
+/// `hoist --root <root>` with a clean environment: `HOME` is `home` (so no
+/// real `~/.docker/config.json` leaks in), and nothing from the caller's
+/// `HOIST_*`, `DOCKER_CONFIG`, `XDG_*`, TLS or proxy variables.
+pub(crate) fn hoist_command(root: &Path, home: &Path) -> Command {
+    let mut command = Command::new(HOIST);
+    command.arg("--root").arg(root);
+    command.env("HOME", home);
+    scrub_env(&mut command);
+    command
 }
 
 /// A temporary directory holding a store root and a `HOME`, removed on drop.
@@ -58,29 +72,7 @@ impl TestEnv {
     /// home (so no real `~/.docker/config.json` leaks in), and nothing from
     /// the caller's `HOIST_*`, `DOCKER_CONFIG`, `XDG_*` or proxy variables.
     pub(crate) fn hoist(&self) -> Command {
-        let mut command = Command::new(HOIST);
-        command.arg("--root").arg(self.root());
-        command.env("HOME", self.home());
-        for var in [
-            "HOIST_LOG",
-            "HOIST_ROOT",
-            "HOIST_USER",
-            "DOCKER_CONFIG",
-            "XDG_DATA_HOME",
-            "XDG_CONFIG_HOME",
-            "RUST_LOG",
-            "SSL_CERT_FILE",
-            "SSL_CERT_DIR",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-        ] {
-            command.env_remove(var);
-        }
-        command
+        hoist_command(&self.root(), &self.home())
     }
 
     /// Runs `hoist --root <root> ARGS…` and returns its output.
@@ -213,6 +205,14 @@ impl TestEnv {
         assert_store_verified(&self.root());
     }
 
+    /// The ingest directory of `reference` (the content store names ingests
+    /// by the sha256 of their ref, and pulls use a blob's digest as its ref).
+    pub(crate) fn ingest_dir(&self, reference: &str) -> PathBuf {
+        self.root()
+            .join("content/ingest")
+            .join(hoist_oci::digest::sha256_hex(reference.as_bytes()))
+    }
+
     /// Every file left under `content/ingest`.
     pub(crate) fn ingest_files(&self) -> Vec<PathBuf> {
         files_under(&self.root().join("content").join("ingest"))
@@ -273,9 +273,10 @@ pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The store's invariants after a successful pull: every blob's sha256 is its
-/// name, and no ingest is left behind.
-pub(crate) fn assert_store_verified(root: &Path) {
+/// Every stored blob's sha256 is its name (ingests may remain, as after a
+/// failed pull).
+#[track_caller]
+pub(crate) fn assert_blobs_verify(root: &Path) {
     for (digest, bytes) in stored_blobs(root) {
         assert_eq!(
             sha256_digest(&bytes),
@@ -283,6 +284,12 @@ pub(crate) fn assert_store_verified(root: &Path) {
             "blob {digest} does not verify"
         );
     }
+}
+
+/// The store's invariants after a successful pull: every blob's sha256 is its
+/// name, and no ingest is left behind.
+pub(crate) fn assert_store_verified(root: &Path) {
+    assert_blobs_verify(root);
     let leftovers = files_under(&root.join("content").join("ingest"));
     assert!(leftovers.is_empty(), "ingest leftovers: {leftovers:?}");
 }
@@ -290,14 +297,7 @@ pub(crate) fn assert_store_verified(root: &Path) {
 /// Asserts exit status 0 and returns stdout.
 #[track_caller]
 pub(crate) fn success(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "hoist failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+    assert_success(output, "hoist")
 }
 
 /// Asserts exit status 1 with exactly one `hoist: …` error line, the last
@@ -390,25 +390,11 @@ pub(crate) fn other_platform() -> &'static str {
     }
 }
 
-/// Deterministic incompressible bytes (xorshift64 seeded by `seed`).
-pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A layer holding `big.bin`, `len` bytes of noise from `seed`.
 pub(crate) fn big_layer(compression: Compression, format: Format, seed: u64, len: usize) -> Layer {
     layer(compression, format, |l| {
         l.add_dir("data", 0o755)
-            .add_file("data/big.bin", &noise(seed, len), 0o644);
+            .add_file("data/big.bin", &hoist_testkit::noise(seed, len), 0o644);
     })
 }
 
@@ -452,6 +438,52 @@ pub(crate) fn assert_pulled(
         env.image_names().iter().any(|name| name == reference),
         "{reference} not in images ls -q"
     );
+}
+
+/// [`assert_pulled`] for `image` pulled whole: the store holds exactly its
+/// blobs and `images ls` lists `reference` with its manifest digest.
+#[track_caller]
+pub(crate) fn assert_pulled_image(env: &TestEnv, reference: &str, image: &Image) {
+    assert_pulled(env, reference, &image.manifest_digest(), &digests_of(image));
+}
+
+/// A plain registry serving `image` as `repository:tag` (stopped when the
+/// registry is dropped): the setup most tests start from.
+pub(crate) fn serve(image: Image, repository: &str, tag: &str) -> (Registry, Image, Pushed) {
+    let registry = Registry::plain();
+    let pushed = registry.push(&image, repository, tag);
+    (registry, image, pushed)
+}
+
+/// A plain registry with `image` pushed as `app:1.0`, a proxy in front of
+/// it, and the reference through the proxy.
+pub(crate) fn behind_proxy(image: &Image) -> (Registry, FaultProxy, String) {
+    let registry = Registry::plain();
+    registry.push(image, "app", "1.0");
+    let proxy = FaultProxy::for_registry(&registry);
+    let reference = format!("{}/app:1.0", proxy.host());
+    (registry, proxy, reference)
+}
+
+/// [`serve`] of the simple host image (OCI, gzip).
+pub(crate) fn serve_simple(repository: &str, tag: &str) -> (Registry, Image, Pushed) {
+    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
+    serve(image, repository, tag)
+}
+
+/// [`serve`] of a two-platform index (host and other, OCI) of
+/// `compression`.
+pub(crate) fn serve_two_platforms(
+    compression: Compression,
+    repository: &str,
+    tag: &str,
+) -> (Registry, Image, Pushed) {
+    let platforms = [host_platform(), other_platform()];
+    serve(
+        simple_index(Format::Oci, compression, &platforms),
+        repository,
+        tag,
+    )
 }
 
 /// Standard base64 with padding, for docker `config.json` `auth` fields.

@@ -28,7 +28,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod digester;
 mod error;
 mod store;
 mod writer;

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use oci_spec::image::{Descriptor, Digest};
-use sha2::{Digest as _, Sha256};
 
-use crate::digester::Digester;
 use crate::error::{Error, IoContext, Result};
 use crate::writer::{self, Wait, Writer};
 
@@ -167,7 +165,7 @@ impl Store {
     /// Meant for manifests and configs, which are parsed whole; the bound keeps
     /// a hostile or corrupt blob from exhausting memory.
     pub fn read_blob(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>> {
-        let mut digester = Digester::new(digest.algorithm())?;
+        let mut digester = writer::digester(digest.algorithm())?;
         let path = self.blob_path(digest);
         let file = self.open_blob(digest)?;
         let len = file.metadata().at(&path)?.len();
@@ -292,7 +290,7 @@ impl Store {
     /// Hashing the reference gives a fixed-length, path-safe directory name for any string.
     pub(crate) fn ingest_dir(&self, reference: &str) -> PathBuf {
         self.ingest_root()
-            .join(hex::encode(Sha256::digest(reference.as_bytes())))
+            .join(hoist_oci::digest::sha256_hex(reference.as_bytes()))
     }
 
     /// Removes an ingest directory; the caller must hold its lock.

@@ -6,7 +6,9 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::digester::Digester;
+use hoist_oci::Digester;
+use oci_spec::image::DigestAlgorithm;
+
 use crate::error::{Error, IoContext, Result};
 use crate::store::{Committed, Expected, Store};
 
@@ -45,13 +47,19 @@ impl fmt::Debug for Writer {
     }
 }
 
+/// A hasher for `algorithm`, or [`Error::UnsupportedAlgorithm`].
+pub(crate) fn digester(algorithm: &DigestAlgorithm) -> Result<Digester> {
+    Digester::with_algorithm(algorithm)
+        .map_err(|_| Error::UnsupportedAlgorithm(algorithm.to_string()))
+}
+
 pub(crate) fn open(
     store: &Store,
     reference: &str,
     expected: Expected,
     wait: Wait,
 ) -> Result<Option<Writer>> {
-    let mut digester = Digester::new(expected.digest.algorithm())?;
+    let mut digester = digester(expected.digest.algorithm())?;
     if store.contains(&expected.digest) {
         return Err(Error::AlreadyExists(expected.digest));
     }
@@ -257,7 +265,7 @@ impl Writer {
             });
         }
         self.data.set_len(offset).at(&self.data_path)?;
-        let mut digester = Digester::new(self.expected.digest.algorithm())?;
+        let mut digester = digester(self.expected.digest.algorithm())?;
         self.offset = hash_prefix(&mut self.data, &mut digester, offset).at(&self.data_path)?;
         self.digester = digester;
         Ok(())

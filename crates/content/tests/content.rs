@@ -7,12 +7,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Barrier};
 
 use hoist_content::{Committed, Error, Expected, Store, copy};
-use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256, Sha512};
-
-fn sha256(bytes: &[u8]) -> Digest {
-    Digest::from_str(&format!("sha256:{}", hex::encode(Sha256::digest(bytes)))).unwrap()
-}
+use hoist_oci::digest::{digest_with, sha256_digest as sha256};
+use oci_spec::image::{Digest, DigestAlgorithm};
 
 fn expect(bytes: &[u8]) -> Expected {
     Expected::new(sha256(bytes), Some(bytes.len() as u64))
@@ -457,8 +453,7 @@ fn abort_of_an_unknown_ingest_succeeds() {
 fn sha512_blobs_are_verified_and_stored_under_sha512() {
     let (_dir, store) = store();
     let body = b"wide hash";
-    let digest =
-        Digest::from_str(&format!("sha512:{}", hex::encode(Sha512::digest(body)))).unwrap();
+    let digest = digest_with(&DigestAlgorithm::Sha512, body).unwrap();
     let w = store
         .writer("r", Expected::new(digest.clone(), Some(body.len() as u64)))
         .unwrap();

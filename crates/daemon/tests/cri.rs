@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use hoist_testkit::{
-    Compression, Fault, FaultProxy, Format, Image, Layer, Registry, layer, sha256_digest,
+    Compression, Fault, FaultProxy, Format, Image, Layer, Registry, layer, noise, run_ok,
 };
 use serde_json::{Value, json};
 
@@ -35,14 +35,9 @@ fn client_dir() -> &'static Path {
             .tempdir()
             .expect("temp dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cri-client-gen");
-        let output = std::process::Command::new(&script)
-            .arg(dir.path())
-            .output()
-            .expect("run scripts/cri-client-gen");
-        assert!(
-            output.status.success(),
-            "generating the Python CRI client failed (pip install grpcio-tools):\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        run_ok(
+            std::process::Command::new(&script).arg(dir.path()),
+            "generating the Python CRI client (pip install grpcio-tools)",
         );
         dir
     })
@@ -144,20 +139,6 @@ fn int(value: &Value) -> u64 {
     }
 }
 
-/// Deterministic incompressible bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A plain-tar layer holding `len` incompressible bytes (so the blob is that
 /// large).
 fn big_layer(seed: u64, len: usize) -> Layer {
@@ -193,26 +174,6 @@ fn compressed_size(image: &Image) -> u64 {
     image.size()
         + image.config_bytes().expect("single image").len() as u64
         + image.layers().iter().map(Layer::size).sum::<u64>()
-}
-
-/// The image names `hoist images ls -q` prints for the daemon's root.
-fn cli_image_names(daemon: &Daemon) -> Vec<String> {
-    let output = daemon
-        .hoist()
-        .args(["images", "ls", "-q"])
-        .output()
-        .expect("run hoist");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    names.sort();
-    names
 }
 
 /// `GET …/blobs/…` requests the proxy saw, per blob digest.
@@ -262,7 +223,7 @@ fn pull_status_list_and_remove_an_image_by_its_names() {
     // The three names are image records, as in containerd's store.
     let mut expected = vec![id.clone(), pushed.reference.clone(), repo_digest.clone()];
     expected.sort();
-    assert_eq!(cli_image_names(&daemon), expected);
+    assert_eq!(daemon.cli_image_names(), expected);
 
     let hex = id.strip_prefix("sha256:").unwrap();
     let results = cri(
@@ -311,12 +272,7 @@ fn pull_status_list_and_remove_an_image_by_its_names() {
     let info: Value = serde_json::from_str(verbose["info"]["info"].as_str().unwrap()).unwrap();
     assert_eq!(info["imageSpec"]["config"]["User"], "1234:5678");
     assert_eq!(info["imageSpec"]["config"]["Env"], json!(["A=1"]));
-    let diff_ids: Vec<String> = image.layers().iter().map(|l| l.diff_id.clone()).collect();
-    let chain_id = diff_ids[1..]
-        .iter()
-        .fold(diff_ids[0].clone(), |chain, diff| {
-            sha256_digest(format!("{chain} {diff}").as_bytes())
-        });
+    let chain_id = image.chain_ids().pop().unwrap();
     assert_eq!(info["chainID"], chain_id.as_str());
 
     // A missing image is an empty answer, not an error.
@@ -357,7 +313,7 @@ fn pull_status_list_and_remove_an_image_by_its_names() {
     assert_eq!(ok(results[3].clone()), json!([]), "no message for no image");
     ok(results[4].clone());
     ok(results[5].clone());
-    assert_eq!(cli_image_names(&daemon), Vec::<String>::new());
+    assert_eq!(daemon.cli_image_names(), Vec::<String>::new());
     // The garbage collection it asked for frees the blobs.
     let blobs = daemon.root().join("content/blobs/sha256");
     wait_for(
@@ -714,7 +670,7 @@ fn a_stalled_registry_trips_the_progress_timeout() {
         "within the timeout + 2 s of the stall: {after_stall:?}"
     );
     assert!(!daemon.log().contains("Pulled image"));
-    assert_eq!(cli_image_names(&daemon), Vec::<String>::new());
+    assert_eq!(daemon.cli_image_names(), Vec::<String>::new());
 
     // What the cancelled pull stored is kept: the next pull finishes it.
     proxy.set_fault(Fault::None);

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hoist_testkit::{Compression, Fault, FaultProxy, Format, Registry, simple_image};
+use hoist_testkit::{Compression, Fault, FaultProxy, Format, Registry, run_ok, simple_image};
 
 use crate::util::{Daemon, HOISTD, wait_for};
 
@@ -118,17 +118,19 @@ fn sigterm_cancels_a_running_pull_and_leaves_a_clean_store_without_leases() {
 #[test]
 fn a_live_socket_is_refused_and_a_stale_one_replaced() {
     let mut first = Daemon::start();
-    let other_root = first.path("other-root");
-    let refused = first
-        .command(HOISTD)
-        .arg("--root")
-        .arg(&other_root)
-        .arg("--cri-socket")
-        .arg(&first.cri_socket)
-        .arg("--docker-socket")
-        .arg(first.path("other-docker.sock"))
-        .output()
-        .expect("run a second hoistd");
+    // A second daemon on another root, asked for the first one's CRI socket.
+    let second_daemon = |first: &Daemon| {
+        let mut command = first.command(HOISTD);
+        command
+            .arg("--root")
+            .arg(first.path("other-root"))
+            .arg("--cri-socket")
+            .arg(&first.cri_socket)
+            .arg("--docker-socket")
+            .arg(first.path("other-docker.sock"));
+        command
+    };
+    let refused = second_daemon(&first).output().expect("run a second hoistd");
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -139,14 +141,7 @@ fn a_live_socket_is_refused_and_a_stale_one_replaced() {
     // A crash leaves the socket file behind; the next daemon replaces it.
     first.kill();
     assert!(first.cri_socket.exists(), "the stale socket is still there");
-    let mut second = first
-        .command(HOISTD)
-        .arg("--root")
-        .arg(&other_root)
-        .arg("--cri-socket")
-        .arg(&first.cri_socket)
-        .arg("--docker-socket")
-        .arg(first.path("other-docker.sock"))
+    let mut second = second_daemon(&first)
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start hoistd");
@@ -300,22 +295,15 @@ fn the_cli_and_the_daemon_share_one_store() {
     assert_eq!(status, 200, "{stream}");
     // The CLI, on the same root while the daemon runs, sees the image and
     // needs no byte for the second name.
-    let pulled = daemon
-        .hoist()
-        .args([
+    let result = run_ok(
+        daemon.hoist().args([
             "pull",
             "--progress",
             "json",
             &format!("{}/shared/two:v1", registry.host()),
-        ])
-        .output()
-        .expect("run hoist");
-    assert!(
-        pulled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pulled.stderr)
+        ]),
+        "hoist pull",
     );
-    let result = String::from_utf8_lossy(&pulled.stdout);
     assert!(result.contains("\"downloaded\":0"), "{result}");
     let (status, listed) = daemon.docker_api("GET", "/v1.41/images/json", "");
     assert_eq!(status, 200);

@@ -9,16 +9,16 @@
 //! writes a throwaway `config.json`); registries are `hoist_testkit`'s on
 //! loopback.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, Registry, simple_image};
+use hoist_testkit::{
+    Compression, Fault, FaultProxy, Format, Image, Registry, run_with_stdin, simple_image,
+};
 use serde_json::{Value, json};
 
-use crate::util::{Daemon, wait_for};
+use crate::util::{Daemon, exchange, wait_for};
 
 /// The docker CLI under test.
 const DOCKER: &str = "docker";
@@ -125,20 +125,9 @@ fn fails(daemon: &Daemon, args: &[&str]) -> String {
 
 /// `docker login -u USER --password-stdin host` with `password` on stdin.
 fn login(daemon: &Daemon, host: &str, password: &str) -> Output {
-    let mut child = docker(daemon)
-        .args(["login", "-u", USER, "--password-stdin", host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start docker login");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(password.as_bytes())
-        .expect("write password");
-    let output = child.wait_with_output().expect("docker login");
+    let mut command = docker(daemon);
+    command.args(["login", "-u", USER, "--password-stdin", host]);
+    let output = run_with_stdin(&mut command, password.as_bytes());
     assert!(
         !matches!(output.status.code(), Some(124 | 137)),
         "docker login timed out"
@@ -149,23 +138,11 @@ fn login(daemon: &Daemon, host: &str, password: &str) -> Output {
 /// One HTTP/1.0 exchange on the daemon's Docker socket, as a client
 /// other than the docker CLI would do it: the status and the body.
 fn http(daemon: &Daemon, request: &str) -> (u16, String) {
-    let mut stream = UnixStream::connect(&daemon.docker_socket).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(COMMAND_TIMEOUT_SECS)))
-        .expect("timeout");
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .expect("read the response");
-    let text = String::from_utf8(response).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (status, body.to_string())
+    exchange(
+        &daemon.docker_socket,
+        request,
+        Duration::from_secs(COMMAND_TIMEOUT_SECS),
+    )
 }
 
 /// A child process killed (and reaped) when dropped, so a failing test
@@ -177,22 +154,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The image names the `hoist` CLI sees in the daemon's store.
-fn hoist_images(daemon: &Daemon) -> Vec<String> {
-    let output = daemon
-        .hoist()
-        .args(["images", "ls", "--quiet"])
-        .output()
-        .expect("run hoist");
-    assert!(output.status.success(), "{output:?}");
-    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    names.sort();
-    names
 }
 
 /// The position of the first line equal to `line`, failing with the output.
@@ -252,7 +213,7 @@ fn pull_prints_dockers_progress_and_is_up_to_date_the_second_time() {
     );
     assert!(!again.contains("Pull complete"), "{again}");
     assert!(!again.contains("Pulling fs layer"), "{again}");
-    assert_eq!(hoist_images(&daemon), vec![pushed.reference.clone()]);
+    assert_eq!(daemon.cli_image_names(), vec![pushed.reference.clone()]);
 }
 
 #[test]
@@ -328,7 +289,7 @@ fn images_inspect_tag_and_rmi() {
         vec![format!("local/app 2 {}", pushed.digest)]
     );
     assert_eq!(
-        hoist_images(&daemon),
+        daemon.cli_image_names(),
         vec![
             pushed.reference.clone(),
             "docker.io/local/app:2".to_string()
@@ -343,7 +304,7 @@ fn images_inspect_tag_and_rmi() {
 
     let untagged = ok(&daemon, &["rmi", "local/app:2"]);
     assert_eq!(untagged.trim(), "Untagged: local/app:2");
-    assert_eq!(hoist_images(&daemon), vec![pushed.reference.clone()]);
+    assert_eq!(daemon.cli_image_names(), vec![pushed.reference.clone()]);
     let removed = ok(&daemon, &["rmi", &pushed.reference]);
     assert_eq!(
         removed.lines().collect::<Vec<_>>(),
@@ -353,7 +314,7 @@ fn images_inspect_tag_and_rmi() {
         ]
     );
     assert!(table(None).is_empty());
-    assert!(hoist_images(&daemon).is_empty());
+    assert!(daemon.cli_image_names().is_empty());
 }
 
 #[test]
@@ -396,7 +357,7 @@ fn login_then_private_pull() {
         )),
         "{out}"
     );
-    assert_eq!(hoist_images(&daemon), vec![pushed.reference.clone()]);
+    assert_eq!(daemon.cli_image_names(), vec![pushed.reference.clone()]);
 }
 
 #[test]
@@ -437,7 +398,7 @@ fn missing_images_fail_in_dockers_words() {
     assert!(inspect.contains("No such image"), "{inspect}");
     let tag = fails(&daemon, &["tag", "nope", "other:1"]);
     assert!(tag.contains("No such image: nope:latest"), "{tag}");
-    assert!(hoist_images(&daemon).is_empty());
+    assert!(daemon.cli_image_names().is_empty());
 }
 
 #[test]
@@ -460,7 +421,7 @@ fn schema1_is_refused_unless_configured() {
         refused.contains("Docker schema 1 images are deprecated"),
         "{refused}"
     );
-    assert!(hoist_images(&refusing).is_empty());
+    assert!(refusing.cli_image_names().is_empty());
 
     let converting = Daemon::start_with("allow_schema1 = true\n");
     let out = ok(&converting, &["pull", &reference]);
@@ -468,7 +429,7 @@ fn schema1_is_refused_unless_configured() {
         out.contains(&format!("Status: Downloaded newer image for {reference}")),
         "{out}"
     );
-    assert_eq!(hoist_images(&converting), vec![reference]);
+    assert_eq!(converting.cli_image_names(), vec![reference]);
 }
 
 #[test]
@@ -495,7 +456,7 @@ fn all_tags_and_digest_pulls() {
         );
     }
     assert_eq!(
-        hoist_images(&daemon),
+        daemon.cli_image_names(),
         vec![first.reference.clone(), second.reference.clone()]
     );
 
@@ -691,5 +652,5 @@ fn a_docker_client_that_goes_away_cancels_its_pull() {
         "{}",
         daemon.scrape()
     );
-    assert!(hoist_images(&daemon).is_empty());
+    assert!(daemon.cli_image_names().is_empty());
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use hoist_testkit::{run_ok, scrub_env};
+
 /// The `hoistd` binary under test.
 pub(crate) const HOISTD: &str = env!("CARGO_BIN_EXE_hoistd");
 
@@ -111,26 +113,7 @@ impl Daemon {
     pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
         command.env("HOME", self.home());
-        for var in [
-            "HOIST_LOG",
-            "HOIST_ROOT",
-            "HOIST_USER",
-            "HOISTD_CONFIG",
-            "DOCKER_CONFIG",
-            "DOCKER_HOST",
-            "DOCKER_CONTEXT",
-            "XDG_DATA_HOME",
-            "XDG_CONFIG_HOME",
-            "RUST_LOG",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-        ] {
-            command.env_remove(var);
-        }
+        scrub_env(&mut command);
         command
     }
 
@@ -279,6 +262,15 @@ impl Daemon {
         }
     }
 
+    /// The image names the `hoist` CLI lists in the daemon's store
+    /// (`hoist images ls -q`), sorted.
+    pub(crate) fn cli_image_names(&self) -> Vec<String> {
+        let stdout = run_ok(self.hoist().args(["images", "ls", "-q"]), "hoist images ls");
+        let mut names: Vec<String> = stdout.lines().map(str::to_string).collect();
+        names.sort();
+        names
+    }
+
     /// One request to the Docker Engine API socket: `(status, body)`, the
     /// body de-chunked. Bounded by a 60 s read timeout.
     pub(crate) fn docker_api(&self, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -289,17 +281,21 @@ impl Daemon {
 /// An HTTP/1.1 request on a unix socket with `Connection: close`; returns
 /// the status and the whole body (chunked encoding decoded).
 pub(crate) fn http_over_unix(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::Write;
-    let mut stream = UnixStream::connect(socket).expect("connect to the socket");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    write!(
-        stream,
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .expect("send");
+    );
+    exchange(socket, &request, Duration::from_secs(60))
+}
+
+/// Sends `request` (the whole HTTP text) on a unix socket and reads to the
+/// end, each read bounded by `timeout`: the status and the body (chunked
+/// encoding decoded).
+pub(crate) fn exchange(socket: &Path, request: &str, timeout: Duration) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = UnixStream::connect(socket).expect("connect to the socket");
+    stream.set_read_timeout(Some(timeout)).expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).expect("read");
     let response = String::from_utf8_lossy(&response).into_owned();

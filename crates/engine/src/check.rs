@@ -19,8 +19,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use hoist_metadata::{Labels, SnapshotKind};
-use hoist_oci::Digest;
 use hoist_oci::manifest::{self, Children};
+use hoist_oci::media_type::{self, Kind};
+use hoist_oci::{Descriptor, Digest};
 
 use crate::gc::{Node, label_edges, remove_snapshots, snapshot_dirs, snapshot_id};
 use crate::lock::RootLock;
@@ -257,12 +258,7 @@ impl Engine {
     /// Blobs: the digest of each file, and the database and the disk agree.
     fn check_blobs(&self, report: &mut CheckReport) -> Result<BlobFindings> {
         let stored = self.content.list()?;
-        let records: HashMap<String, Labels> = self
-            .db
-            .list_content()?
-            .into_iter()
-            .map(|r| (r.digest.to_string(), r.labels))
-            .collect();
+        let records = self.content_labels()?;
         let mut found = BlobFindings::default();
         for info in &stored {
             report.blobs_checked += 1;
@@ -309,7 +305,7 @@ impl Engine {
             let before = report.problems.len();
             self.check_image(
                 &image.name,
-                image.target.digest(),
+                &image.target,
                 &blobs.records,
                 &blobs.good,
                 report,
@@ -365,18 +361,6 @@ impl Engine {
             }
         }
         Ok(found)
-    }
-
-    fn snapshot_records(
-        &self,
-        snapshotter: &str,
-    ) -> Result<BTreeMap<String, hoist_metadata::SnapshotRecord>> {
-        Ok(self
-            .db
-            .list_snapshots(snapshotter)?
-            .into_iter()
-            .map(|r| (r.key.clone(), r))
-            .collect())
     }
 
     /// Fixes what the checks found: corrupt blobs deleted, records of
@@ -438,70 +422,79 @@ impl Engine {
         Ok(())
     }
 
-    /// Walks an image's tree along its GC references, reporting each needed
-    /// blob that is missing or corrupt.
+    /// Walks an image's tree, reporting each needed blob that is missing or
+    /// corrupt. A node's GC references, when it has any, say which of its
+    /// children the pull kept (an index's chosen platforms, a manifest's
+    /// layers not discarded); without them an image manifest needs all its
+    /// children and an index none (its platform choice is unknown).
     fn check_image(
         &self,
         image: &str,
-        target: &Digest,
+        target: &Descriptor,
         records: &HashMap<String, Labels>,
         good: &HashSet<String>,
         report: &mut CheckReport,
     ) -> Result<()> {
-        let mut stack: Vec<(String, Option<Digest>)> = vec![(target.to_string(), None)];
-        let mut seen = HashSet::new();
-        while let Some((digest, parent)) = stack.pop() {
-            if !seen.insert(digest.clone()) {
-                continue;
+        let read = |descriptor: &Descriptor| -> Result<Option<Vec<u8>>> {
+            if !good.contains(&descriptor.digest().to_string()) {
+                return Ok(None);
             }
-            let Ok(parsed) = hoist_oci::digest::parse_digest(&digest) else {
-                tracing::warn!(digest, "a GC label names something that is not a digest");
-                continue;
+            // A body that does not parse names nothing, as in `record_blob`.
+            Ok(self
+                .manifest_body(descriptor.digest())?
+                .filter(|body| manifest::children(descriptor.media_type().as_ref(), body).is_ok()))
+        };
+        let follow = |parent: &Descriptor, child: &Descriptor| {
+            let content_edges = || {
+                records
+                    .get(&parent.digest().to_string())
+                    .into_iter()
+                    .flat_map(label_edges)
+                    .filter_map(|edge| match edge {
+                        Node::Content(digest) => Some(digest),
+                        Node::Snapshot(..) => None,
+                    })
             };
-            if !good.contains(&digest) {
+            if content_edges().next().is_some() {
+                let child = child.digest().to_string();
+                content_edges().any(|digest| digest == child)
+            } else {
+                media_type::classify(parent.media_type().as_ref()) == Kind::Manifest
+            }
+        };
+        for node in manifest::Walk::new(target.clone(), read).follow(follow) {
+            let node = node?;
+            if !good.contains(&node.descriptor.digest().to_string()) {
                 report.problems.push(Problem::IncompleteImage {
                     image: image.to_string(),
-                    digest: parsed,
-                    parent,
+                    digest: node.descriptor.digest().clone(),
+                    parent: node.parent.map(|parent| parent.digest().clone()),
                 });
-                continue;
             }
-            let children: Vec<String> = match records.get(&digest) {
-                Some(labels) if label_edges(labels).any(|n| matches!(n, Node::Content(_))) => {
-                    label_edges(labels)
-                        .filter_map(|n| match n {
-                            Node::Content(d) => Some(d),
-                            Node::Snapshot(..) => None,
-                        })
-                        .collect()
-                }
-                // No GC references recorded: what the body names, when it is
-                // a manifest (an index's platform choice is unknown).
-                _ => match self.parse_children(&parsed)? {
-                    Some(Children::Manifest { config, layers }) => std::iter::once(config)
-                        .chain(layers)
-                        .map(|d| d.digest().to_string())
-                        .collect(),
-                    _ => Vec::new(),
-                },
-            };
-            stack.extend(children.into_iter().map(|c| (c, Some(parsed.clone()))));
         }
         Ok(())
     }
 
-    /// The children a stored blob's body names, if it is a manifest or index.
-    fn parse_children(&self, digest: &Digest) -> Result<Option<Children>> {
+    /// The body of a stored blob that may be a manifest or index: small
+    /// enough, starting with `{`, its digest intact.
+    fn manifest_body(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
         let Some(info) = self.content.info(digest)? else {
             return Ok(None);
         };
         if info.size > self.max_manifest_size() || !starts_with_brace(self, digest) {
             return Ok(None);
         }
-        let body = match self.content.read_blob(digest, self.max_manifest_size()) {
-            Ok(body) => body,
-            Err(hoist_content::Error::DigestMismatch { .. }) => return Ok(None),
-            Err(error) => return Err(error.into()),
+        match self.content.read_blob(digest, self.max_manifest_size()) {
+            Ok(body) => Ok(Some(body)),
+            Err(hoist_content::Error::DigestMismatch { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The children a stored blob's body names, if it is a manifest or index.
+    fn parse_children(&self, digest: &Digest) -> Result<Option<Children>> {
+        let Some(body) = self.manifest_body(digest)? else {
+            return Ok(None);
         };
         let Some(media_type) = manifest::detect_media_type(&body) else {
             return Ok(None);

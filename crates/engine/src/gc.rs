@@ -324,23 +324,35 @@ impl Engine {
             .collect()
     }
 
-    /// Reads the GC graph: content labels and snapshot records.
-    pub(crate) fn graph(&self) -> Result<Graph> {
-        let content = self
+    /// Every content record's labels, by digest.
+    pub(crate) fn content_labels(&self) -> Result<HashMap<String, Labels>> {
+        Ok(self
             .db
             .list_content()?
             .into_iter()
             .map(|record| (record.digest.to_string(), record.labels))
-            .collect();
+            .collect())
+    }
+
+    /// The snapshot records of `snapshotter`, by key.
+    pub(crate) fn snapshot_records(
+        &self,
+        snapshotter: &str,
+    ) -> Result<BTreeMap<String, SnapshotRecord>> {
+        Ok(self
+            .db
+            .list_snapshots(snapshotter)?
+            .into_iter()
+            .map(|record| (record.key.clone(), record))
+            .collect())
+    }
+
+    /// Reads the GC graph: content labels and snapshot records.
+    pub(crate) fn graph(&self) -> Result<Graph> {
+        let content = self.content_labels()?;
         let mut snapshots = BTreeMap::new();
         for name in self.existing_snapshotters() {
-            let records = self
-                .db
-                .list_snapshots(name)?
-                .into_iter()
-                .map(|record| (record.key.clone(), record))
-                .collect();
-            snapshots.insert(name.to_string(), records);
+            snapshots.insert(name.to_string(), self.snapshot_records(name)?);
         }
         Ok(Graph { content, snapshots })
     }

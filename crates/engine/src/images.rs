@@ -455,48 +455,37 @@ impl Engine {
     /// Walks the stored part of an image's tree: the total size of the blobs
     /// present and the platforms of the manifests present.
     fn stored_tree(&self, target: &Descriptor) -> Result<(u64, Vec<String>)> {
+        let read = |descriptor: &Descriptor| -> Result<Option<Vec<u8>>> {
+            if !self.content.contains(descriptor.digest()) {
+                return Ok(None);
+            }
+            match self.content.read_blob(descriptor.digest(), 8 << 20) {
+                Ok(body) => Ok(Some(body)),
+                // A corrupt manifest is `hoist check`'s to report.
+                Err(hoist_content::Error::DigestMismatch { .. }) => Ok(None),
+                Err(error) => Err(error.into()),
+            }
+        };
         let mut size = 0;
         let mut platforms = Vec::new();
-        let mut seen = HashSet::new();
-        let mut stack = vec![(target.clone(), None)];
-        while let Some((descriptor, platform)) = stack.pop() {
-            if !seen.insert(descriptor.digest().clone()) {
-                continue;
-            }
-            let Some(info) = self.content.info(descriptor.digest())? else {
+        for node in manifest::Walk::new(target.clone(), read) {
+            let node = node?;
+            let Some(info) = self.content.info(node.descriptor.digest())? else {
                 continue;
             };
             size += info.size;
-            let media_type = descriptor.media_type().to_string();
-            let body = match hoist_oci::media_type::classify(&media_type) {
-                hoist_oci::media_type::Kind::Index | hoist_oci::media_type::Kind::Manifest => {
-                    match self.content.read_blob(descriptor.digest(), 8 << 20) {
-                        Ok(body) => body,
-                        // A corrupt manifest is `hoist check`'s to report.
-                        Err(hoist_content::Error::DigestMismatch { .. }) => continue,
-                        Err(error) => return Err(error.into()),
-                    }
+            if let Children::Manifest { config, .. } = &node.children {
+                let platform = node
+                    .is_index_child()
+                    .then(|| manifest::platform_of(&node.descriptor))
+                    .flatten()
+                    .map(|p| p.to_string())
+                    .or_else(|| self.config_platform(config));
+                if let Some(platform) = platform
+                    && !platforms.contains(&platform)
+                {
+                    platforms.push(platform);
                 }
-                _ => continue,
-            };
-            match manifest::children(&media_type, &body)? {
-                Children::Index(children) => {
-                    for child in children {
-                        let platform = manifest::platform_of(&child).map(|p| p.to_string());
-                        stack.push((child, platform));
-                    }
-                }
-                Children::Manifest { config, layers } => {
-                    let platform = platform.or_else(|| self.config_platform(&config));
-                    if let Some(platform) = platform
-                        && !platforms.contains(&platform)
-                    {
-                        platforms.push(platform);
-                    }
-                    stack.push((config, None));
-                    stack.extend(layers.into_iter().map(|layer| (layer, None)));
-                }
-                _ => {}
             }
         }
         platforms.sort();

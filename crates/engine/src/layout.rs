@@ -1122,10 +1122,10 @@ struct Importer {
 }
 
 /// What the walk found so far.
-#[derive(Default)]
 struct Walk {
-    queue: Vec<(Descriptor, bool)>,
-    seen: std::collections::HashSet<Digest>,
+    /// Manifests and indexes to visit, with whether their layers are
+    /// wanted; it also remembers every digest seen, leaves included.
+    queue: manifest::Queue<bool>,
     leaves: Vec<(Descriptor, BlobKind)>,
     manifests: Vec<Descriptor>,
     configs: Vec<Digest>,
@@ -1140,13 +1140,15 @@ impl Importer {
     /// layers of the chosen platforms.
     fn fetch_tree(&self, root: &Descriptor) -> Result<Fetched> {
         let mut walk = Walk {
-            queue: vec![(root.clone(), true)],
-            ..Walk::default()
+            queue: manifest::Queue::new(root.clone(), true),
+            leaves: Vec::new(),
+            manifests: Vec::new(),
+            configs: Vec::new(),
+            blobs: 0,
+            copied: 0,
+            image_labels: Labels::new(),
         };
         while let Some((descriptor, wanted)) = walk.queue.pop() {
-            if !walk.seen.insert(descriptor.digest().clone()) {
-                continue;
-            }
             let kind = match media_type::classify(descriptor.media_type().as_ref()) {
                 Kind::Index => BlobKind::Index,
                 Kind::Manifest => BlobKind::Manifest,
@@ -1182,7 +1184,7 @@ impl Importer {
                 .put_content(descriptor.digest(), descriptor.size(), &gc_labels)?;
         }
         let mut leaves = std::mem::take(&mut walk.leaves);
-        leaves.retain(|(descriptor, _)| walk.seen.insert(descriptor.digest().clone()));
+        leaves.retain(|(descriptor, _)| walk.queue.mark_seen(descriptor.digest()));
         walk.blobs += leaves.len();
         for (descriptor, kind) in &leaves {
             self.progress.send(Event::Waiting {
@@ -1215,7 +1217,9 @@ impl Importer {
         let selected = self.select_platforms(children)?;
         let (gc_labels, queued) =
             crate::fetch::index_edges(children, &selected, self.options.all_metadata, wanted);
-        walk.queue.extend(queued);
+        for (child, wanted) in queued {
+            walk.queue.push(child, wanted);
+        }
         Ok(gc_labels)
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use hoist_archive::{ApplyOptions, WhiteoutMode};
-use hoist_oci::manifest::{self, Children};
+use hoist_oci::manifest;
 use hoist_oci::media_type::{self, Kind};
 use hoist_oci::{Descriptor, Platform, PlatformMatcher};
 use hoist_snapshot::{Kind as SnapshotKind, Labels, Mount, Snapshotter};
@@ -134,27 +134,25 @@ impl Engine {
 
     /// The image manifests below `target` that are stored.
     pub(crate) fn stored_manifests(&self, target: &Descriptor) -> Result<Vec<Descriptor>> {
-        let mut manifests = Vec::new();
-        let mut stack = vec![target.clone()];
-        let mut seen = HashSet::new();
-        while let Some(descriptor) = stack.pop() {
-            if !seen.insert(descriptor.digest().clone())
-                || !self.content.contains(descriptor.digest())
-            {
-                continue;
+        let is = |descriptor: &Descriptor, kind: Kind| {
+            media_type::classify(descriptor.media_type().as_ref()) == kind
+                && self.content.contains(descriptor.digest())
+        };
+        // Only indexes are read: the manifests themselves are what we want.
+        let read = |descriptor: &Descriptor| -> Result<Option<Vec<u8>>> {
+            if !is(descriptor, Kind::Index) {
+                return Ok(None);
             }
-            let media_type = descriptor.media_type().to_string();
-            match media_type::classify(&media_type) {
-                Kind::Index => {
-                    let body = self
-                        .content
-                        .read_blob(descriptor.digest(), self.max_manifest_size())?;
-                    if let Children::Index(children) = manifest::children(&media_type, &body)? {
-                        stack.extend(children);
-                    }
-                }
-                Kind::Manifest => manifests.push(descriptor),
-                _ => {}
+            let body = self
+                .content
+                .read_blob(descriptor.digest(), self.max_manifest_size())?;
+            Ok(Some(body))
+        };
+        let mut manifests = Vec::new();
+        for node in manifest::Walk::new(target.clone(), read) {
+            let node = node?;
+            if is(&node.descriptor, Kind::Manifest) {
+                manifests.push(node.descriptor);
             }
         }
         Ok(manifests)

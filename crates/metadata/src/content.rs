@@ -7,8 +7,7 @@ use oci_spec::image::Digest;
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::db::{
-    Db, Labels, corrupt, from_nanos, labels_from_sql, labels_to_sql, now, size_from_sql,
-    size_to_sql, to_nanos,
+    Db, Labels, Stamps, corrupt, labels_to_sql, now, size_from_sql, size_to_sql, to_nanos,
 };
 use crate::error::Result;
 
@@ -34,9 +33,7 @@ const COLUMNS: &str = "digest, size, labels, created_at, updated_at";
 struct Raw {
     digest: String,
     size: i64,
-    labels: String,
-    created_at: i64,
-    updated_at: i64,
+    stamps: Stamps,
 }
 
 impl Raw {
@@ -44,9 +41,7 @@ impl Raw {
         Ok(Self {
             digest: row.get(0)?,
             size: row.get(1)?,
-            labels: row.get(2)?,
-            created_at: row.get(3)?,
-            updated_at: row.get(4)?,
+            stamps: Stamps::from_row(row, 2)?,
         })
     }
 
@@ -55,10 +50,10 @@ impl Raw {
             .map_err(|e| corrupt(TABLE, &self.digest, format!("digest: {e}")))?;
         Ok(ContentRecord {
             size: size_from_sql(self.size, TABLE, &self.digest)?,
-            labels: labels_from_sql(&self.labels, TABLE, &self.digest)?,
+            labels: self.stamps.labels(TABLE, &self.digest)?,
             digest,
-            created_at: from_nanos(self.created_at),
-            updated_at: from_nanos(self.updated_at),
+            created_at: self.stamps.created_at(),
+            updated_at: self.stamps.updated_at(),
         })
     }
 }

@@ -211,6 +211,40 @@ pub(crate) fn labels_from_sql(json: &str, table: &'static str, key: &str) -> Res
     serde_json::from_str(json).map_err(|e| corrupt(table, key, format!("labels: {e}")))
 }
 
+/// The columns every record table ends with, as stored: its labels (JSON)
+/// and its two times (Unix nanoseconds).
+pub(crate) struct Stamps {
+    labels: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl Stamps {
+    /// The three columns of `row` from column `first` on.
+    pub(crate) fn from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Stamps> {
+        Ok(Stamps {
+            labels: row.get(first)?,
+            created_at: row.get(first + 1)?,
+            updated_at: row.get(first + 2)?,
+        })
+    }
+
+    /// The labels, or [`Error::Corrupt`] naming `table` and `key`.
+    pub(crate) fn labels(&self, table: &'static str, key: &str) -> Result<Labels> {
+        labels_from_sql(&self.labels, table, key)
+    }
+
+    /// When the record was created.
+    pub(crate) fn created_at(&self) -> SystemTime {
+        from_nanos(self.created_at)
+    }
+
+    /// When the record was last written.
+    pub(crate) fn updated_at(&self) -> SystemTime {
+        from_nanos(self.updated_at)
+    }
+}
+
 pub(crate) fn corrupt(table: &'static str, key: &str, reason: impl Into<String>) -> Error {
     Error::Corrupt {
         table,

@@ -5,9 +5,7 @@ use std::time::SystemTime;
 use oci_spec::image::Descriptor;
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::db::{
-    Db, Labels, corrupt, from_nanos, labels_from_sql, labels_to_sql, now, size_to_sql, to_nanos,
-};
+use crate::db::{Db, Labels, Stamps, corrupt, labels_to_sql, now, size_to_sql, to_nanos};
 use crate::error::Result;
 
 const TABLE: &str = "images";
@@ -46,9 +44,7 @@ const COLUMNS: &str = "name, target, labels, created_at, updated_at";
 struct Raw {
     name: String,
     target: String,
-    labels: String,
-    created_at: i64,
-    updated_at: i64,
+    stamps: Stamps,
 }
 
 impl Raw {
@@ -56,9 +52,7 @@ impl Raw {
         Ok(Self {
             name: row.get(0)?,
             target: row.get(1)?,
-            labels: row.get(2)?,
-            created_at: row.get(3)?,
-            updated_at: row.get(4)?,
+            stamps: Stamps::from_row(row, 2)?,
         })
     }
 
@@ -66,11 +60,11 @@ impl Raw {
         let target = serde_json::from_str(&self.target)
             .map_err(|e| corrupt(TABLE, &self.name, format!("target: {e}")))?;
         Ok(Image {
-            labels: labels_from_sql(&self.labels, TABLE, &self.name)?,
+            labels: self.stamps.labels(TABLE, &self.name)?,
+            created_at: self.stamps.created_at(),
+            updated_at: self.stamps.updated_at(),
             name: self.name,
             target,
-            created_at: from_nanos(self.created_at),
-            updated_at: from_nanos(self.updated_at),
         })
     }
 }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::db::{Db, Labels, corrupt, from_nanos, labels_from_sql, labels_to_sql, now, to_nanos};
+use crate::db::{Db, Labels, Stamps, corrupt, labels_to_sql, now, to_nanos};
 use crate::error::Result;
 
 const TABLE: &str = "snapshots";
@@ -67,9 +67,7 @@ struct Raw {
     key: String,
     parent: Option<String>,
     kind: String,
-    labels: String,
-    created_at: i64,
-    updated_at: i64,
+    stamps: Stamps,
 }
 
 impl Raw {
@@ -79,9 +77,7 @@ impl Raw {
             key: row.get(1)?,
             parent: row.get(2)?,
             kind: row.get(3)?,
-            labels: row.get(4)?,
-            created_at: row.get(5)?,
-            updated_at: row.get(6)?,
+            stamps: Stamps::from_row(row, 4)?,
         })
     }
 
@@ -89,13 +85,13 @@ impl Raw {
         let kind = SnapshotKind::parse(&self.kind)
             .ok_or_else(|| corrupt(TABLE, &self.key, format!("kind {:?}", self.kind)))?;
         Ok(SnapshotRecord {
-            labels: labels_from_sql(&self.labels, TABLE, &self.key)?,
+            labels: self.stamps.labels(TABLE, &self.key)?,
+            created_at: self.stamps.created_at(),
+            updated_at: self.stamps.updated_at(),
             snapshotter: self.snapshotter,
             key: self.key,
             parent: self.parent,
             kind,
-            created_at: from_nanos(self.created_at),
-            updated_at: from_nanos(self.updated_at),
         })
     }
 }

@@ -4,12 +4,18 @@
 //! pull needs on top of it: hashing bytes as they stream by, and a parser that
 //! only accepts the algorithms we can actually verify.
 
+use std::io;
+
 use oci_spec::image::{Digest, DigestAlgorithm};
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 use crate::error::{DigestErrorKind, Error, Result};
 
-/// Hashes bytes as they arrive and yields the [`Digest`] at the end.
+/// Hashes bytes as they arrive and yields the [`Digest`] at the end: the one
+/// hasher of hoist, for blobs, manifests, diffIDs, chainIDs and path-safe
+/// names alike.
+///
+/// It is also an [`io::Write`], so `io::copy` can feed it.
 ///
 /// ```
 /// use hoist_oci::digest::{Digester, sha256_digest};
@@ -18,6 +24,11 @@ use crate::error::{DigestErrorKind, Error, Result};
 /// d.update(b"hello ");
 /// d.update(b"world");
 /// assert_eq!(d.finalize(), sha256_digest(b"hello world"));
+///
+/// let mut w = Digester::new();
+/// std::io::copy(&mut &b"hello world"[..], &mut w)?;
+/// assert_eq!(w.finalize(), sha256_digest(b"hello world"));
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Digester {
@@ -27,6 +38,7 @@ pub struct Digester {
 #[derive(Debug, Clone)]
 enum State {
     Sha256(Sha256),
+    Sha384(Sha384),
     Sha512(Sha512),
 }
 
@@ -44,11 +56,11 @@ impl Digester {
         }
     }
 
-    /// A digester for the algorithm of `expected`, so content can be checked
-    /// against the digest it was addressed by.
-    pub fn for_algorithm(expected: &Digest) -> Result<Self> {
-        let state = match expected.algorithm() {
+    /// A digester for `algorithm`: sha256, sha384 or sha512.
+    pub fn with_algorithm(algorithm: &DigestAlgorithm) -> Result<Self> {
+        let state = match algorithm {
             DigestAlgorithm::Sha256 => State::Sha256(Sha256::new()),
+            DigestAlgorithm::Sha384 => State::Sha384(Sha384::new()),
             DigestAlgorithm::Sha512 => State::Sha512(Sha512::new()),
             other => {
                 return Err(Error::UnsupportedDigestAlgorithm {
@@ -59,10 +71,17 @@ impl Digester {
         Ok(Self { state })
     }
 
+    /// A digester for the algorithm of `expected`, so content can be checked
+    /// against the digest it was addressed by.
+    pub fn for_algorithm(expected: &Digest) -> Result<Self> {
+        Self::with_algorithm(expected.algorithm())
+    }
+
     /// Feeds more bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         match &mut self.state {
             State::Sha256(h) => h.update(bytes),
+            State::Sha384(h) => h.update(bytes),
             State::Sha512(h) => h.update(bytes),
         }
     }
@@ -71,10 +90,22 @@ impl Digester {
     pub fn finalize(self) -> Digest {
         let (algorithm, hex) = match self.state {
             State::Sha256(h) => ("sha256", hex::encode(h.finalize())),
+            State::Sha384(h) => ("sha384", hex::encode(h.finalize())),
             State::Sha512(h) => ("sha512", hex::encode(h.finalize())),
         };
         Digest::try_from(format!("{algorithm}:{hex}"))
-            .expect("a freshly computed sha256/sha512 digest is always well formed")
+            .expect("lowercase hex of a hash output is always a well formed digest")
+    }
+}
+
+impl io::Write for Digester {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -85,11 +116,46 @@ pub fn sha256_digest(bytes: &[u8]) -> Digest {
     d.finalize()
 }
 
+/// The digest of `bytes` under `algorithm` (sha256, sha384 or sha512).
+pub fn digest_with(algorithm: &DigestAlgorithm, bytes: &[u8]) -> Result<Digest> {
+    let mut d = Digester::with_algorithm(algorithm)?;
+    d.update(bytes);
+    Ok(d.finalize())
+}
+
+/// The hex sha256 of `key`: a fixed-length, path-safe file name for any
+/// string (ingest directories, lock files).
+pub fn sha256_hex(key: &[u8]) -> String {
+    sha256_digest(key).digest().to_owned()
+}
+
+/// The chainID of each prefix of a stack of diffIDs, bottom first, as the
+/// OCI image spec defines it: the first diffID, then
+/// `sha256("<parent chainID> <diffID>")`.
+///
+/// ```
+/// use hoist_oci::digest::{chain_ids, sha256_digest};
+///
+/// let (a, b) = (sha256_digest(b"a"), sha256_digest(b"b"));
+/// let chain = chain_ids(&[a.clone(), b.clone()]);
+/// assert_eq!(chain[0], a);
+/// assert_eq!(chain[1], sha256_digest(format!("{a} {b}").as_bytes()));
+/// ```
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => diff_id.clone(),
+            Some(parent) => sha256_digest(format!("{parent} {diff_id}").as_bytes()),
+        };
+        chain.push(next);
+    }
+    chain
+}
+
 /// Checks that `bytes` hash to `expected`, using `expected`'s algorithm.
 pub fn verify(expected: &Digest, bytes: &[u8]) -> Result<()> {
-    let mut d = Digester::for_algorithm(expected)?;
-    d.update(bytes);
-    let actual = d.finalize();
+    let actual = digest_with(expected.algorithm(), bytes)?;
     if &actual == expected {
         Ok(())
     } else {
@@ -191,14 +257,39 @@ mod tests {
     }
 
     #[test]
-    fn for_algorithm_rejects_sha384() {
-        let d = Digest::try_from(format!("sha384:{}", "a".repeat(96))).unwrap();
+    fn sha384_is_hashed_as_the_content_store_accepts_it() {
+        let d = digest_with(&DigestAlgorithm::Sha384, b"abc").unwrap();
+        assert_eq!(d.algorithm(), &DigestAlgorithm::Sha384);
+        assert!(d.digest().starts_with("cb00753f45a35e8b"));
+        assert_eq!(verify(&d, b"abc"), Ok(()));
+    }
+
+    #[test]
+    fn for_algorithm_rejects_an_unknown_algorithm() {
+        let d = Digest::try_from(format!("blake3:{}", "a".repeat(64))).unwrap();
         assert_eq!(
             Digester::for_algorithm(&d).unwrap_err(),
             Error::UnsupportedDigestAlgorithm {
-                algorithm: "sha384".into()
+                algorithm: "blake3".into()
             }
         );
+    }
+
+    #[test]
+    fn writing_equals_updating() {
+        use std::io::Write as _;
+        let mut w = Digester::with_algorithm(&DigestAlgorithm::Sha512).unwrap();
+        w.write_all(b"abc").unwrap();
+        w.flush().unwrap();
+        assert_eq!(
+            w.finalize(),
+            digest_with(&DigestAlgorithm::Sha512, b"abc").unwrap()
+        );
+    }
+
+    #[test]
+    fn sha256_hex_is_the_bare_hex() {
+        assert_eq!(sha256_hex(b""), &EMPTY_SHA256[7..]);
     }
 
     #[test]

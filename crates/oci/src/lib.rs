@@ -10,7 +10,8 @@
 //! - [`media_type`] names the OCI and Docker media types and [classifies]
 //!   them.
 //! - [`manifest::children`] turns an index or manifest body into the
-//!   descriptors it references.
+//!   descriptors it references, and [`manifest::Walk`] walks a whole tree of
+//!   them (its bookkeeping, [`manifest::Queue`], serves async walkers).
 //! - [`digest`] hashes and verifies content.
 //!
 //! Everything fails with the one [`Error`] type.

@@ -105,6 +105,24 @@ impl Reference {
         }
     }
 
+    /// The reference as docker shows it: the [familiar name], then
+    /// `:tag` and `@digest` as the reference has them (`alpine:latest`,
+    /// `user/app@sha256:…`, `127.0.0.1:5000/app:1.0`).
+    ///
+    /// [familiar name]: Reference::familiar_name
+    pub fn familiar(&self) -> String {
+        let mut out = self.familiar_name();
+        if let Some(tag) = &self.tag {
+            out.push(':');
+            out.push_str(tag);
+        }
+        if let Some(digest) = &self.digest {
+            out.push('@');
+            out.push_str(digest.as_ref());
+        }
+        out
+    }
+
     /// What goes after `/v2/<repository>/manifests/`: the digest when there is
     /// one, else the tag.
     pub fn object(&self) -> String {
@@ -725,5 +743,20 @@ mod tests {
                 prop_assert_eq!(Reference::parse(&p.to_string()).unwrap(), p);
             }
         }
+    }
+
+    #[test]
+    fn familiar_is_what_docker_shows() {
+        let f = |s: &str| Reference::parse(s).unwrap().familiar();
+        assert_eq!(f("alpine"), "alpine:latest");
+        assert_eq!(f("docker.io/library/alpine:3.20"), "alpine:3.20");
+        assert_eq!(f("user/app:1"), "user/app:1");
+        assert_eq!(f("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app:1.0");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(f(&format!("alpine@{digest}")), format!("alpine@{digest}"));
+        assert_eq!(
+            f(&format!("alpine:3@{digest}")),
+            format!("alpine:3@{digest}")
+        );
     }
 }

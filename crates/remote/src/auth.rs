@@ -438,15 +438,14 @@ impl Authorizer {
 
 /// Names credentials in the token cache without keeping the secret there.
 fn fingerprint(creds: Option<&Credentials>) -> String {
-    use sha2::Digest as _;
     match creds {
         None => String::new(),
         Some(c) => {
-            let mut hasher = sha2::Sha256::new();
-            hasher.update(c.username.as_bytes());
-            hasher.update([0]);
-            hasher.update(c.password.as_bytes());
-            hex::encode(hasher.finalize())
+            let mut digester = hoist_oci::Digester::new();
+            digester.update(c.username.as_bytes());
+            digester.update(&[0]);
+            digester.update(c.password.as_bytes());
+            digester.finalize().digest().to_owned()
         }
     }
 }

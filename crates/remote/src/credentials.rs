@@ -104,9 +104,11 @@ pub(crate) enum Source {
 /// The key docker stores Docker Hub's credentials under.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
-/// Normalize a config key or registry domain to a bare `host[:port]`, mapping
-/// Docker Hub's several names to `docker.io`.
-pub(crate) fn normalize_host(key: &str) -> String {
+/// Normalize a config key, server address or registry domain to a bare
+/// `host[:port]`, lowercase, mapping Docker Hub's several names to
+/// `docker.io` (`https://index.docker.io/v1/` → `docker.io`). Front ends
+/// use it through [`crate::login::registry_host`].
+pub fn normalize_host(key: &str) -> String {
     let rest = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))

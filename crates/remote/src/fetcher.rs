@@ -10,7 +10,7 @@ use reqwest::header::{ACCEPT, CONTENT_RANGE, HeaderMap, RANGE};
 use reqwest::{Method, StatusCode};
 
 use crate::error::{Error, Result, classify_reqwest};
-use crate::resolver::{ApiRequest, Resolver, manifest_digest, read_bounded};
+use crate::resolver::{ApiRequest, Resolver, manifest_digest};
 use crate::transport::{authority, with_retry};
 use crate::{MANIFEST_ACCEPT, Repository};
 
@@ -120,25 +120,12 @@ impl Resolver {
         let path = format!("/v2/{}/{kind}/{digest}", repo.name);
         let policy = self.options().retry.clone();
         with_retry(&policy, &reference, || async {
-            let req = ApiRequest {
-                method: Method::GET,
-                path: path.clone(),
-                headers: headers.clone(),
-                reference: &reference,
-            };
+            let req = ApiRequest::new(Method::GET, path.clone(), headers.clone(), &reference);
             let resp = self.send(repo, &req).await?;
             if !resp.status().is_success() {
                 return Err(self.error_from(resp, repo, &reference).await);
             }
-            let host = authority(resp.url());
-            let body = read_bounded(
-                resp,
-                limit,
-                Some(desc.size()),
-                &host,
-                self.options().read_timeout,
-            )
-            .await?;
+            let body = self.read_small(resp, limit, Some(desc.size())).await?;
             if body.len() as u64 != desc.size() {
                 return Err(Error::SizeMismatch {
                     expected: desc.size(),
@@ -191,20 +178,9 @@ impl Resolver {
         let digest = desc.digest().to_string();
         let reference = repo.reference(&digest);
         let path = format!("/v2/{}/blobs/{digest}", repo.name);
-        let mut headers = HeaderMap::new();
-        if offset > 0 {
-            headers.insert(
-                RANGE,
-                format!("bytes={offset}-").parse().expect("ascii header"),
-            );
-        }
+        let headers = range_from(offset);
         let read_timeout = self.options().read_timeout;
-        let req = ApiRequest {
-            method: Method::GET,
-            path,
-            headers,
-            reference: &reference,
-        };
+        let req = ApiRequest::new(Method::GET, path, headers, &reference);
         let resp = self.send(repo, &req).await?;
         match blob_stream(resp, offset, read_timeout, &reference)? {
             Ok(stream) => Ok(stream),
@@ -224,12 +200,7 @@ impl Resolver {
         let path = format!("/v2/{}/blobs/{digest}", repo.name);
         let policy = self.options().retry.clone();
         with_retry(&policy, &reference, || async {
-            let req = ApiRequest {
-                method: Method::HEAD,
-                path: path.clone(),
-                headers: HeaderMap::new(),
-                reference: &reference,
-            };
+            let req = ApiRequest::new(Method::HEAD, path.clone(), HeaderMap::new(), &reference);
             let resp = self.send(repo, &req).await?;
             if !resp.status().is_success() {
                 return Err(self.error_from(resp, repo, &reference).await);
@@ -256,13 +227,7 @@ impl Resolver {
         let mut last_error = Error::InvalidArgument(format!(
             "foreign layer {digest} lists no https URL to fetch it from"
         ));
-        let mut headers = HeaderMap::new();
-        if offset > 0 {
-            headers.insert(
-                RANGE,
-                format!("bytes={offset}-").parse().expect("ascii header"),
-            );
-        }
+        let headers = range_from(offset);
         let read_timeout = self.options().read_timeout;
         for raw in urls {
             let url = match url::Url::parse(raw) {
@@ -345,6 +310,19 @@ fn blob_stream(
         host,
         read_timeout,
     }))
+}
+
+/// The headers of a blob request resuming at `offset`: `Range: bytes=N-`,
+/// or none from the start.
+fn range_from(offset: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if offset > 0 {
+        headers.insert(
+            RANGE,
+            format!("bytes={offset}-").parse().expect("ascii header"),
+        );
+    }
+    headers
 }
 
 #[cfg(test)]

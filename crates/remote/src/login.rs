@@ -12,6 +12,11 @@ use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 
 use crate::credentials::{Credentials, helper_server_url, normalize_host};
+
+/// `host[:port]` of a server address or registry domain, lowercase, with
+/// Docker Hub's several names folded into `docker.io`: the key credentials
+/// are stored and matched under.
+pub use crate::credentials::normalize_host as registry_host;
 use crate::error::{Error, Result};
 
 /// Where `store` put the credentials.

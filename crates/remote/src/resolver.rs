@@ -13,7 +13,6 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use sha2::Digest as _;
 use url::Url;
 
 use crate::auth::{AuthRequest, Authorizer, challenges_from};
@@ -60,19 +59,27 @@ pub(crate) struct ApiRequest<'a> {
     pub(crate) reference: &'a str,
 }
 
-/// Hash `data` with the algorithm of `like`.
-pub(crate) fn digest_bytes(algorithm: &DigestAlgorithm, data: &[u8]) -> Result<String> {
-    let hex = match algorithm {
-        DigestAlgorithm::Sha256 => hex::encode(sha2::Sha256::digest(data)),
-        DigestAlgorithm::Sha384 => hex::encode(sha2::Sha384::digest(data)),
-        DigestAlgorithm::Sha512 => hex::encode(sha2::Sha512::digest(data)),
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "unsupported digest algorithm {other}"
-            )));
+impl<'a> ApiRequest<'a> {
+    pub(crate) fn new(
+        method: Method,
+        path: impl Into<String>,
+        headers: HeaderMap,
+        reference: &'a str,
+    ) -> ApiRequest<'a> {
+        ApiRequest {
+            method,
+            path: path.into(),
+            headers,
+            reference,
         }
-    };
-    Ok(format!("{algorithm}:{hex}"))
+    }
+}
+
+/// Hash `data` with `algorithm`, as `<algorithm>:<hex>`.
+pub(crate) fn digest_bytes(algorithm: &DigestAlgorithm, data: &[u8]) -> Result<String> {
+    hoist_oci::digest::digest_with(algorithm, data)
+        .map(|digest| digest.to_string())
+        .map_err(|_| Error::InvalidArgument(format!("unsupported digest algorithm {algorithm}")))
 }
 
 /// The digest a manifest body is known by. For a signed schema 1 manifest
@@ -201,6 +208,21 @@ pub(crate) fn next_link(value: &str) -> Option<String> {
         }
     }
     None
+}
+
+impl Resolver {
+    /// The body of a small answer (a manifest, a tag list): at most `limit`
+    /// bytes, exactly `expected` when known, each read under the read
+    /// timeout.
+    pub(crate) async fn read_small(
+        &self,
+        resp: reqwest::Response,
+        limit: u64,
+        expected: Option<u64>,
+    ) -> Result<Bytes> {
+        let host = authority(resp.url());
+        read_bounded(resp, limit, expected, &host, self.options().read_timeout).await
+    }
 }
 
 /// Read a response body whole, stopping as soon as it exceeds `limit`
@@ -446,12 +468,7 @@ impl Resolver {
         let resolver = self.with_credentials(Some(provider));
         let hosts = self.inner.transport.hosts_for(domain, &repo.api_host())?;
         let server = hosts.last().expect("the server is always listed");
-        let req = ApiRequest {
-            method: Method::GET,
-            path: "/v2/".into(),
-            headers: HeaderMap::new(),
-            reference: domain,
-        };
+        let req = ApiRequest::new(Method::GET, "/v2/", HeaderMap::new(), domain);
         let resp = resolver.send_to(&repo, server, &req).await?;
         if resp.status().is_success() {
             return Ok(());
@@ -592,12 +609,7 @@ impl Resolver {
         let path = format!("/v2/{}/manifests/{object}", repo.name);
         let policy = self.options().retry.clone();
         with_retry(&policy, &reference, || async {
-            let head = ApiRequest {
-                method: Method::HEAD,
-                path: path.clone(),
-                headers: headers.clone(),
-                reference: &reference,
-            };
+            let head = ApiRequest::new(Method::HEAD, path.clone(), headers.clone(), &reference);
             let resp = self.send(repo, &head).await?;
             let status = resp.status();
             if status.is_success() {
@@ -622,15 +634,9 @@ impl Resolver {
             let header_digest = header_str(resp.headers(), &DOCKER_CONTENT_DIGEST)
                 .map(|d| d.trim().to_owned());
             let header_type = media_type_from_header(header_str(resp.headers(), &CONTENT_TYPE));
-            let host = authority(resp.url());
-            let body = read_bounded(
-                resp,
-                self.options().max_manifest_size,
-                None,
-                &host,
-                self.options().read_timeout,
-            )
-            .await?;
+            let body = self
+                .read_small(resp, self.options().max_manifest_size, None)
+                .await?;
             descriptor_from_body(&body, &parsed, header_digest.as_deref(), header_type)
         })
         .await
@@ -652,12 +658,7 @@ impl Resolver {
         for _ in 0..MAX_TAG_PAGES {
             let policy = self.options().retry.clone();
             let (page, link) = with_retry(&policy, &reference, || async {
-                let req = ApiRequest {
-                    method: Method::GET,
-                    path: path.clone(),
-                    headers: headers.clone(),
-                    reference: &reference,
-                };
+                let req = ApiRequest::new(Method::GET, path.clone(), headers.clone(), &reference);
                 let resp = self.send(repo, &req).await?;
                 if !resp.status().is_success() {
                     return Err(self.error_from(resp, repo, &reference).await);
@@ -665,14 +666,9 @@ impl Resolver {
                 let link = header_str(resp.headers(), &LINK).and_then(next_link);
                 let url = resp.url().clone();
                 let host = authority(&url);
-                let body = read_bounded(
-                    resp,
-                    self.options().max_manifest_size,
-                    None,
-                    &host,
-                    self.options().read_timeout,
-                )
-                .await?;
+                let body = self
+                    .read_small(resp, self.options().max_manifest_size, None)
+                    .await?;
                 let list: TagList = serde_json::from_slice(&body).map_err(|e| {
                     Error::InvalidResponse(format!("{host}: invalid tag list: {e}"))
                 })?;

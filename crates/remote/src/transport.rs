@@ -615,6 +615,26 @@ mod tests {
         }
     }
 
+    /// How many times `with_retry` under `p` calls an operation that always
+    /// fails with `error()`; the result must be that error.
+    async fn attempts(p: &RetryPolicy, error: impl Fn() -> Error) -> usize {
+        let mut calls = 0;
+        let r: Result<()> = with_retry(p, "t", || {
+            calls += 1;
+            std::future::ready(Err(error()))
+        })
+        .await;
+        assert!(r.is_err());
+        calls
+    }
+
+    fn unavailable() -> Error {
+        Error::Status {
+            status: 503,
+            errors: vec![],
+        }
+    }
+
     #[tokio::test]
     async fn retry_stops_on_permanent_errors_and_bounds_attempts() {
         let p = RetryPolicy {
@@ -623,31 +643,11 @@ mod tests {
             max_delay: Duration::from_millis(2),
             ..RetryPolicy::default()
         };
-        let mut calls = 0;
-        let r: Result<()> = with_retry(&p, "t", || {
-            calls += 1;
-            async {
-                Err(Error::Status {
-                    status: 503,
-                    errors: vec![],
-                })
-            }
-        })
-        .await;
-        assert!(r.is_err());
-        assert_eq!(calls, 3);
-        let mut calls = 0;
-        let r: Result<()> = with_retry(&p, "t", || {
-            calls += 1;
-            async {
-                Err(Error::NotFound {
-                    reference: "x".into(),
-                })
-            }
-        })
-        .await;
-        assert!(r.is_err());
-        assert_eq!(calls, 1);
+        assert_eq!(attempts(&p, unavailable).await, 3);
+        let not_found = || Error::NotFound {
+            reference: "x".into(),
+        };
+        assert_eq!(attempts(&p, not_found).await, 1);
     }
 
     #[tokio::test]
@@ -659,18 +659,7 @@ mod tests {
             max_retry_time: Duration::from_millis(100),
         };
         let started = std::time::Instant::now();
-        let mut calls = 0;
-        let r: Result<()> = with_retry(&p, "t", || {
-            calls += 1;
-            async {
-                Err(Error::Status {
-                    status: 503,
-                    errors: vec![],
-                })
-            }
-        })
-        .await;
-        assert!(r.is_err());
+        let calls = attempts(&p, unavailable).await;
         // Delays of 10-20 ms within 100 ms: a handful of attempts, not 1000.
         assert!((3..=12).contains(&calls), "{calls} attempts");
         assert!(started.elapsed() < Duration::from_secs(1));

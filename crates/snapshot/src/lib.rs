@@ -94,6 +94,90 @@
 //! otherwise with [`open_with`]), and moves no data.
 #![deny(missing_docs)]
 
+/// Implements [`Snapshotter`] for a snapshotter kept in a [`store::Store`]
+/// (a `store` field) with the given `NAME`: everything but how a layer is
+/// applied is the store's, so only the type's inherent `create`,
+/// `mounts_of` and `target` (the apply target of an active snapshot)
+/// differ between `Native` and `Overlay`, and the trait methods given after
+/// a `;` (those only one of them overrides).
+macro_rules! store_snapshotter {
+    ($type:ty $(; $($own:tt)*)?) => {
+        impl $crate::Snapshotter for $type {
+            $($($own)*)?
+
+            fn name(&self) -> &'static str {
+                NAME
+            }
+
+            fn stat(&self, key: &str) -> $crate::Result<$crate::Info> {
+                Ok(self.store.get(key)?.info)
+            }
+
+            fn list(&self) -> $crate::Result<Vec<$crate::Info>> {
+                self.store.list()
+            }
+
+            fn prepare(
+                &self,
+                key: &str,
+                parent: Option<&str>,
+                labels: $crate::Labels,
+            ) -> $crate::Result<Vec<$crate::Mount>> {
+                self.create(key, parent, $crate::Kind::Active, &labels)
+            }
+
+            fn view(
+                &self,
+                key: &str,
+                parent: Option<&str>,
+                labels: $crate::Labels,
+            ) -> $crate::Result<Vec<$crate::Mount>> {
+                self.create(key, parent, $crate::Kind::View, &labels)
+            }
+
+            fn mounts(&self, key: &str) -> $crate::Result<Vec<$crate::Mount>> {
+                self.mounts_of(&self.store.get(key)?)
+            }
+
+            fn apply_target(&self, key: &str) -> $crate::Result<$crate::ApplyTarget> {
+                let snap = self.store.get(key)?;
+                if snap.info.kind != $crate::Kind::Active {
+                    return Err($crate::overlay::active_only(key, snap.info.kind));
+                }
+                self.target(&snap)
+            }
+
+            fn commit(&self, name: &str, key: &str, labels: $crate::Labels) -> $crate::Result<()> {
+                self.store.commit(name, key, &labels)
+            }
+
+            fn remove(&self, key: &str) -> $crate::Result<()> {
+                self.store.remove(key)
+            }
+
+            fn usage(&self, key: &str) -> $crate::Result<$crate::Usage> {
+                $crate::fsutil::usage(&self.store.fs(self.store.get(key)?.id))
+            }
+
+            fn set_labels(
+                &self,
+                key: &str,
+                labels: $crate::Labels,
+            ) -> $crate::Result<$crate::Info> {
+                self.store.set_labels(key, labels)
+            }
+
+            fn fs_dir(&self, key: &str) -> $crate::Result<std::path::PathBuf> {
+                Ok(self.store.fs(self.store.get(key)?.id))
+            }
+
+            fn lock(&self, key: &str) -> $crate::Result<$crate::KeyLock> {
+                self.store.lock_key(key)
+            }
+        }
+    };
+}
+
 mod copy;
 mod error;
 mod fsutil;

@@ -11,7 +11,6 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FlockOperation;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -45,7 +44,7 @@ pub(crate) fn lock_file(path: &Path) -> Result<File> {
 /// Blocks until it holds the lock of `key` in `dir`; the file is named by
 /// sha256 of the key, so any key string makes a safe file name.
 pub(crate) fn lock_key(dir: &Path, key: &str) -> Result<KeyLock> {
-    let path = dir.join(hex::encode(Sha256::digest(key.as_bytes())));
+    let path = dir.join(hoist_oci::digest::sha256_hex(key.as_bytes()));
     let file = lock_file(&path)?;
     Ok(KeyLock { _file: file, path })
 }

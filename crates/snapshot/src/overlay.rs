@@ -9,11 +9,9 @@ use hoist_archive::WhiteoutMode;
 use hoist_metadata::Db;
 
 use crate::error::{Error, Result};
-use crate::fsutil::usage;
-use crate::lock::KeyLock;
 use crate::mount::Mount;
 use crate::store::{Snap, Store};
-use crate::{ApplyTarget, Info, Kind, Labels, Snapshotter, Usage};
+use crate::{ApplyTarget, Kind, Labels};
 
 /// The overlayfs snapshotter, like containerd's `overlayfs`.
 ///
@@ -94,6 +92,16 @@ fn probe(root: &Path) -> Result<()> {
 }
 
 impl Overlay {
+    /// Where a layer is applied to an active snapshot: its upper dir,
+    /// whiteouts as overlayfs marks, over its parents' layers.
+    fn target(&self, snap: &Snap) -> Result<ApplyTarget> {
+        Ok(ApplyTarget {
+            dir: self.store.fs(snap.id),
+            whiteouts: WhiteoutMode::Overlay,
+            lowers: self.lowers(snap)?,
+        })
+    }
+
     /// Opens the overlay snapshotter rooted at `root` (created if needed),
     /// recording snapshots in `db`. `Unsupported` when overlayfs cannot be
     /// mounted there (not root, no overlay module, an unsuitable file system).
@@ -188,47 +196,7 @@ pub(crate) fn active_only(key: &str, kind: Kind) -> Error {
     )
 }
 
-impl Snapshotter for Overlay {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn stat(&self, key: &str) -> Result<Info> {
-        Ok(self.store.get(key)?.info)
-    }
-
-    fn list(&self) -> Result<Vec<Info>> {
-        self.store.list()
-    }
-
-    fn prepare(&self, key: &str, parent: Option<&str>, labels: Labels) -> Result<Vec<Mount>> {
-        self.create(key, parent, Kind::Active, &labels)
-    }
-
-    fn view(&self, key: &str, parent: Option<&str>, labels: Labels) -> Result<Vec<Mount>> {
-        self.create(key, parent, Kind::View, &labels)
-    }
-
-    fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
-        self.mounts_of(&self.store.get(key)?)
-    }
-
-    fn apply_target(&self, key: &str) -> Result<ApplyTarget> {
-        let snap = self.store.get(key)?;
-        if snap.info.kind != Kind::Active {
-            return Err(active_only(key, snap.info.kind));
-        }
-        Ok(ApplyTarget {
-            dir: self.store.fs(snap.id),
-            whiteouts: WhiteoutMode::Overlay,
-            lowers: self.lowers(&snap)?,
-        })
-    }
-
-    fn commit(&self, name: &str, key: &str, labels: Labels) -> Result<()> {
-        self.store.commit(name, key, &labels)
-    }
-
+store_snapshotter!(Overlay;
     fn rebases(&self) -> bool {
         true
     }
@@ -242,24 +210,4 @@ impl Snapshotter for Overlay {
     ) -> Result<()> {
         self.store.commit_onto(name, key, parent, &labels)
     }
-
-    fn remove(&self, key: &str) -> Result<()> {
-        self.store.remove(key)
-    }
-
-    fn usage(&self, key: &str) -> Result<Usage> {
-        usage(&self.store.fs(self.store.get(key)?.id))
-    }
-
-    fn set_labels(&self, key: &str, labels: Labels) -> Result<Info> {
-        self.store.set_labels(key, labels)
-    }
-
-    fn fs_dir(&self, key: &str) -> Result<PathBuf> {
-        Ok(self.store.fs(self.store.get(key)?.id))
-    }
-
-    fn lock(&self, key: &str) -> Result<KeyLock> {
-        self.store.lock_key(key)
-    }
-}
+);

@@ -27,7 +27,6 @@ use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -49,7 +48,7 @@ const CREATED: &str = "2024-01-01T00:00:00Z";
 
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    hoist_oci::sha256_digest(bytes).to_string()
 }
 
 /// How a layer blob is compressed.
@@ -135,23 +134,25 @@ impl Default for LayerBuilder {
     }
 }
 
+/// A GNU header of `entry_type` owned by root with `mode`, `size` and the
+/// fixed mtime; the caller sets the path (and the checksum, by appending).
+pub(crate) fn header(entry_type: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(entry_type);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(FIXED_MTIME);
+    header.set_size(size);
+    header
+}
+
 impl LayerBuilder {
     /// An empty archive.
     pub fn new() -> LayerBuilder {
         let mut tar = tar::Builder::new(Vec::new());
         tar.mode(tar::HeaderMode::Complete);
         LayerBuilder { tar }
-    }
-
-    fn header(entry_type: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(entry_type);
-        header.set_mode(mode);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(FIXED_MTIME);
-        header.set_size(size);
-        header
     }
 
     /// A regular file with `contents` and permission bits `mode` (e.g. 0o644).
@@ -168,7 +169,7 @@ impl LayerBuilder {
         uid: u64,
         gid: u64,
     ) -> &mut Self {
-        let mut header = Self::header(tar::EntryType::Regular, mode, contents.len() as u64);
+        let mut header = header(tar::EntryType::Regular, mode, contents.len() as u64);
         header.set_uid(uid);
         header.set_gid(gid);
         self.tar
@@ -179,7 +180,7 @@ impl LayerBuilder {
 
     /// A directory with permission bits `mode` (e.g. 0o755).
     pub fn add_dir(&mut self, path: &str, mode: u32) -> &mut Self {
-        let mut header = Self::header(tar::EntryType::Directory, mode, 0);
+        let mut header = header(tar::EntryType::Directory, mode, 0);
         self.tar
             .append_data(&mut header, path, std::io::empty())
             .unwrap_or_else(|e| panic!("add dir {path}: {e}"));
@@ -189,7 +190,7 @@ impl LayerBuilder {
     /// A symbolic link at `path` pointing at `target` (kept verbatim, may be
     /// absolute or contain `..`).
     pub fn add_symlink(&mut self, path: &str, target: &str) -> &mut Self {
-        let mut header = Self::header(tar::EntryType::Symlink, 0o777, 0);
+        let mut header = header(tar::EntryType::Symlink, 0o777, 0);
         self.tar
             .append_link(&mut header, path, target)
             .unwrap_or_else(|e| panic!("add symlink {path}: {e}"));
@@ -199,7 +200,7 @@ impl LayerBuilder {
     /// A hard link at `path` to the earlier entry `target` (a path in the
     /// archive).
     pub fn add_hardlink(&mut self, path: &str, target: &str) -> &mut Self {
-        let mut header = Self::header(tar::EntryType::Link, 0o644, 0);
+        let mut header = header(tar::EntryType::Link, 0o644, 0);
         self.tar
             .append_link(&mut header, path, target)
             .unwrap_or_else(|e| panic!("add hardlink {path}: {e}"));
@@ -208,7 +209,7 @@ impl LayerBuilder {
 
     /// A FIFO (named pipe).
     pub fn add_fifo(&mut self, path: &str, mode: u32) -> &mut Self {
-        let mut header = Self::header(tar::EntryType::Fifo, mode, 0);
+        let mut header = header(tar::EntryType::Fifo, mode, 0);
         self.tar
             .append_data(&mut header, path, std::io::empty())
             .unwrap_or_else(|e| panic!("add fifo {path}: {e}"));
@@ -237,7 +238,7 @@ impl LayerBuilder {
     /// validation: for hostile archives (`../escape`, `/abs`). At most 100
     /// bytes.
     pub fn add_raw_file(&mut self, name: &str, contents: &[u8], mode: u32) -> &mut Self {
-        let mut header = Self::header(tar::EntryType::Regular, mode, contents.len() as u64);
+        let mut header = header(tar::EntryType::Regular, mode, contents.len() as u64);
         let field = &mut header.as_old_mut().name;
         assert!(
             name.len() <= field.len(),
@@ -501,6 +502,13 @@ impl Image {
         }
     }
 
+    /// The chainID of each layer prefix of a single image (see
+    /// [`chain_ids`]); empty for an index.
+    pub fn chain_ids(&self) -> Vec<String> {
+        let diff_ids: Vec<String> = self.layers().iter().map(|l| l.diff_id.clone()).collect();
+        chain_ids(&diff_ids)
+    }
+
     /// The config JSON of a single image.
     pub fn config_bytes(&self) -> Option<&[u8]> {
         match &self.body {
@@ -616,10 +624,24 @@ impl Image {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift seeded from `seed`).
-fn noise(seed: &str, len: usize) -> Vec<u8> {
-    let hash = Sha256::digest(seed.as_bytes());
-    let mut state = u64::from_le_bytes(hash[..8].try_into().expect("8 bytes")) | 1;
+/// Deterministic pseudo-random bytes from a string seed (xorshift seeded
+/// from the seed's sha256).
+fn noise_from(seed: &str, len: usize) -> Vec<u8> {
+    let hash = hex::decode(&hoist_oci::digest::sha256_hex(seed.as_bytes())[..16]).expect("hex");
+    xorshift(
+        u64::from_le_bytes(hash[..].try_into().expect("8 bytes")),
+        len,
+    )
+}
+
+/// Deterministic incompressible bytes: `len` bytes of xorshift64 seeded by
+/// `seed`, for layers that must not compress.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    xorshift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), len)
+}
+
+fn xorshift(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state << 13;
@@ -629,6 +651,19 @@ fn noise(seed: &str, len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// The chainID of each prefix of `diff_ids` (see
+/// [`hoist_oci::digest::chain_ids`]), as strings.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let diff_ids: Vec<hoist_oci::Digest> = diff_ids
+        .iter()
+        .map(|d| hoist_oci::Digest::try_from(d.as_str()).expect("a diffID is a digest"))
+        .collect();
+    hoist_oci::digest::chain_ids(&diff_ids)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// A small image of three layers whose content is seeded with `platform`, so
@@ -659,8 +694,11 @@ pub fn simple_image(format: Format, compression: Compression, platform: &str) ->
             .add_symlink("bin/hello", "../hello.txt");
         }),
         layer(compression, format, |l| {
-            l.add_dir("data", 0o755)
-                .add_file("data/blob.bin", &noise(platform, 64 * 1024), 0o644);
+            l.add_dir("data", 0o755).add_file(
+                "data/blob.bin",
+                &noise_from(platform, 64 * 1024),
+                0o644,
+            );
         }),
     ];
     Image::single(format, platform, layers)

@@ -18,6 +18,8 @@
 //! - [`proxy`]: [`FaultProxy`], a reverse proxy in front of a registry that
 //!   injects faults (corrupt or truncated blobs, error statuses).
 //! - [`skopeo`]: pushes an OCI layout with the real `skopeo`.
+//! - [`process`]: [`run_with_stdin`], [`run_ok`], [`assert_success`] and
+//!   [`scrub_env`] run helper processes.
 //! - [`umoci`]: unpacks an image with the real `umoci`, the reference for
 //!   hoist's unpacking; [`tree`] snapshots and compares directory trees;
 //!   [`rich`] builds layers with every kind of tar entry.
@@ -41,6 +43,7 @@
 
 pub mod fixture;
 mod pki;
+pub mod process;
 pub mod proxy;
 pub mod registry;
 pub mod rich;
@@ -52,14 +55,15 @@ pub mod umoci;
 mod util;
 
 pub use fixture::{
-    Compression, Format, Image, Layer, LayerBuilder, layer, sha256_digest, simple_image,
-    simple_index,
+    Compression, Format, Image, Layer, LayerBuilder, chain_ids, layer, noise, sha256_digest,
+    simple_image, simple_index,
 };
-pub use proxy::{Fault, FaultProxy};
+pub use process::{assert_success, run_ok, run_with_stdin, scrub_env};
+pub use proxy::{Fault, FaultProxy, Seen};
 pub use registry::{Auth, Pushed, Registry, RegistryConfig};
 pub use rich::{rich_image, rich_layers};
 pub use skopeo::skopeo_copy_layout_to_registry;
-pub use token::{TokenServer, TokenServerConfig};
+pub use token::{TokenRequest, TokenServer, TokenServerConfig};
 pub use tree::{Compare, Entry, FileKind, Tree, diff_trees, diff_trees_with, snapshot_tree};
 pub use umoci::umoci_unpack;
 

@@ -82,6 +82,39 @@ pub enum Fault {
         /// Bytes sent before the stall.
         after: usize,
     },
+    /// Answer every successful `GET /v2/…/blobs/<digest>` with `307` to
+    /// `to` + the request's path + `?` + `query`, as registries that keep
+    /// blobs in object storage send clients to a signed URL (`query` plays
+    /// the signature). The upstream answered first, so authorization is
+    /// still the registry's.
+    RedirectBlobs {
+        /// Base URL of the storage host, e.g. another proxy's
+        /// [`FaultProxy::base_url`].
+        to: String,
+        /// The query the redirect carries.
+        query: String,
+    },
+}
+
+/// One request a [`FaultProxy`] received, as [`FaultProxy::seen`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The method, e.g. `HEAD`.
+    pub method: String,
+    /// Path and query, e.g. `/v2/app/manifests/v1`.
+    pub target: String,
+    /// Every header, names in lowercase, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The first value of header `name` (lowercase), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 struct Shared {
@@ -90,6 +123,7 @@ struct Shared {
     fault: Mutex<Fault>,
     requests: AtomicUsize,
     log: Mutex<Vec<String>>,
+    seen: Mutex<Vec<Seen>>,
     base_url: Mutex<String>,
     stalls: Mutex<Vec<std::time::SystemTime>>,
     /// Blob paths already cut once by [`Fault::TruncateOnceIgnoringRange`].
@@ -129,6 +163,7 @@ impl FaultProxy {
             fault: Mutex::new(Fault::None),
             requests: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
             base_url: Mutex::new(String::new()),
             stalls: Mutex::new(Vec::new()),
             cut_once: Mutex::default(),
@@ -142,6 +177,26 @@ impl FaultProxy {
     /// A proxy in front of `registry` (trusting its CA if it is TLS).
     pub fn for_registry(registry: &Registry) -> FaultProxy {
         FaultProxy::start(&registry.base_url(), registry.ca_cert_pem())
+    }
+
+    /// A registry that keeps its blobs in object storage: a proxy in front
+    /// of `registry` answering each successful blob GET with a redirect
+    /// (carrying `query`, the signature) to a second proxy, the storage
+    /// host, in front of `storage`, which must hold the same blobs.
+    /// Returns `(front, storage)`; the storage proxy's [`FaultProxy::seen`]
+    /// shows what reached it.
+    pub fn with_blob_storage(
+        registry: &Registry,
+        storage: &Registry,
+        query: &str,
+    ) -> (FaultProxy, FaultProxy) {
+        let storage = FaultProxy::for_registry(storage);
+        let front = FaultProxy::for_registry(registry);
+        front.set_fault(Fault::RedirectBlobs {
+            to: storage.base_url(),
+            query: query.to_string(),
+        });
+        (front, storage)
     }
 
     /// Replaces the current fault.
@@ -168,6 +223,11 @@ impl FaultProxy {
     /// when it had a `Range` header.
     pub fn request_log(&self) -> Vec<String> {
         self.shared.log.lock().expect("log lock").clone()
+    }
+
+    /// Every request so far with its headers.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().expect("seen lock").clone()
     }
 
     /// When each blob body stalled under [`Fault::StallBlobs`] (the moment
@@ -212,6 +272,18 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             line.push_str(&format!(" range={range}"));
         }
         shared.log.lock().expect("log lock").push(line);
+        shared.seen.lock().expect("seen lock").push(Seen {
+            method: parts.method.to_string(),
+            target: path_and_query.clone(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_string(), value)
+                })
+                .collect(),
+        });
     }
 
     let fault = {
@@ -276,6 +348,17 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     }
 
     let success = status.is_success();
+    if let Fault::RedirectBlobs { to, query } = &fault
+        && blob_get
+        && success
+    {
+        let location = format!("{to}{}?{query}", parts.uri.path());
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header("location", location)
+            .body(Body::empty())
+            .expect("redirect response");
+    }
     let body = match fault {
         Fault::FlipByteInBlobs if blob_get && success => match upstream.bytes().await {
             Ok(bytes) => {

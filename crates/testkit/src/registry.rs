@@ -76,6 +76,12 @@ pub struct RegistryConfig {
     /// With `tls`: require a client certificate signed by the registry's CA
     /// ([`Registry::client_cert_path`], [`Registry::client_key_path`]).
     pub client_auth: bool,
+    /// With [`Auth::Token`]: a token server without the OAuth2 `POST /token`
+    /// (it answers 404 there), as older token servers are.
+    pub get_only_tokens: bool,
+    /// With [`Auth::Token`]: repositories no token grants anything on (see
+    /// [`TokenServerConfig::locked_repositories`]).
+    pub locked_repositories: Vec<String>,
 }
 
 /// What [`Registry::push`] pushed.
@@ -212,6 +218,8 @@ impl Registry {
             Auth::Token { username, password } => {
                 let mut token_config = TokenServerConfig::new(username, password);
                 token_config.allow_anonymous = config.anonymous_pull;
+                token_config.oauth_post = !config.get_only_tokens;
+                token_config.locked_repositories = config.locked_repositories.clone();
                 let server = TokenServer::start(token_config);
                 let path = dir.path().join("token-signer.pem");
                 std::fs::write(&path, server.signing_cert_pem()).expect("write rootcertbundle");

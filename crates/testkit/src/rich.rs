@@ -92,16 +92,10 @@ pub fn add_pax(builder: &mut LayerBuilder, records: &[(&str, &[u8])]) {
 
 /// A GNU header for `path` (at most 100 bytes, any bytes) of `kind`.
 fn raw_header(path: &[u8], kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(kind);
+    let mut header = crate::fixture::header(kind, mode, size);
     header
         .set_path(OsStr::from_bytes(path))
         .expect("short header path");
-    header.set_mode(mode);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(FIXED_MTIME);
-    header.set_size(size);
     header
 }
 

@@ -46,11 +46,39 @@ pub struct TokenServerConfig {
     pub allow_anonymous: bool,
     /// Token lifetime in seconds (`expires_in`).
     pub expires_in: u64,
+    /// Whether `POST /token` (OAuth2) is served; without it the server
+    /// answers 404 there, as token servers that only know the GET flow do.
+    pub oauth_post: bool,
+    /// Repositories no token grants anything on: a request for them still
+    /// gets a token, with an empty grant, as Docker Hub answers for a
+    /// repository the caller may not see; the registry then refuses it.
+    pub locked_repositories: Vec<String>,
+}
+
+/// One request a [`TokenServer`] received, as [`TokenServer::log`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The query string of a GET (empty for a POST).
+    pub query: String,
+    /// The form fields of a POST body, in order (empty for a GET).
+    pub form: Vec<(String, String)>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
+
+impl TokenRequest {
+    /// The first form field named `key`, if any.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        first(&self.form, key)
+    }
 }
 
 impl TokenServerConfig {
     /// User `username` with `password`, service `hoist-test-registry`, issuer
-    /// `hoist-testkit`, no anonymous access, 300 s tokens.
+    /// `hoist-testkit`, no anonymous access, 300 s tokens, OAuth2 POST
+    /// served, no locked repositories.
     pub fn new(username: &str, password: &str) -> TokenServerConfig {
         TokenServerConfig {
             username: username.to_string(),
@@ -59,6 +87,8 @@ impl TokenServerConfig {
             issuer: crate::registry::TOKEN_ISSUER.to_string(),
             allow_anonymous: false,
             expires_in: 300,
+            oauth_post: true,
+            locked_repositories: Vec::new(),
         }
     }
 }
@@ -71,6 +101,7 @@ struct Shared {
     counter: AtomicU64,
     refresh_tokens: Mutex<HashSet<String>>,
     scopes: Mutex<Vec<String>>,
+    log: Mutex<Vec<TokenRequest>>,
 }
 
 /// A running token server on 127.0.0.1. Stops on drop.
@@ -99,6 +130,7 @@ impl TokenServer {
             counter: AtomicU64::new(0),
             refresh_tokens: Mutex::new(HashSet::new()),
             scopes: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
         });
         let router = Router::new()
             .route("/token", get(get_token).post(post_token))
@@ -147,6 +179,11 @@ impl TokenServer {
     /// Every `scope` asked for so far, in order.
     pub fn scopes(&self) -> Vec<String> {
         self.shared.scopes.lock().expect("scopes lock").clone()
+    }
+
+    /// Every request so far, in order, whatever its outcome.
+    pub fn log(&self) -> Vec<TokenRequest> {
+        self.shared.log.lock().expect("log lock").clone()
     }
 
     /// Mints a token directly (no request counted) for `subject` granting
@@ -209,6 +246,10 @@ impl Shared {
         scopes
             .iter()
             .filter_map(|s| parse_scope(s))
+            .filter(|access| {
+                let name = access["name"].as_str().unwrap_or_default();
+                !self.config.locked_repositories.iter().any(|r| r == name)
+            })
             .map(|mut access| {
                 if anonymous {
                     let pull_only: Vec<Value> = access["actions"]
@@ -304,12 +345,24 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
     Some(Some((user.to_string(), password.to_string())))
 }
 
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
 async fn get_token(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     shared.get_requests.fetch_add(1, Ordering::SeqCst);
+    shared.log.lock().expect("log lock").push(TokenRequest {
+        method: "GET".to_string(),
+        query: query.clone().unwrap_or_default(),
+        form: Vec::new(),
+        authorization: authorization(&headers),
+    });
     let params = pairs(query.as_deref().unwrap_or(""));
     if let Err(response) = shared.check_service(first(&params, "service")) {
         return *response;
@@ -341,9 +394,22 @@ async fn get_token(
     shared.token_response(token, refresh)
 }
 
-async fn post_token(State(shared): State<Arc<Shared>>, body: String) -> Response {
+async fn post_token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     shared.post_requests.fetch_add(1, Ordering::SeqCst);
     let params = pairs(&body);
+    shared.log.lock().expect("log lock").push(TokenRequest {
+        method: "POST".to_string(),
+        query: String::new(),
+        form: params.clone(),
+        authorization: authorization(&headers),
+    });
+    if !shared.config.oauth_post {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if let Err(response) = shared.check_service(first(&params, "service")) {
         return *response;
     }

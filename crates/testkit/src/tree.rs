@@ -36,8 +36,6 @@ use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 /// The kind of a file system entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FileKind {
@@ -152,7 +150,7 @@ pub fn snapshot_tree(root: &Path) -> Tree {
                 std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
             (
                 Some(meta.len()),
-                Some(format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))),
+                Some(crate::fixture::sha256_digest(&bytes)),
             )
         } else {
             (None, None)

@@ -86,16 +86,9 @@ pub fn umoci_unpack(image: &Image, dest: &Path) -> PathBuf {
         command.arg("--rootless");
     }
     command.arg(dest);
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("run umoci: {e}"));
-    assert!(
-        output.status.success(),
-        "umoci unpack into {} failed ({}):\n{}\n{}",
-        dest.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
+    crate::run_ok(
+        &mut command,
+        &format!("umoci unpack into {}", dest.display()),
     );
     dest.join("rootfs")
 }

@@ -298,44 +298,39 @@ fn token_registry_end_to_end() {
     assert_eq!(claims["sub"], "bob");
     assert_eq!(claims["access"][0]["actions"], serde_json::json!(["pull"]));
 
-    // OAuth2 POST with a password, then with the refresh token.
+    // OAuth2 POST with a password, then with the refresh token; each
+    // token it gives fetches the manifest.
     let posts = tokens.post_requests();
-    let body: serde_json::Value = client
-        .post(tokens.realm())
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "bob"),
-            ("password", "builder"),
+    let post_token = |grant: &[(&str, &str)]| -> serde_json::Value {
+        let mut form = grant.to_vec();
+        form.extend([
             ("service", "hoist-test-registry"),
             ("scope", scope),
             ("client_id", "hoist"),
-        ])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(
-        fetch(body["access_token"].as_str().unwrap()).status(),
-        StatusCode::OK
-    );
+        ]);
+        let body: serde_json::Value = client
+            .post(tokens.realm())
+            .form(&form)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            fetch(body["access_token"].as_str().unwrap()).status(),
+            StatusCode::OK
+        );
+        body
+    };
+    let body = post_token(&[
+        ("grant_type", "password"),
+        ("username", "bob"),
+        ("password", "builder"),
+    ]);
     let refresh = body["refresh_token"].as_str().unwrap().to_string();
-    let body: serde_json::Value = client
-        .post(tokens.realm())
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh.as_str()),
-            ("service", "hoist-test-registry"),
-            ("scope", scope),
-            ("client_id", "hoist"),
-        ])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(
-        fetch(body["access_token"].as_str().unwrap()).status(),
-        StatusCode::OK
-    );
+    post_token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ]);
     assert_eq!(tokens.post_requests(), posts + 2);
 
     // Failures: wrong password (GET and POST), no credentials, a token for
@@ -408,6 +403,109 @@ fn token_registry_with_anonymous_pull() {
         .send()
         .unwrap();
     assert_eq!(upload.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn token_server_logs_requests_and_can_lock_repositories_and_refuse_posts() {
+    let registry = Registry::start(RegistryConfig {
+        auth: Auth::Token {
+            username: "u".into(),
+            password: "p".into(),
+        },
+        anonymous_pull: true,
+        get_only_tokens: true,
+        locked_repositories: vec!["locked/app".into()],
+        ..RegistryConfig::default()
+    });
+    let tokens = registry.token_server().unwrap();
+    let client = registry.client();
+    let before = tokens.log().len();
+    let token_for = |repository: &str| -> String {
+        let body: serde_json::Value = client
+            .get(tokens.realm())
+            .query(&[
+                ("service", "hoist-test-registry"),
+                ("scope", &format!("repository:{repository}:pull")),
+            ])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        body["token"].as_str().unwrap().to_string()
+    };
+    let tags = |repository: &str, token: &str| {
+        client
+            .get(format!("{}/v2/{repository}/tags/list", registry.base_url()))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+    };
+    // A locked repository still gets a token, which the registry refuses.
+    assert_eq!(
+        tags("locked/app", &token_for("locked/app")),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_ne!(
+        tags("open/app", &token_for("open/app")),
+        StatusCode::UNAUTHORIZED
+    );
+    // No OAuth2 POST.
+    let post = client
+        .post(tokens.realm())
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "u"),
+            ("password", "p"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::NOT_FOUND);
+    let log = tokens.log().split_off(before);
+    let methods: Vec<&str> = log.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, ["GET", "GET", "POST"]);
+    assert!(
+        log[0]
+            .query
+            .contains("scope=repository%3Alocked%2Fapp%3Apull"),
+        "{log:?}"
+    );
+    assert_eq!(log[0].authorization, None);
+    assert_eq!(log[2].field("username"), Some("u"));
+}
+
+#[test]
+fn proxy_logs_headers_and_redirects_blobs_to_storage() {
+    let registry = Registry::plain();
+    let storage_registry = Registry::plain();
+    let blob = b"blob bytes";
+    let digest = registry.push_blob("app", blob);
+    storage_registry.push_blob("app", blob);
+    let (proxy, storage) = FaultProxy::with_blob_storage(&registry, &storage_registry, "sig=1");
+    let client = Client::builder()
+        .redirect(hoist_testkit::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}/v2/app/blobs/{digest}", proxy.base_url());
+    let redirect = client.get(&url).header("X-Probe", "1").send().unwrap();
+    assert_eq!(redirect.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = redirect.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        location,
+        format!("{}/v2/app/blobs/{digest}?sig=1", storage.base_url())
+    );
+    assert_eq!(
+        client.get(&location).send().unwrap().bytes().unwrap(),
+        &blob[..]
+    );
+    let seen = proxy.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].header("x-probe"), Some("1"));
+    assert_eq!(
+        storage.seen()[0].target,
+        format!("/v2/app/blobs/{digest}?sig=1")
+    );
 }
 
 #[test]

@@ -3,10 +3,9 @@
 use std::io::Write;
 
 use hoist_archive::{ApplyOptions, Compression, Error, apply_layer};
-use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
+use hoist_oci::sha256_digest as sha256;
 
-use crate::support::Layer;
+use crate::support::{Failing, Layer};
 
 fn sample() -> Vec<u8> {
     let mut l = Layer::new();
@@ -18,10 +17,6 @@ fn sample() -> Vec<u8> {
     // 10 KiB records leave: part of the stream, so part of the diffID.
     tar.extend_from_slice(&[0u8; 4096]);
     tar
-}
-
-fn sha256(bytes: &[u8]) -> Digest {
-    Digest::try_from(format!("sha256:{}", hex::encode(Sha256::digest(bytes)))).unwrap()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -176,26 +171,14 @@ fn corrupt_compressed_streams_are_errors() {
 /// A source that fails: reported as `Read`, not as a malformed layer.
 #[test]
 fn source_failure_is_a_read_error() {
-    struct Failing(Vec<u8>);
-    impl std::io::Read for Failing {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            if self.0.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "reset",
-                ));
-            }
-            let n = buf.len().min(self.0.len()).min(700);
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0.drain(..n);
-            Ok(n)
-        }
-    }
     let tar = sample();
     let dir = tempfile::tempdir().unwrap();
     let err = apply_layer(
         dir.path(),
-        Failing(gzip(&tar)[..40].to_vec()),
+        Failing {
+            data: gzip(&tar)[..40].to_vec(),
+            chunk: 700,
+        },
         Compression::Gzip,
         &ApplyOptions::default(),
     )

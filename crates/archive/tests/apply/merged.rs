@@ -9,12 +9,11 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use hoist_archive::{ApplyOptions, Error, LateLowers, WhiteoutMode};
 
-use crate::support::{Layer, apply, apply_with, require_root, xattr};
+use crate::support::{Layer, apply, apply_with, mount, require_root, xattr};
 
 /// What the comparison looks at for one path.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,41 +67,6 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
         }
     }
     out
-}
-
-/// An overlay mount, unmounted when dropped (also when an assertion fails).
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// Mounts `upper` over `lowers` (topmost first) at `base/merged`; fails
-/// the (privileged) test where overlayfs cannot be mounted.
-fn mount(base: &Path, lowers: &[PathBuf], upper: &Path) -> Mounted {
-    let work = base.join("work");
-    let merged = base.join("merged");
-    std::fs::create_dir(&work).unwrap();
-    std::fs::create_dir(&merged).unwrap();
-    let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lowerdir.join(":"),
-        upper.display(),
-        work.display()
-    );
-    let status = Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(&merged)
-        .status();
-    assert!(
-        matches!(status, Ok(s) if s.success()),
-        "cannot mount overlayfs here ({status:?}); run unprivileged tests with \
-         `cargo nextest run --profile unprivileged`"
-    );
-    Mounted(merged)
 }
 
 fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use hoist_archive::{ApplyOptions, Compression, Error, apply_layer};
 
-use crate::support::{Layer, apply};
+use crate::support::{Failing, Layer, apply};
 
 /// Bytes that differ from offset to offset, so a chunk out of place shows.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -132,21 +132,6 @@ fn the_first_error_in_the_stream_wins() {
 
 #[test]
 fn a_source_failing_inside_a_large_file_is_a_read_error() {
-    struct Failing(Vec<u8>);
-    impl std::io::Read for Failing {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            if self.0.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "reset",
-                ));
-            }
-            let n = buf.len().min(self.0.len()).min(64 << 10);
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0.drain(..n);
-            Ok(n)
-        }
-    }
     let mut l = Layer::new();
     l.file("small", b"s", 0o644)
         .file("big", &pattern(3 << 20, 5), 0o644);
@@ -154,7 +139,10 @@ fn a_source_failing_inside_a_large_file_is_a_read_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = apply_layer(
         dir.path(),
-        Failing(tar[..2 << 20].to_vec()),
+        Failing {
+            data: tar[..2 << 20].to_vec(),
+            chunk: 64 << 10,
+        },
         Compression::None,
         &ApplyOptions::default(),
     )

@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use hoist_archive::{Applied, ApplyOptions, Compression, Result, apply_layer};
 
@@ -316,4 +317,61 @@ pub(crate) fn assert_canary_unchanged(sandbox: &Sandbox) {
         std::fs::metadata(&sandbox.root).unwrap().is_dir(),
         "root is no longer a directory"
     );
+}
+
+/// An overlay mount, unmounted when dropped (also when an assertion fails).
+pub(crate) struct Mounted(pub(crate) PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Mounts `upper` over `lowers` (topmost first) at `base/merged`; fails
+/// the (privileged) test where overlayfs cannot be mounted.
+pub(crate) fn mount(base: &Path, lowers: &[PathBuf], upper: &Path) -> Mounted {
+    let work = base.join("work");
+    let merged = base.join("merged");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::create_dir(&merged).unwrap();
+    let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.join(":"),
+        upper.display(),
+        work.display()
+    );
+    let status = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&merged)
+        .status();
+    assert!(
+        matches!(status, Ok(s) if s.success()),
+        "cannot mount overlayfs here ({status:?}); run unprivileged tests with \
+         `cargo nextest run --profile unprivileged`"
+    );
+    Mounted(merged)
+}
+
+/// A source that hands out `data` in reads of at most `chunk` bytes, then
+/// fails with `ConnectionReset`: a download cut mid-layer.
+pub(crate) struct Failing {
+    pub(crate) data: Vec<u8>,
+    pub(crate) chunk: usize,
+}
+
+impl std::io::Read for Failing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.data.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            ));
+        }
+        let n = buf.len().min(self.data.len()).min(self.chunk);
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data.drain(..n);
+        Ok(n)
+    }
 }

@@ -2,11 +2,10 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use hoist_archive::{ApplyOptions, WhiteoutMode};
 
-use crate::support::{Layer, apply, apply_with, require_root, xattr};
+use crate::support::{Layer, apply, apply_with, mount, require_root, xattr};
 
 fn layer_one() -> Vec<u8> {
     let mut l = Layer::new();
@@ -145,33 +144,13 @@ fn overlay_mode_makes_overlay_whiteouts_privileged() {
     assert_eq!(std::fs::metadata(lower.join("a/keep")).unwrap().nlink(), 1);
 
     // Mount it: the merged view is what layer two means.
-    let work = dir.path().join("work");
-    let merged = dir.path().join("merged");
-    std::fs::create_dir(&work).unwrap();
-    std::fs::create_dir(&merged).unwrap();
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    let status = Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(&merged)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("overlay mount unavailable; checked the upper dir only");
-        return;
-    }
-    let result = std::panic::catch_unwind(|| {
-        assert_eq!(names(&merged.join("a")), ["keep"]);
-        assert_eq!(names(&merged.join("d")), ["new", "sub"]);
-        assert_eq!(names(&merged.join("d/sub")), ["new2"]);
-        assert_eq!(std::fs::read(merged.join("hl")).unwrap(), b"keep");
-        assert_eq!(std::fs::read(merged.join("e")).unwrap(), b"file e");
-    });
-    let _ = Command::new("umount").arg(&merged).status();
-    result.unwrap();
+    let mounted = mount(dir.path(), std::slice::from_ref(&lower), &upper);
+    let merged = &mounted.0;
+    assert_eq!(names(&merged.join("a")), ["keep"]);
+    assert_eq!(names(&merged.join("d")), ["new", "sub"]);
+    assert_eq!(names(&merged.join("d/sub")), ["new2"]);
+    assert_eq!(std::fs::read(merged.join("hl")).unwrap(), b"keep");
+    assert_eq!(std::fs::read(merged.join("e")).unwrap(), b"file e");
 }
 
 #[test]

@@ -93,21 +93,6 @@ fn short_id(digest: &Digest) -> String {
     digest.digest().chars().take(12).collect()
 }
 
-/// Docker's familiar reference: `alpine:latest`, `user/app@sha256:…`,
-/// `127.0.0.1:5000/app:1.0`.
-fn familiar(reference: &Reference) -> String {
-    let mut out = reference.familiar_name();
-    if let Some(tag) = reference.tag() {
-        out.push(':');
-        out.push_str(tag);
-    }
-    if let Some(digest) = reference.digest() {
-        out.push('@');
-        out.push_str(digest.as_ref());
-    }
-    out
-}
-
 /// Whether the reference as typed names neither a tag nor a digest.
 fn is_name_only(typed: &str) -> bool {
     let last = typed.rsplit('/').next().unwrap_or(typed);
@@ -243,7 +228,7 @@ impl Renderer for Docker {
                 up_to_date,
             } => {
                 println!("Digest: {digest}");
-                let shown = Reference::parse(name).map_or_else(|_| name.clone(), |r| familiar(&r));
+                let shown = Reference::parse(name).map_or_else(|_| name.clone(), |r| r.familiar());
                 if *up_to_date {
                     println!("Status: Image is up to date for {shown}");
                 } else {
@@ -269,17 +254,6 @@ impl Renderer for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn familiar_references() {
-        let f = |s: &str| familiar(&Reference::parse(s).unwrap());
-        assert_eq!(f("alpine"), "alpine:latest");
-        assert_eq!(f("docker.io/library/alpine:3.20"), "alpine:3.20");
-        assert_eq!(f("user/app:1"), "user/app:1");
-        assert_eq!(f("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app:1.0");
-        let digest = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(f(&format!("alpine@{digest}")), format!("alpine@{digest}"));
-    }
 
     #[test]
     fn name_only_references() {

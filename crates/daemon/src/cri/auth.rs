@@ -21,6 +21,7 @@
 
 use base64::Engine as _;
 use hoist_engine::Credentials;
+use hoist_engine::login::registry_host;
 
 use super::proto::AuthConfig;
 
@@ -73,22 +74,6 @@ pub(crate) fn credentials(
 /// Whether `auth` carries a `registry_token` that [`credentials`] ignores.
 pub(crate) fn ignores_registry_token(auth: Option<&AuthConfig>) -> bool {
     auth.is_some_and(|auth| !auth.registry_token.is_empty())
-}
-
-/// `host[:port]` of a server address or domain, lowercase, with Docker
-/// Hub's several names folded into `docker.io`.
-fn registry_host(address: &str) -> String {
-    let rest = address
-        .strip_prefix("https://")
-        .or_else(|| address.strip_prefix("http://"))
-        .unwrap_or(address);
-    let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        _ => host,
-    }
 }
 
 #[cfg(test)]

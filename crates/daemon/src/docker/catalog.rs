@@ -21,7 +21,7 @@ use hoist_oci::{Descriptor, Reference};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::names::{self, NameKind, familiar};
+use super::names::{self, NameKind};
 use super::version::ApiVersion;
 
 /// One engine image record, as far as docker's views need it.
@@ -139,7 +139,7 @@ impl Catalog {
                         record,
                         by_id: false,
                     }),
-                    None => Err(no_such_image(&familiar(&reference))),
+                    None => Err(no_such_image(&reference.familiar())),
                 }
             }
         }

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::catalog::{self, Catalog, ConfigView, Record, Removal};
 use super::error::ApiError;
 use super::filters::{FilterError, ImageFilters};
-use super::names::{self, familiar};
+use super::names;
 use super::version::ApiVersion;
 use crate::service::Service;
 
@@ -37,7 +37,7 @@ async fn blocking<T: Send + 'static>(
 fn engine_error(error: hoist_engine::Error) -> ApiError {
     match error {
         hoist_engine::Error::ImageNotFound(name) => {
-            let shown = Reference::parse(&name).map_or(name, |r| familiar(&r));
+            let shown = Reference::parse(&name).map_or(name, |r| r.familiar());
             catalog::no_such_image(&shown)
         }
         hoist_engine::Error::Oci(error) => ApiError::bad_request(error.to_string()),
@@ -233,7 +233,7 @@ pub async fn remove(
                 Err(hoist_engine::Error::ImageNotFound(_)) => {}
                 Err(error) => return Err(engine_error(error)),
             }
-            let shown = Reference::parse(&record).map_or(record, |r| familiar(&r));
+            let shown = Reference::parse(&record).map_or(record, |r| r.familiar());
             entries.push(json!({ "Untagged": shown }));
         }
         if let Some(id) = deleted {

@@ -10,8 +10,6 @@
 
 use hoist_oci::Reference;
 
-pub use super::progress::familiar;
-
 /// What `POST /images/create` pulls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullTarget {
@@ -106,7 +104,7 @@ pub fn classify(name: &str) -> NameKind {
 /// docker's `reference.FamiliarMatch`: the glob `pattern` against the
 /// familiar reference, then against the familiar name alone.
 pub fn familiar_match(pattern: &str, reference: &Reference) -> bool {
-    path_match(pattern, &familiar(reference)) || path_match(pattern, &reference.familiar_name())
+    path_match(pattern, &reference.familiar()) || path_match(pattern, &reference.familiar_name())
 }
 
 /// Go's `path.Match`: `*` is any run of characters but `/`, `?` one

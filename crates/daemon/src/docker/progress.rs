@@ -256,21 +256,6 @@ pub fn short_id(digest: &Digest) -> String {
     digest.digest().chars().take(12).collect()
 }
 
-/// docker's familiar reference: `alpine:latest`, `user/app@sha256:…`,
-/// `127.0.0.1:5000/app:1.0`.
-pub fn familiar(reference: &Reference) -> String {
-    let mut out = reference.familiar_name();
-    if let Some(tag) = reference.tag() {
-        out.push(':');
-        out.push_str(tag);
-    }
-    if let Some(digest) = reference.digest() {
-        out.push('@');
-        out.push_str(digest.as_ref());
-    }
-    out
-}
-
 /// What docker would know of one config or layer.
 #[derive(Debug)]
 struct Leaf {
@@ -482,7 +467,7 @@ impl Translator {
                 up_to_date,
             } => {
                 out.push(Message::status(None, format!("Digest: {digest}")));
-                let shown = Reference::parse(name).map_or_else(|_| name.clone(), |r| familiar(&r));
+                let shown = Reference::parse(name).map_or_else(|_| name.clone(), |r| r.familiar());
                 out.push(Message::status(
                     None,
                     if *up_to_date {
@@ -838,16 +823,5 @@ mod tests {
             total: 0,
         };
         assert_eq!(unknown_total.render(), " 2.048kB");
-    }
-
-    #[test]
-    fn familiar_references() {
-        let f = |s: &str| familiar(&Reference::parse(s).unwrap());
-        assert_eq!(f("alpine"), "alpine:latest");
-        assert_eq!(f("docker.io/library/alpine:3.20"), "alpine:3.20");
-        assert_eq!(f("user/app:1"), "user/app:1");
-        assert_eq!(f("127.0.0.1:5000/app:1.0"), "127.0.0.1:5000/app:1.0");
-        let d = digest('a');
-        assert_eq!(f(&format!("alpine@{d}")), format!("alpine@{d}"));
     }
 }

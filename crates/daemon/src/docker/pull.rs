@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use super::auth::AuthConfig;
 use super::error::ApiError;
-use super::names::{self, PullTarget, familiar};
+use super::names::{self, PullTarget};
 use super::progress::{Message, Translator, TranslatorOptions};
 use crate::service::{PullError, PullRequest, Service};
 
@@ -218,7 +218,7 @@ fn pull_error(error: &PullError, reference: &Reference, resolved: bool) -> ApiEr
             // Before resolving, a 404 is the manifest's (a blob's later).
             Remote::NotFound { .. } if !resolved => ApiError::not_found(format!(
                 "manifest for {} not found: manifest unknown: manifest unknown",
-                familiar(reference)
+                reference.familiar()
             )),
             other => ApiError::internal(other.to_string()),
         },
