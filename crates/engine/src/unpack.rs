@@ -36,7 +36,7 @@ use hoist_archive::{ApplyOptions, Compression as ArchiveCompression, LateLowers}
 use hoist_metadata::LeaseResource;
 use hoist_oci::manifest::{self, Children};
 use hoist_oci::media_type::{self, Compression, Kind};
-use hoist_oci::{Descriptor, Digest, sha256_digest};
+use hoist_oci::{Descriptor, Digest};
 use hoist_snapshot::{Kind as SnapshotKind, Labels, Snapshotter};
 
 use crate::feed::{End, Feed, Feeds, Follower};
@@ -70,21 +70,8 @@ pub(crate) struct LayerChain {
 impl LayerChain {
     /// The chainIDs of every prefix of the layer stack, bottom first.
     pub(crate) fn chain_ids(&self) -> Vec<Digest> {
-        chain_ids(&self.diff_ids)
+        hoist_oci::digest::chain_ids(&self.diff_ids)
     }
-}
-
-/// The chainIDs of a diffID stack, as the OCI image spec defines them.
-pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
-    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
-    for diff_id in diff_ids {
-        let next = match chain.last() {
-            None => diff_id.clone(),
-            Some(parent) => sha256_digest(format!("{parent} {diff_id}").as_bytes()),
-        };
-        chain.push(next);
-    }
-    chain
 }
 
 /// An unpack running beside the downloads it follows.
@@ -644,26 +631,7 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chain_ids_follow_the_image_spec() {
-        // Vectors computed outside hoist, with coreutils:
-        //   a=$(printf a | sha256sum); ab=$(printf "sha256:$a sha256:$b" | sha256sum); …
-        let digest = |hex: &str| hoist_oci::digest::parse_digest(&format!("sha256:{hex}")).unwrap();
-        let a = digest("ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
-        let b = digest("3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d");
-        let c = digest("2e7d2c03a9507ae265ecf5b5356885a53393a2029d241394997265a1a25aefc6");
-        let chain = chain_ids(&[a.clone(), b, c]);
-        assert_eq!(chain[0], a);
-        assert_eq!(
-            chain[1],
-            digest("51c0c8ace48498d6f5fee6b0592cc06f2da0f3cbe09c5a34a97dce85c3889676")
-        );
-        assert_eq!(
-            chain[2],
-            digest("2fce7f8ce91bcf0a1428b36e1024639fdbd9469eea762dba98aa749631885106")
-        );
-    }
+    use hoist_oci::sha256_digest;
 
     #[test]
     fn diff_ids_are_read_from_the_config() {

@@ -3,7 +3,9 @@
 //! commits is exactly what a pull from the store would commit.
 
 use hoist_engine::{BlobKind, Engine, EngineOptions, Event, PullOptions};
-use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, Registry, layer, simple_image};
+use hoist_testkit::{
+    Compression, Fault, FaultProxy, Format, Image, Registry, layer, noise, simple_image,
+};
 use tokio::sync::mpsc;
 
 fn host_platform() -> String {
@@ -93,19 +95,6 @@ async fn each_layer_is_applied_while_later_layers_download() {
     }
     let report = engine.check(false).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-}
-
-/// `len` bytes that do not compress, from `seed`.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -336,4 +336,24 @@ mod tests {
         assert!(err.starts_with("digest mismatch: expected sha256:"));
         assert!(!err.contains('\n'));
     }
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        // Vectors computed outside hoist, with coreutils:
+        //   a=$(printf a | sha256sum); ab=$(printf "sha256:$a sha256:$b" | sha256sum); …
+        let digest = |hex: &str| parse_digest(&format!("sha256:{hex}")).unwrap();
+        let a = digest("ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
+        let b = digest("3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d");
+        let c = digest("2e7d2c03a9507ae265ecf5b5356885a53393a2029d241394997265a1a25aefc6");
+        let chain = chain_ids(&[a.clone(), b, c]);
+        assert_eq!(chain[0], a);
+        assert_eq!(
+            chain[1],
+            digest("51c0c8ace48498d6f5fee6b0592cc06f2da0f3cbe09c5a34a97dce85c3889676")
+        );
+        assert_eq!(
+            chain[2],
+            digest("2fce7f8ce91bcf0a1428b36e1024639fdbd9469eea762dba98aa749631885106")
+        );
+    }
 }
