@@ -151,7 +151,11 @@ impl Platform {
     pub fn to_spec(&self) -> SpecPlatform {
         let mut p = SpecPlatform::default();
         p.set_os(Os::from(self.os.as_str()));
-        p.set_architecture(Arch::from(self.architecture.as_str()));
+        p.set_architecture(match self.architecture.as_str() {
+            // oci-spec 0.10 reads `armbe` as `arm64be`; name it verbatim.
+            "armbe" => Arch::Other("armbe".to_owned()),
+            other => Arch::from(other),
+        });
         p.set_variant(self.variant.clone());
         p.set_os_version(self.os_version.clone());
         p.set_os_features((!self.os_features.is_empty()).then(|| self.os_features.clone()));
@@ -580,6 +584,21 @@ mod tests {
         assert_eq!(spec.architecture(), &Arch::ARM);
         assert_eq!(spec.variant().as_deref(), Some("v7"));
         assert_eq!(Platform::from(&spec), y);
+    }
+
+    /// Found by the `platform` fuzz target (`fuzz/`): `oci-spec` turns the
+    /// architecture `armbe` into `arm64be`, so `to_spec` wrote another
+    /// platform than the one it was given.
+    #[test]
+    fn spec_conversion_keeps_armbe() {
+        let x = p("linux/armbe");
+        let spec = x.to_spec();
+        assert_eq!(spec.architecture().to_string(), "armbe");
+        assert_eq!(Platform::from(&spec), x);
+        assert_eq!(
+            Platform::from(&p("linux/arm64be").to_spec()),
+            p("linux/arm64be")
+        );
     }
 
     #[test]
