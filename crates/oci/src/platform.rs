@@ -151,7 +151,11 @@ impl Platform {
     pub fn to_spec(&self) -> SpecPlatform {
         let mut p = SpecPlatform::default();
         p.set_os(Os::from(self.os.as_str()));
-        p.set_architecture(Arch::from(self.architecture.as_str()));
+        p.set_architecture(match self.architecture.as_str() {
+            // oci-spec 0.10 reads `armbe` as `arm64be`; name it verbatim.
+            "armbe" => Arch::Other("armbe".to_owned()),
+            other => Arch::from(other),
+        });
         p.set_variant(self.variant.clone());
         p.set_os_version(self.os_version.clone());
         p.set_os_features((!self.os_features.is_empty()).then(|| self.os_features.clone()));
@@ -407,7 +411,17 @@ fn same_platform(want: &Platform, have: &Platform) -> bool {
         }
 }
 
-/// containerd's `platformVector`: `p` followed by what else it can run, best first.
+/// The highest amd64 microarchitecture level (x86-64-v4); a higher variant
+/// still runs every real level below it.
+const AMD64_MAX_LEVEL: u32 = 4;
+
+/// The highest 32-bit ARM variant below which others are listed (`arm/v8`).
+const ARM_MAX_VARIANT: u32 = 8;
+
+/// containerd's `platformVector`: `p` followed by what else it can run, best
+/// first. The lower variants listed are the real ones only, so a specifier
+/// such as `linux/amd64/v99999999` (a daemon takes platforms from its
+/// clients) lists a handful, not a hundred million.
 fn compatible(p: &Platform) -> Vec<Platform> {
     let with = |architecture: &str, variant: Option<String>| Platform {
         architecture: architecture.to_owned(),
@@ -423,13 +437,19 @@ fn compatible(p: &Platform) -> Vec<Platform> {
     match p.architecture.as_str() {
         "amd64" => {
             if let Some(n) = version(&p.variant) {
-                out.extend((1..n).rev().map(|k| with("amd64", Some(format!("v{k}")))));
+                let below = n.min(AMD64_MAX_LEVEL + 1);
+                out.extend(
+                    (1..below)
+                        .rev()
+                        .map(|k| with("amd64", Some(format!("v{k}")))),
+                );
             }
             out.push(with("386", None));
         }
         "arm" => {
             if let Some(n) = version(&p.variant) {
-                out.extend((5..n).rev().map(|k| with("arm", Some(format!("v{k}")))));
+                let below = n.min(ARM_MAX_VARIANT + 1);
+                out.extend((5..below).rev().map(|k| with("arm", Some(format!("v{k}")))));
             }
         }
         "arm64" => {
@@ -566,6 +586,21 @@ mod tests {
         assert_eq!(Platform::from(&spec), y);
     }
 
+    /// Found by the `platform` fuzz target (`fuzz/`): `oci-spec` turns the
+    /// architecture `armbe` into `arm64be`, so `to_spec` wrote another
+    /// platform than the one it was given.
+    #[test]
+    fn spec_conversion_keeps_armbe() {
+        let x = p("linux/armbe");
+        let spec = x.to_spec();
+        assert_eq!(spec.architecture().to_string(), "armbe");
+        assert_eq!(Platform::from(&spec), x);
+        assert_eq!(
+            Platform::from(&p("linux/arm64be").to_spec()),
+            p("linux/arm64be")
+        );
+    }
+
     #[test]
     fn only_prefers_exact_arm_variant_then_lower() {
         let m = PlatformMatcher::only(p("linux/arm/v7"));
@@ -598,6 +633,29 @@ mod tests {
         assert_eq!(v3.rank(&p("linux/amd64")), Some(2));
         assert_eq!(v3.rank(&p("linux/386")), Some(3));
         assert!(!PlatformMatcher::only(p("linux/amd64")).matches(&p("linux/amd64/v2")));
+    }
+
+    /// Reproduced by the `platform` fuzz target (`fuzz/`): a huge variant made
+    /// `only` list every lower one, 12 GB for `linux/amd64/v99999999`.
+    #[test]
+    fn only_with_huge_variant_lists_only_real_lower_variants() {
+        let amd64 = PlatformMatcher::only(p("linux/amd64/v99999999"));
+        assert_eq!(amd64.ordered.as_ref().unwrap().len(), 6);
+        assert_eq!(amd64.rank(&p("linux/amd64/v4")), Some(1));
+        assert_eq!(amd64.rank(&p("linux/amd64")), Some(4));
+        assert_eq!(amd64.rank(&p("linux/386")), Some(5));
+        let arm = PlatformMatcher::only(p("linux/arm/v4294967295"));
+        assert_eq!(arm.ordered.as_ref().unwrap().len(), 5);
+        assert_eq!(arm.rank(&p("linux/arm/v8")), Some(1));
+        assert_eq!(arm.rank(&p("linux/arm/v5")), Some(4));
+        let arm64 = PlatformMatcher::only(p("linux/arm64/v99999999"));
+        assert_eq!(arm64.ordered.as_ref().unwrap().len(), 6);
+        assert_eq!(arm64.rank(&p("linux/arm/v7")), Some(3));
+        // Real variants keep their lists.
+        let v5 = PlatformMatcher::only(p("linux/amd64/v5"));
+        assert_eq!(v5.rank(&p("linux/amd64/v4")), Some(1));
+        let v9 = PlatformMatcher::only(p("linux/arm64/v9"));
+        assert_eq!(v9.rank(&p("linux/arm/v8")), Some(2));
     }
 
     #[test]

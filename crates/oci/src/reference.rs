@@ -94,7 +94,9 @@ impl Reference {
             return self.name();
         }
         let short = match self.repository.strip_prefix(OFFICIAL_PREFIX) {
-            Some(rest) if !rest.contains('/') => rest,
+            // A bare 64-hex name would parse back as an image id; keep
+            // `library/` so the name round-trips.
+            Some(rest) if !rest.contains('/') && !is_image_id(rest) => rest,
             _ => &self.repository,
         };
         // Docker would print `docker.io/a.b/c` as `a.b/c`, which parses back
@@ -213,8 +215,7 @@ fn parse(s: &str) -> std::result::Result<Reference, ReferenceErrorKind> {
     if s.chars().any(char::is_whitespace) {
         return Err(K::Whitespace);
     }
-    // Docker reserves bare 64-hex strings for image ids.
-    if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if is_image_id(s) {
         return Err(K::ImageId);
     }
 
@@ -277,6 +278,11 @@ fn parse(s: &str) -> std::result::Result<Reference, ReferenceErrorKind> {
         tag,
         digest,
     })
+}
+
+/// Docker reserves bare 64-hex strings for image ids.
+fn is_image_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn is_domain_like(first: &str) -> bool {
@@ -613,6 +619,19 @@ mod tests {
             r("127.0.0.1:5000/app").familiar_name(),
             "127.0.0.1:5000/app"
         );
+    }
+
+    /// Found by the `reference` fuzz target (`fuzz/`): `<64 hex>:tag` is a
+    /// valid reference, but its familiar name was the bare hex, which
+    /// parses as an image id, not as the same repository.
+    #[test]
+    fn familiar_name_of_image_id_like_repository_parses_back() {
+        let p = r(&format!("{HEX}:h6--"));
+        assert_eq!(p.repository(), format!("library/{HEX}"));
+        assert_eq!(p.familiar_name(), format!("library/{HEX}"));
+        assert_eq!(r(&p.familiar_name()).name(), p.name());
+        // One character off is an ordinary name again.
+        assert_eq!(r(&HEX[1..]).familiar_name(), &HEX[1..]);
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub(crate) fn parse_challenges(value: &str) -> std::result::Result<Vec<Challenge
         loop {
             let before = cur.pos;
             cur.skip_ws_and_commas();
+            let param_start = cur.pos;
             let Some(name) = cur.token().map(|t| t.to_ascii_lowercase()) else {
                 // token68 (e.g. `Negotiate abc==`): keep it under an empty name.
                 let start = cur.pos;
@@ -141,7 +142,10 @@ pub(crate) fn parse_challenges(value: &str) -> std::result::Result<Vec<Challenge
                     while cur.peek() == Some('=') {
                         cur.pos += 1;
                     }
-                    params.insert(String::new(), cur.s[before..cur.pos].trim().to_owned());
+                    // The token68 starts at the name, not at the separator
+                    // before it.
+                    let token68 = cur.s[param_start..cur.pos].trim_end();
+                    params.insert(String::new(), token68.to_owned());
                     continue;
                 }
                 _ => {
@@ -641,6 +645,18 @@ mod tests {
         assert!(cs[0].params.is_empty());
         assert_eq!(cs[1].params["realm"], "x");
         assert!(parse_challenges("").unwrap().is_empty());
+    }
+
+    /// Found by the `www_authenticate` fuzz target (`fuzz/`): a token68
+    /// after a separator kept the separator (`,.=` rather than `.=`).
+    #[test]
+    fn token68_after_a_separator_excludes_it() {
+        assert_eq!(one("`,.=").params[""], ".=");
+        let c = one(r#"Negotiate realm="r", abc= "#);
+        assert_eq!(c.params["realm"], "r");
+        assert_eq!(c.params[""], "abc=");
+        assert_eq!(one("Negotiate abc=").params[""], "abc=");
+        assert_eq!(one("Negotiate ,, abc = ==").params[""], "abc = ==");
     }
 
     #[test]

@@ -116,6 +116,32 @@ impl Repository {
     }
 }
 
+/// The private parsers, for the fuzz targets in `fuzz/` (the `fuzzing`
+/// feature). Not part of the API: no stability promise.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::collections::HashMap;
+
+    /// Parses one `WWW-Authenticate` header value into its challenges: each
+    /// challenge's lowercased scheme and its parameters (lowercased names; a
+    /// token68 under the empty name).
+    #[expect(
+        clippy::type_complexity,
+        reason = "plain std types keep this entry point the whole surface"
+    )]
+    pub fn parse_www_authenticate(
+        value: &str,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, String> {
+        crate::auth::parse_challenges(value).map(|challenges| {
+            challenges
+                .into_iter()
+                .map(|c| (c.scheme, c.params))
+                .collect()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
