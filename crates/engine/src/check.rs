@@ -225,7 +225,9 @@ pub struct CheckReport {
     /// What an interrupted operation left behind that nothing references
     /// and a collection removes: snapshot directories without a record (a
     /// snapshot's directory is made before its record and deleted after
-    /// it, so a kill leaves these, never a record without its directory).
+    /// it, so a kill leaves these, never a record without its directory),
+    /// and verified blobs without a record (a blob is linked into place
+    /// before it is recorded; the next pull that needs it records it).
     /// Not problems: the store is consistent with them.
     pub leftovers: Vec<Problem>,
     /// What the repair did (empty without `repair`).
@@ -275,7 +277,7 @@ impl Engine {
             }
             found.good.insert(info.digest.to_string());
             if !records.contains_key(&info.digest.to_string()) {
-                report.problems.push(Problem::UnrecordedBlob {
+                report.leftovers.push(Problem::UnrecordedBlob {
                     digest: info.digest.clone(),
                 });
                 found.unrecorded.push(info.digest.clone());
@@ -686,7 +688,7 @@ mod tests {
             "{lines:?}"
         );
         assert!(
-            report.problems.contains(&Problem::UnrecordedBlob {
+            report.leftovers.contains(&Problem::UnrecordedBlob {
                 digest: unrecorded.clone()
             }),
             "{lines:?}"
@@ -698,7 +700,8 @@ mod tests {
                 .any(|p| matches!(p, Problem::CorruptBlob { digest, .. } if *digest == corrupt)),
             "{lines:?}"
         );
-        assert_eq!(report.problems.len(), 3, "{lines:?}");
+        assert_eq!(report.problems.len(), 2, "{lines:?}");
+        assert_eq!(report.leftovers.len(), 1, "{:?}", report.leftovers);
 
         let repaired = engine.check(true).unwrap();
         assert_eq!(repaired.repairs.len(), 3, "{:?}", repaired.repairs);

@@ -174,7 +174,7 @@ impl<'a> Session<'a> {
             walk.manifests.clone(),
             self.options,
             self.lease.clone().expect("writes run under a lease"),
-            feeds.clone(),
+            Some(feeds.clone()),
         );
         let downloaded = self.fetch_leaves(&mut walk).await;
         // Whatever the unpacker still waits for is stored now, or never

@@ -331,28 +331,8 @@ impl Engine {
         options: &PullOptions,
         lease: &Lease,
     ) -> Result<Unpacked> {
-        // One of the engine's `max_concurrent_unpacks` slots, for all of
-        // these layers (they apply one after another).
-        let permit = self
-            .shared
-            .unpacks
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?;
-        // Everything here touches the disk (opening a snapshotter probes the
-        // kernel once; reading configs; applying layers), so it runs off the
-        // runtime as one blocking task, holding the lease until it ends.
-        let engine = self.clone();
-        let snapshotter = options.snapshotter.clone();
-        let manifests = manifests.to_vec();
-        let progress = Progress::new(options.progress.clone());
-        let lease = lease.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            engine.unpack_manifests(snapshotter.as_deref(), &manifests, &lease, &progress, None)
-        })
-        .await?
+        let unpacking = self.start_unpack(manifests.to_vec(), options, lease.clone(), None);
+        Ok(unpacking.finish().await?.0)
     }
 
     /// Step 5: records `name → target` with `labels`, merged in one

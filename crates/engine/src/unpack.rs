@@ -98,16 +98,17 @@ enum Input {
 }
 
 impl Engine {
-    /// Starts unpacking `manifests` (stored already; their configs and
-    /// layers still downloading) under one of the engine's
-    /// `max_concurrent_unpacks` slots; each blob is awaited, or followed as
-    /// it arrives, through `feeds`.
+    /// Starts unpacking `manifests` (stored already) under one of the
+    /// engine's `max_concurrent_unpacks` slots, off the runtime (it touches
+    /// the disk throughout), holding `lease` until it ends. With `feeds`,
+    /// configs and layers may still be downloading: each blob is awaited,
+    /// or followed as it arrives.
     pub(crate) fn start_unpack(
         &self,
         manifests: Vec<Descriptor>,
         options: &PullOptions,
         lease: Lease,
-        feeds: Arc<Feeds>,
+        feeds: Option<Arc<Feeds>>,
     ) -> Unpacking {
         let engine = self.clone();
         let snapshotter = options.snapshotter.clone();
@@ -127,7 +128,7 @@ impl Engine {
                     &manifests,
                     &lease,
                     &progress,
-                    Some(&feeds),
+                    feeds.as_deref(),
                 )
             })
             .await?
