@@ -12,6 +12,9 @@
 //!    (`unpack`);
 //! 5. [`Engine::register`]: a name for the image.
 //!
+//! [`Engine::pull`] runs steps 3 and 4 together: unpacking starts once the
+//! manifests are known, and each layer is applied while it downloads.
+//!
 //! Crash ordering: a blob becomes visible only by the content store's atomic
 //! rename after verification; the image record is written only after every
 //! blob it needs is stored. A killed pull leaves ingests the next pull
