@@ -446,10 +446,13 @@ impl Engine {
                 continue;
             }
             if !options.dry_run {
-                // The file first: a crash in between leaves a record without
-                // a blob, which the next collection drops.
-                self.content.delete(&info.digest)?;
+                // The record first, as a pull writes them the other way
+                // round: a kill in between leaves a verified blob without a
+                // record, a leftover `check` knows (the next collection
+                // deletes it, a pull that needs it records it), never a
+                // record whose blob is gone.
                 self.db.delete_content(&info.digest)?;
+                self.content.delete(&info.digest)?;
             }
             report.blobs.push(FreedBlob {
                 digest: info.digest,
