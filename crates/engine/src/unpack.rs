@@ -512,9 +512,11 @@ impl Engine {
             tracing::warn!(layer = %layer.descriptor.digest(), entry = %skipped, "skipped while unpacking");
         }
         // The applier may stop before the blob's last bytes (tar padding);
-        // the snapshot still waits for the blob's own verification.
+        // the snapshot still waits for the blob's own verification, and
+        // counts only if the bytes it read are the ones verified (no
+        // rewind since).
         if let Some(feed) = feed
-            && feed.wait_end() != End::Stored
+            && (feed.wait_end() != End::Stored || feed.rewound())
         {
             return Err(Error::DownloadFailed {
                 digest: layer.descriptor.digest().to_string(),
