@@ -721,14 +721,61 @@ fn fill(
 /// Copies every xattr of open file `src` onto `dst`.
 fn copy_xattrs_fd(src: &impl AsFd, dst: &impl AsFd, scratch: &mut Scratch) -> io::Result<()> {
     let (src, dst): (BorrowedFd<'_>, BorrowedFd<'_>) = (src.as_fd(), dst.as_fd());
+    copy_xattrs(
+        scratch,
+        XattrCalls {
+            list: |buf: &mut [u8]| rustix::fs::flistxattr(src, buf),
+            list_len: || rustix::fs::flistxattr_query(src),
+            get: |name: &CStr, buf: &mut [u8]| rustix::fs::fgetxattr(src, name, buf),
+            get_len: |name: &CStr| rustix::fs::fgetxattr_query(src, name),
+            set: |name: &CStr, value: &[u8]| {
+                rustix::fs::fsetxattr(dst, name, value, XattrFlags::empty())
+            },
+        },
+    )
+}
+
+/// Copies every xattr of `src` onto `dst`, neither followed if a symlink.
+fn copy_xattrs_path(src: &Path, dst: &Path, scratch: &mut Scratch) -> io::Result<()> {
+    copy_xattrs(
+        scratch,
+        XattrCalls {
+            list: |buf: &mut [u8]| rustix::fs::llistxattr(src, buf),
+            list_len: || rustix::fs::llistxattr_query(src),
+            get: |name: &CStr, buf: &mut [u8]| rustix::fs::lgetxattr(src, name, buf),
+            get_len: |name: &CStr| rustix::fs::lgetxattr_query(src, name),
+            set: |name: &CStr, value: &[u8]| {
+                rustix::fs::lsetxattr(dst, name, value, XattrFlags::empty())
+            },
+        },
+    )
+}
+
+/// The xattr calls on one source and one destination, by fd or by path.
+struct XattrCalls<L, LL, G, GL, S> {
+    list: L,
+    list_len: LL,
+    get: G,
+    get_len: GL,
+    set: S,
+}
+
+/// Copies every xattr `calls` list from their source to their destination.
+fn copy_xattrs<L, LL, G, GL, S>(
+    scratch: &mut Scratch,
+    mut calls: XattrCalls<L, LL, G, GL, S>,
+) -> io::Result<()>
+where
+    L: FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+    LL: FnMut() -> rustix::io::Result<usize>,
+    G: FnMut(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
+    GL: FnMut(&CStr) -> rustix::io::Result<usize>,
+    S: FnMut(&CStr, &[u8]) -> rustix::io::Result<()>,
+{
     let Scratch {
         names: list, value, ..
     } = scratch;
-    let n = match fill(
-        list,
-        |buf| rustix::fs::flistxattr(src, buf),
-        || rustix::fs::flistxattr_query(src),
-    ) {
+    let n = match fill(list, &mut calls.list, &mut calls.list_len) {
         Ok(n) => n,
         // A file system without xattrs has none to copy.
         Err(Errno::OPNOTSUPP) => return Ok(()),
@@ -737,43 +784,14 @@ fn copy_xattrs_fd(src: &impl AsFd, dst: &impl AsFd, scratch: &mut Scratch) -> io
     for name in names(&list[..n]) {
         let len = match fill(
             value,
-            |buf| rustix::fs::fgetxattr(src, name, buf),
-            || rustix::fs::fgetxattr_query(src, name),
+            |buf| (calls.get)(name, buf),
+            || (calls.get_len)(name),
         ) {
             Ok(len) => len,
             Err(Errno::NODATA) => continue,
             Err(e) => return Err(e.into()),
         };
-        rustix::fs::fsetxattr(dst, name, &value[..len], XattrFlags::empty())?;
-    }
-    Ok(())
-}
-
-/// Copies every xattr of `src` onto `dst`, neither followed if a symlink.
-fn copy_xattrs_path(src: &Path, dst: &Path, scratch: &mut Scratch) -> io::Result<()> {
-    let Scratch {
-        names: list, value, ..
-    } = scratch;
-    let n = match fill(
-        list,
-        |buf| rustix::fs::llistxattr(src, buf),
-        || rustix::fs::llistxattr_query(src),
-    ) {
-        Ok(n) => n,
-        Err(Errno::OPNOTSUPP) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    for name in names(&list[..n]) {
-        let len = match fill(
-            value,
-            |buf| rustix::fs::lgetxattr(src, name, buf),
-            || rustix::fs::lgetxattr_query(src, name),
-        ) {
-            Ok(len) => len,
-            Err(Errno::NODATA) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        rustix::fs::lsetxattr(dst, name, &value[..len], XattrFlags::empty())?;
+        (calls.set)(name, &value[..len])?;
     }
     Ok(())
 }
