@@ -25,11 +25,11 @@ use super::label;
 /// A regular file with at most this much data travels in a batch.
 const SMALL: u64 = 256 << 10;
 /// A batch is sent once its data reaches this size…
-const BATCH_DATA: usize = 1 << 20;
+const BATCH_DATA: usize = 256 << 10;
 /// …or it holds this many entries.
 const BATCH_ENTRIES: usize = 256;
 /// A large file's data travels in chunks of this size.
-pub(super) const CHUNK: usize = 1 << 20;
+pub(super) const CHUNK: usize = 256 << 10;
 
 /// What the reading thread sends the applying thread.
 pub(super) enum Msg {
