@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION};
@@ -154,7 +154,12 @@ pub(crate) struct Transport {
     options: RegistryOptions,
     /// PEM certificates from `ca_files`, parsed once.
     global_roots: Vec<reqwest::Certificate>,
-    default_client: reqwest::Client,
+    /// The client for https with the system's roots, built on first use:
+    /// reading and parsing the system's ~150 root certificates is a third
+    /// of a warm re-pull's 20 ms, and a plain-http pull never needs them.
+    default_client: OnceLock<reqwest::Client>,
+    /// The client for plain-http requests: no roots at all.
+    plain_client: OnceLock<reqwest::Client>,
     /// Clients for hosts with their own CA directory (or `None`: use the default).
     host_clients: Mutex<HashMap<String, Option<reqwest::Client>>>,
     /// The scheme that worked for each registry host.
@@ -224,11 +229,11 @@ impl Transport {
         for path in &options.ca_files {
             global_roots.extend(read_pem_file(path)?);
         }
-        let default_client = build_client(&options, &global_roots)?;
         Ok(Transport {
             options,
             global_roots,
-            default_client,
+            default_client: OnceLock::new(),
+            plain_client: OnceLock::new(),
             host_clients: Mutex::new(HashMap::new()),
             schemes: Mutex::new(HashMap::new()),
             hosts: Mutex::new(HashMap::new()),
@@ -321,14 +326,29 @@ impl Transport {
         &self.options
     }
 
+    /// The https client with the system's roots and `ca_files`.
+    fn default_client(&self) -> Result<reqwest::Client> {
+        once_client(&self.default_client, || {
+            build_client(&self.options, &self.global_roots)
+        })
+    }
+
+    /// The client for plain-http URLs: the same settings, no roots, as
+    /// nothing it sends is encrypted.
+    fn plain_client(&self) -> Result<reqwest::Client> {
+        once_client(&self.plain_client, || {
+            finish(client_builder(&self.options).tls_built_in_root_certs(false))
+        })
+    }
+
     /// The client for `authority`, with that host's extra CAs if any.
     pub(crate) fn client_for(&self, authority: &str) -> Result<reqwest::Client> {
         let Some(dir) = &self.options.hosts_dir else {
-            return Ok(self.default_client.clone());
+            return self.default_client();
         };
         let mut map = self.host_clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(hit) = map.get(authority) {
-            return Ok(hit.clone().unwrap_or_else(|| self.default_client.clone()));
+            return hit.clone().map_or_else(|| self.default_client(), Ok);
         }
         let files = host_ca_files(dir, authority);
         let client = if files.is_empty() {
@@ -342,7 +362,7 @@ impl Transport {
             Some(build_client(&self.options, &roots)?)
         };
         map.insert(authority.to_owned(), client.clone());
-        Ok(client.unwrap_or_else(|| self.default_client.clone()))
+        client.map_or_else(|| self.default_client(), Ok)
     }
 
     /// Schemes to try for a registry host: the remembered one, or the candidates.
@@ -409,6 +429,7 @@ impl Transport {
             let host = authority(&url);
             let client = match first_client.take() {
                 Some(client) => client,
+                None if url.scheme() == "http" => self.plain_client()?,
                 None => self.client_for(&host)?,
             };
             let mut request = client
@@ -472,12 +493,41 @@ fn build_client(
     build_client_with(options, roots, None, false)
 }
 
+/// The client from `cell`, built by `build` the first time.
+fn once_client(
+    cell: &OnceLock<reqwest::Client>,
+    build: impl FnOnce() -> Result<reqwest::Client>,
+) -> Result<reqwest::Client> {
+    if let Some(client) = cell.get() {
+        return Ok(client.clone());
+    }
+    let client = build()?;
+    Ok(cell.get_or_init(|| client).clone())
+}
+
 fn build_client_with(
     options: &RegistryOptions,
     roots: &[reqwest::Certificate],
     identity: Option<reqwest::Identity>,
     skip_verify: bool,
 ) -> Result<reqwest::Client> {
+    let mut builder = client_builder(options);
+    for cert in roots {
+        builder = builder.add_root_certificate(cert.clone());
+    }
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    if skip_verify {
+        // hosts.toml's `skip_verify`: the user asked for it for this host.
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    finish(builder)
+}
+
+/// What every client shares: user agent, no automatic redirects, timeouts
+/// and our proxy rules.
+fn client_builder(options: &RegistryOptions) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .user_agent(options.user_agent.clone())
@@ -492,16 +542,10 @@ fn build_client_with(
     if !proxies.is_empty() {
         builder = builder.proxy(reqwest::Proxy::custom(move |url| proxies.proxy_for(url)));
     }
-    for cert in roots {
-        builder = builder.add_root_certificate(cert.clone());
-    }
-    if let Some(identity) = identity {
-        builder = builder.identity(identity);
-    }
-    if skip_verify {
-        // hosts.toml's `skip_verify`: the user asked for it for this host.
-        builder = builder.danger_accept_invalid_certs(true);
-    }
+    builder
+}
+
+fn finish(builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
     builder
         .build()
         .map_err(|e| Error::InvalidArgument(format!("cannot build HTTP client: {e}")))

@@ -2,6 +2,7 @@
 //! an overlayfs upper directory on top of its committed ancestors.
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -28,13 +29,17 @@ pub struct Overlay {
 
 const NAME: &str = "overlay";
 
-/// Probe results by root, so each root is probed once per process.
-fn probes() -> &'static Mutex<HashMap<PathBuf, Result<(), String>>> {
-    static PROBES: OnceLock<Mutex<HashMap<PathBuf, Result<(), String>>>> = OnceLock::new();
+/// Probe results by file system (device number), so each file system is
+/// probed once per process: choosing the default snapshotter probes
+/// `<root>/snapshots`, opening it `<root>/snapshots/overlay`, and a probe
+/// costs a mount, an unmount and six directories.
+fn probes() -> &'static Mutex<HashMap<u64, Result<(), String>>> {
+    static PROBES: OnceLock<Mutex<HashMap<u64, Result<(), String>>>> = OnceLock::new();
     PROBES.get_or_init(Default::default)
 }
 
-/// Probes once per root and process whether overlayfs works under `root`.
+/// Probes once per file system and process whether overlayfs works under
+/// `root`.
 fn probe_cached(root: &Path) -> Result<(), String> {
     // overlayfs splits its mount data at `,` and its lowerdir list at `:`;
     // a root path holding either would be cut apart, so such a root cannot
@@ -45,9 +50,13 @@ fn probe_cached(root: &Path) -> Result<(), String> {
             root.display()
         ));
     }
+    let device = std::fs::create_dir_all(root)
+        .and_then(|()| std::fs::metadata(root))
+        .map_err(|e| error_chain(&Error::io(root)(e)))?
+        .dev();
     let mut probes = probes().lock().unwrap_or_else(PoisonError::into_inner);
     probes
-        .entry(root.to_path_buf())
+        .entry(device)
         .or_insert_with(|| probe(root).map_err(|e| error_chain(&e)))
         .clone()
 }
