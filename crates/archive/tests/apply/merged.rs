@@ -7,7 +7,7 @@
 //! parallel gives them) and requires the same uppers.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +45,8 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
                 ("dir", Vec::new())
             } else if ft.is_file() {
                 ("file", std::fs::read(&path).unwrap())
+            } else if ft.is_char_device() && md.rdev() == 0 {
+                ("whiteout", Vec::new())
             } else {
                 ("other", Vec::new())
             };
@@ -60,7 +62,10 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
                     mode: md.mode(),
                     uid: md.uid(),
                     gid: md.gid(),
-                    mtime: (kind != "dir").then(|| md.mtime()),
+                    // A directory's mtime moves as entries land in it, and
+                    // an overlay whiteout (a device node) is stamped with
+                    // the time it was made: neither is the tar's to set.
+                    mtime: (kind != "dir" && kind != "whiteout").then(|| md.mtime()),
                     content,
                 },
             );
