@@ -31,6 +31,7 @@
 mod create;
 mod dircache;
 mod entry;
+mod files;
 mod merged;
 mod stream;
 mod whiteout;
@@ -51,6 +52,7 @@ use crate::root::Root;
 use self::create::{DirMeta, Ids};
 use self::dircache::DirCache;
 use self::entry::Op;
+use self::files::{Finisher, SharedData};
 use self::stream::Msg;
 
 /// How whiteout entries (`.wh.NAME`, `.wh..wh..opq`) are applied.
@@ -269,6 +271,8 @@ struct Applier<'o> {
     created: HashSet<(u64, u64, Vec<u8>)>,
     /// Directory metadata to apply last.
     dirs: HashMap<RootedPath, DirMeta>,
+    /// Finishes small new files on a second thread.
+    files: Finisher,
     entries: u64,
     skipped: Vec<String>,
 }
@@ -294,6 +298,7 @@ impl<'o> Applier<'o> {
             ids: Ids::of_process(),
             created: HashSet::new(),
             dirs: HashMap::new(),
+            files: Finisher::default(),
             entries: 0,
             skipped: Vec::new(),
         })
@@ -305,18 +310,38 @@ impl<'o> Applier<'o> {
 
     /// Applies what the reading thread sends, in order, until the stream
     /// ends; true if it was read whole and checked, and directory metadata
-    /// applied.
+    /// applied. Of an error here and one of the files thread, the one of
+    /// the earlier entry.
     fn run(&mut self, rx: &mpsc::Receiver<Msg>, recycle: &mpsc::Sender<Vec<u8>>) -> Result<bool> {
+        let ran = self.run_entries(rx, recycle);
+        let failed_at = self.entries;
+        match (ran, self.files.join()) {
+            (Ok(finished), Ok(())) => Ok(finished),
+            (Err(_), Err((index, error))) if index < failed_at => Err(error),
+            (Err(error), _) | (Ok(_), Err((_, error))) => Err(error),
+        }
+    }
+
+    fn run_entries(
+        &mut self,
+        rx: &mpsc::Receiver<Msg>,
+        recycle: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<bool> {
         while let Ok(msg) = rx.recv() {
             match msg {
                 Msg::Batch(items, data) => {
+                    let data = SharedData::new(data, recycle.clone());
                     for item in items {
                         let stream::Item {
                             entry,
                             data: range,
                             mut error,
                         } = item;
-                        let bytes = &data[range];
+                        if error.is_none() && matches!(entry.op, Op::Regular) {
+                            self.apply_small(entry, &data, range)?;
+                            continue;
+                        }
+                        let bytes = data.get(range);
                         self.apply(entry, |write| {
                             if !bytes.is_empty() {
                                 write(bytes)?;
@@ -329,7 +354,7 @@ impl<'o> Applier<'o> {
                             return Err(error);
                         }
                     }
-                    let _ = recycle.send(data);
+                    self.files.flush().map_err(|(_, error)| error)?;
                 }
                 Msg::Large(entry) => {
                     let mut ended = false;
@@ -371,12 +396,37 @@ impl<'o> Applier<'o> {
                 }
                 Msg::Chunk(_) | Msg::End(_) => unreachable!("file data outside a file"),
                 Msg::Finish => {
+                    // Directory times go on last, after every file is done.
+                    self.files.join().map_err(|(_, error)| error)?;
                     self.finish_dirs()?;
                     return Ok(true);
                 }
             }
         }
         Ok(false)
+    }
+
+    /// Applies a regular file whose data is all in a batch: its data and
+    /// attributes are finished on the files thread, unless it has xattrs.
+    fn apply_small(
+        &mut self,
+        parsed: entry::Entry,
+        data: &SharedData,
+        range: std::ops::Range<usize>,
+    ) -> Result<()> {
+        // Rare, and xattrs want the applying thread (which may skip some).
+        if !parsed.meta.xattrs.is_empty() {
+            let bytes = data.get(range);
+            return self.apply(parsed, |write| {
+                if bytes.is_empty() {
+                    Ok(())
+                } else {
+                    write(bytes)
+                }
+            });
+        }
+        self.entries += 1;
+        self.regular_deferred(parsed.path, &parsed.meta, &parsed.raw, data, range)
     }
 
     /// Applies one entry; a regular file's data comes from `data`, which

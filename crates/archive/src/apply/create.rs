@@ -15,6 +15,7 @@
 use std::cmp::Reverse;
 use std::fs::File;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 
@@ -28,6 +29,7 @@ use crate::name::RootedPath;
 
 use super::dircache::{CachedDir, Parent, is_absent};
 use super::entry::{Meta, Time};
+use super::files::{Job, SharedData};
 use super::whiteout::set_opaque;
 use super::{Applier, label};
 
@@ -359,6 +361,57 @@ impl Applier<'_> {
         rustix::fs::futimens(&file, &meta.mtime.timestamps()).map_err(|e| io_err(e.into()))?;
         drop(file);
         self.note_created(&parent.dir, name)
+    }
+
+    /// [`Self::regular`] for a file whose data is in a batch: the file is
+    /// created here, and its data and attributes are finished on the files
+    /// thread.
+    pub(super) fn regular_deferred(
+        &mut self,
+        path: RootedPath,
+        meta: &Meta,
+        raw: &[u8],
+        data: &SharedData,
+        range: Range<usize>,
+    ) -> Result<()> {
+        let io_err = |e: io::Error| Error::io(path.relative(), e);
+        let Some(parent) = self.parent_of(&path)? else {
+            self.skip(raw, "a file cannot replace the root");
+            return Ok(());
+        };
+        let exact = self.exact_mode(&parent.dir, meta.mode);
+        let name = parent.name;
+        // O_EXCL, as in `regular`.
+        let file = self
+            .make_at(&parent, &path, |dir| {
+                rustix::fs::openat(
+                    dir,
+                    plain(name).map_err(|_| Errno::INVAL)?,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(exact.unwrap_or(0o600)),
+                )
+            })?
+            .map_err(|e| io_err(e.into()))?;
+        let owner = self
+            .needs_chown(&parent.dir, meta)
+            .map_err(io_err)?
+            .then_some((meta.uid, meta.gid));
+        self.note_created(&parent.dir, name)?;
+        let job = Job {
+            index: self.entries,
+            path,
+            file,
+            data: data.clone(),
+            range,
+            owner,
+            mode: exact.is_none().then_some(meta.mode),
+            times: meta.mtime.timestamps(),
+        };
+        self.files.push(job).map_err(|(_, error)| error)
     }
 
     pub(super) fn symlink(

@@ -314,10 +314,14 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
                 files
             })
         });
+        // Every layer lists the parent directories of what it changes, as
+        // the layer diffs of docker and BuildKit do.
         // 2. Libraries: ~800 semi-compressible files, 8 KiB to 1 MiB.
         let libs = scope.spawn(move || {
             build_tar("libs: semi-compressible", 2, text, |l, rng, text| {
-                l.add_dir("usr/lib/x86_64-linux-gnu", 0o755);
+                l.add_dir("usr", 0o755)
+                    .add_dir("usr/lib", 0o755)
+                    .add_dir("usr/lib/x86_64-linux-gnu", 0o755);
                 let count = scaled(800, scale);
                 for i in 0..count {
                     let len = rng.log_uniform(8 << 10, 1 << 20);
@@ -372,8 +376,13 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
         let changes = scope.spawn(move || {
             build_tar("changes: whiteouts", 5, text, |l, rng, text| {
                 let mut files = 0;
+                l.add_dir("etc", 0o755)
+                    .add_dir("usr", 0o755)
+                    .add_dir("usr/share", 0o755)
+                    .add_dir("usr/share/doc", 0o755);
                 for p in (0..scaled(600, scale)).step_by(12) {
-                    l.add_whiteout(&format!("usr/share/doc/pkg-{p:04}/file-01.txt"));
+                    l.add_dir(&format!("usr/share/doc/pkg-{p:04}"), 0o755)
+                        .add_whiteout(&format!("usr/share/doc/pkg-{p:04}/file-01.txt"));
                 }
                 l.add_dir("usr/share/doc/pkg-0001", 0o755)
                     .add_opaque("usr/share/doc/pkg-0001")
