@@ -150,3 +150,110 @@ fn a_source_failing_inside_a_large_file_is_a_read_error() {
     assert!(matches!(err, Error::Read(_)), "{err:?}");
     assert_eq!(std::fs::read(dir.path().join("small")).unwrap(), b"s");
 }
+
+/// Small files are created on the applying thread and finished (data,
+/// owner, mode, times) on another; what later entries do to their names
+/// still happens in stream order.
+#[test]
+fn small_files_finished_on_another_thread_keep_stream_order() {
+    use std::os::unix::fs::MetadataExt;
+    use tar::EntryType as T;
+
+    let mut l = Layer::new();
+    l.file("d/twice", b"first", 0o644);
+    // Enough files between two writes of a name that they are in different
+    // groups of the files thread.
+    for i in 0..300 {
+        l.file(&format!("d/f{i:03}"), &pattern(i * 7, i as u8), 0o640);
+    }
+    l.file("d/twice", b"second", 0o600)
+        .hardlink("d/linked", "d/f007")
+        .file("d/becomes-dir", b"file", 0o644)
+        .dir("d/becomes-dir", 0o750)
+        .file("d/becomes-dir/inside", b"inside", 0o644)
+        .file("d/gone", b"gone", 0o644)
+        .whiteout("d/gone");
+    // Modes creation cannot give (setuid, read-only) and another owner.
+    let mut h = Layer::header(T::Regular, 0o4755);
+    h.set_uid(1234);
+    h.set_gid(5678);
+    l.raw(h, b"d/setuid", None, &[], b"suid");
+    l.file("d/readonly", b"ro", 0o444);
+    let dir = tempfile::tempdir().unwrap();
+    apply(dir.path(), &l.finish()).unwrap();
+    let d = dir.path().join("d");
+
+    assert_eq!(std::fs::read(d.join("twice")).unwrap(), b"second");
+    assert_eq!(
+        std::fs::metadata(d.join("twice")).unwrap().mode() & 0o7777,
+        0o600
+    );
+    for i in 0..300 {
+        let path = d.join(format!("f{i:03}"));
+        assert!(std::fs::read(&path).unwrap() == pattern(i * 7, i as u8), "f{i:03}");
+        let md = std::fs::metadata(&path).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o640, "f{i:03}");
+        assert_eq!(md.mtime(), crate::support::MTIME as i64, "f{i:03}");
+    }
+    let (link, target) = (
+        std::fs::metadata(d.join("linked")).unwrap(),
+        std::fs::metadata(d.join("f007")).unwrap(),
+    );
+    assert_eq!((link.ino(), link.nlink()), (target.ino(), 2));
+    assert!(d.join("becomes-dir").is_dir());
+    assert_eq!(std::fs::read(d.join("becomes-dir/inside")).unwrap(), b"inside");
+    assert!(!d.join("gone").exists());
+    assert_eq!(std::fs::read(d.join("readonly")).unwrap(), b"ro");
+    assert_eq!(
+        std::fs::metadata(d.join("readonly")).unwrap().mode() & 0o7777,
+        0o444
+    );
+    let setuid = std::fs::metadata(d.join("setuid")).unwrap();
+    assert_eq!(setuid.mode() & 0o7777, 0o4755);
+    // Owners are only set as root (`same_owner`).
+    if crate::support::is_root() {
+        assert_eq!((setuid.uid(), setuid.gid()), (1234, 5678));
+    }
+    assert_eq!(std::fs::read(d.join("setuid")).unwrap(), b"suid");
+}
+
+/// A write that fails on the files thread (the disk is full) fails the
+/// apply with that file's error, and every file before it is whole.
+#[test]
+fn a_write_failing_on_the_files_thread_fails_the_apply_privileged() {
+    crate::support::require_root();
+    let base = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(base.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "mounting a 1 MiB tmpfs failed");
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(base.path());
+
+    let mut l = Layer::new();
+    for i in 0..40 {
+        l.file(&format!("f{i:02}"), &pattern(64 << 10, i as u8), 0o644);
+    }
+    let err = apply(base.path(), &l.finish()).unwrap_err();
+    let Error::Io { path, source } = &err else {
+        panic!("expected an I/O error, got {err:?}");
+    };
+    assert_eq!(source.raw_os_error(), Some(28), "{err:?}");
+    let failed: usize = path
+        .to_str()
+        .and_then(|p| p.strip_prefix('f'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the error names {}", path.display()));
+    assert!((1..40).contains(&failed), "{failed}");
+    for i in 0..failed {
+        let got = std::fs::read(base.path().join(format!("f{i:02}"))).unwrap();
+        assert!(got == pattern(64 << 10, i as u8), "f{i:02} is not whole");
+    }
+}
