@@ -31,7 +31,12 @@ pub enum Error {
 
     /// A query failed.
     #[error("database query failed")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
+
+    /// A write failed because the file system holding the database is full
+    /// (SQLite's `SQLITE_FULL`; hoist sets no page limit of its own).
+    #[error("the metadata database cannot grow: No space left on device")]
+    Full(#[source] rusqlite::Error),
 
     /// The database was migrated by a newer hoist; writing to it could lose data.
     #[error("database schema version {found} is newer than the supported {supported}")]
@@ -64,4 +69,15 @@ pub enum Error {
     /// A size does not fit SQLite's signed 64-bit integers.
     #[error("size {0} is out of range")]
     SizeOutOfRange(u64),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            // Said as the kernel says it, like every other full-disk error
+            // a pull can meet, so that the cause reads the same.
+            Some(rusqlite::ErrorCode::DiskFull) => Error::Full(error),
+            _ => Error::Sqlite(error),
+        }
+    }
 }

@@ -171,8 +171,8 @@ fn small_files_finished_on_another_thread_keep_stream_order() {
         .file("d/becomes-dir", b"file", 0o644)
         .dir("d/becomes-dir", 0o750)
         .file("d/becomes-dir/inside", b"inside", 0o644)
-        .file("d/gone", b"gone", 0o644)
-        .whiteout("d/gone");
+        .file("d/becomes-link", b"file", 0o644)
+        .symlink("d/becomes-link", "f001");
     // Modes creation cannot give (setuid, read-only) and another owner.
     let mut h = Layer::header(T::Regular, 0o4755);
     h.set_uid(1234);
@@ -190,7 +190,10 @@ fn small_files_finished_on_another_thread_keep_stream_order() {
     );
     for i in 0..300 {
         let path = d.join(format!("f{i:03}"));
-        assert!(std::fs::read(&path).unwrap() == pattern(i * 7, i as u8), "f{i:03}");
+        assert!(
+            std::fs::read(&path).unwrap() == pattern(i * 7, i as u8),
+            "f{i:03}"
+        );
         let md = std::fs::metadata(&path).unwrap();
         assert_eq!(md.mode() & 0o7777, 0o640, "f{i:03}");
         assert_eq!(md.mtime(), crate::support::MTIME as i64, "f{i:03}");
@@ -201,8 +204,14 @@ fn small_files_finished_on_another_thread_keep_stream_order() {
     );
     assert_eq!((link.ino(), link.nlink()), (target.ino(), 2));
     assert!(d.join("becomes-dir").is_dir());
-    assert_eq!(std::fs::read(d.join("becomes-dir/inside")).unwrap(), b"inside");
-    assert!(!d.join("gone").exists());
+    assert_eq!(
+        std::fs::read(d.join("becomes-dir/inside")).unwrap(),
+        b"inside"
+    );
+    assert_eq!(
+        std::fs::read_link(d.join("becomes-link")).unwrap(),
+        std::path::Path::new("f001")
+    );
     assert_eq!(std::fs::read(d.join("readonly")).unwrap(), b"ro");
     assert_eq!(
         std::fs::metadata(d.join("readonly")).unwrap().mode() & 0o7777,
