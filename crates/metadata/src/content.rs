@@ -77,20 +77,20 @@ impl Db {
         self.write(|tx| {
             // json_patch merges objects key by key; label values are strings,
             // never null, so it never deletes a key.
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO content (digest, size, labels, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT (digest) DO UPDATE SET
                      size = excluded.size,
                      labels = json_patch(content.labels, excluded.labels),
                      updated_at = excluded.updated_at",
-                params![
-                    digest.to_string(),
-                    size,
-                    labels_to_sql(labels),
-                    to_nanos(now())
-                ],
-            )?;
+            )?
+            .execute(params![
+                digest.to_string(),
+                size,
+                labels_to_sql(labels),
+                to_nanos(now())
+            ])?;
             Ok(())
         })
     }
@@ -115,11 +115,11 @@ impl Db {
                 // json_remove takes a JSON path; quoting the key keeps the
                 // dots in label keys from being read as path separators.
                 let path = format!("$.\"{}\"", key.replace('"', "\\\""));
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE content SET labels = json_remove(labels, ?2), updated_at = ?3
                      WHERE digest = ?1",
-                    params![digest.to_string(), path, to_nanos(now())],
-                )?;
+                )?
+                .execute(params![digest.to_string(), path, to_nanos(now())])?;
             }
             Ok(doomed.len())
         })
@@ -129,11 +129,8 @@ impl Db {
     pub fn get_content(&self, digest: &Digest) -> Result<Option<ContentRecord>> {
         let raw = self.read(|conn| {
             Ok(conn
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM content WHERE digest = ?1"),
-                    [digest.to_string()],
-                    Raw::from_row,
-                )
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM content WHERE digest = ?1"))?
+                .query_row([digest.to_string()], Raw::from_row)
                 .optional()?)
         })?;
         raw.map(Raw::decode).transpose()
@@ -153,10 +150,10 @@ impl Db {
     /// Removes the record of blob `digest`; `false` if there was none.
     pub fn delete_content(&self, digest: &Digest) -> Result<bool> {
         self.write(|tx| {
-            Ok(tx.execute(
-                "DELETE FROM content WHERE digest = ?1",
-                [digest.to_string()],
-            )? > 0)
+            Ok(tx
+                .prepare_cached("DELETE FROM content WHERE digest = ?1")?
+                .execute([digest.to_string()])?
+                > 0)
         })
     }
 }

@@ -57,6 +57,9 @@ impl Db {
         };
         let mut conn = Connection::open(path).map_err(open_error)?;
         configure(&conn).map_err(open_error)?;
+        // Every query is prepared once per process (`prepare_cached`):
+        // parsing SQL was an eighth of a warm 128-layer pull's CPU.
+        conn.set_prepared_statement_cache_capacity(64);
         let migrated = migrate(&mut conn)?;
         Ok(Db {
             conn: Mutex::new(conn),

@@ -88,11 +88,8 @@ impl Db {
     pub fn record_image(&self, image: &Image) -> Result<Option<String>> {
         let previous = self.write(|tx| {
             let previous: Option<String> = tx
-                .query_row(
-                    "SELECT target_digest FROM images WHERE name = ?1",
-                    [&image.name],
-                    |row| row.get(0),
-                )
+                .prepare_cached("SELECT target_digest FROM images WHERE name = ?1")?
+                .query_row([&image.name], |row| row.get(0))
                 .optional()?;
             upsert_image(
                 tx,
@@ -111,11 +108,8 @@ impl Db {
     pub fn get_image(&self, name: &str) -> Result<Option<Image>> {
         let raw = self.read(|conn| {
             Ok(conn
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM images WHERE name = ?1"),
-                    [name],
-                    Raw::from_row,
-                )
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE name = ?1"))?
+                .query_row([name], Raw::from_row)
                 .optional()?)
         })?;
         raw.map(Raw::decode).transpose()
@@ -133,7 +127,12 @@ impl Db {
 
     /// Removes the image `name`; `false` if there was none.
     pub fn delete_image(&self, name: &str) -> Result<bool> {
-        self.write(|tx| Ok(tx.execute("DELETE FROM images WHERE name = ?1", [name])? > 0))
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached("DELETE FROM images WHERE name = ?1")?
+                .execute([name])?
+                > 0)
+        })
     }
 }
 
@@ -142,9 +141,8 @@ impl Db {
 /// `images` and the new one as `excluded`).
 fn upsert_image(tx: &rusqlite::Transaction<'_>, image: &Image, labels: &str) -> Result<()> {
     let target = serde_json::to_string(&image.target).expect("a descriptor always serializes");
-    tx.execute(
-        &format!(
-            "INSERT INTO images (name, target, target_digest, target_media_type, target_size,
+    tx.prepare_cached(&format!(
+        "INSERT INTO images (name, target, target_digest, target_media_type, target_size,
                                  labels, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (name) DO UPDATE SET
@@ -154,17 +152,16 @@ fn upsert_image(tx: &rusqlite::Transaction<'_>, image: &Image, labels: &str) -> 
                  target_media_type = excluded.target_media_type,
                  target_size = excluded.target_size,
                  updated_at = excluded.updated_at"
-        ),
-        params![
-            image.name,
-            target,
-            image.target.digest().to_string(),
-            image.target.media_type().to_string(),
-            size_to_sql(image.target.size())?,
-            labels_to_sql(&image.labels),
-            to_nanos(image.created_at),
-            to_nanos(now()),
-        ],
-    )?;
+    ))?
+    .execute(params![
+        image.name,
+        target,
+        image.target.digest().to_string(),
+        image.target.media_type().to_string(),
+        size_to_sql(image.target.size())?,
+        labels_to_sql(&image.labels),
+        to_nanos(image.created_at),
+        to_nanos(now()),
+    ])?;
     Ok(())
 }

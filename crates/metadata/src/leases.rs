@@ -61,7 +61,8 @@ impl LeaseResource {
 
 fn lease_exists(conn: &Connection, id: &str) -> Result<bool> {
     Ok(conn
-        .query_row("SELECT 1 FROM leases WHERE id = ?1", [id], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM leases WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -76,16 +77,13 @@ impl Db {
     ) -> Result<Lease> {
         let created_at = now();
         let inserted = self.write(|tx| {
-            Ok(tx.execute(
-                "INSERT INTO leases (id, labels, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO NOTHING",
-                params![
+            Ok(tx.prepare_cached("INSERT INTO leases (id, labels, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO NOTHING")?.execute(params![
                     id,
                     labels_to_sql(labels),
                     to_nanos(created_at),
                     expires_at.map(to_nanos)
-                ],
-            )?)
+                ])?)
         })?;
         if inserted == 0 {
             return Err(Error::LeaseExists(id.to_owned()));
@@ -106,11 +104,11 @@ impl Db {
             if !lease_exists(tx, lease)? {
                 return Err(Error::LeaseNotFound(lease.to_owned()));
             }
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO lease_resources (lease, kind, id) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",
-                params![lease, resource.kind, resource.id],
-            )?;
+            )?
+            .execute(params![lease, resource.kind, resource.id])?;
             Ok(())
         })
     }
@@ -165,8 +163,12 @@ impl Db {
     /// Removes lease `id` and all its resources; `false` if there was none.
     pub fn delete_lease(&self, id: &str) -> Result<bool> {
         // lease_resources rows go with it through ON DELETE CASCADE.
-        let deleted =
-            self.write(|tx| Ok(tx.execute("DELETE FROM leases WHERE id = ?1", [id])? > 0))?;
+        let deleted = self.write(|tx| {
+            Ok(tx
+                .prepare_cached("DELETE FROM leases WHERE id = ?1")?
+                .execute([id])?
+                > 0)
+        })?;
         if deleted {
             tracing::debug!(lease = id, "deleted lease");
         }

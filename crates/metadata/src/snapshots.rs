@@ -103,15 +103,13 @@ impl Db {
     /// `updated_at` is always the time of this write.
     pub fn put_snapshot(&self, s: &SnapshotRecord) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO snapshots (snapshotter, key, parent, kind, labels, created_at, updated_at)
+            tx.prepare_cached("INSERT INTO snapshots (snapshotter, key, parent, kind, labels, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (snapshotter, key) DO UPDATE SET
                      parent = excluded.parent,
                      kind = excluded.kind,
                      labels = excluded.labels,
-                     updated_at = excluded.updated_at",
-                params![
+                     updated_at = excluded.updated_at")?.execute(params![
                     s.snapshotter,
                     s.key,
                     s.parent,
@@ -119,8 +117,7 @@ impl Db {
                     labels_to_sql(&s.labels),
                     to_nanos(s.created_at),
                     to_nanos(now()),
-                ],
-            )?;
+                ])?;
             Ok(())
         })
     }
@@ -129,11 +126,10 @@ impl Db {
     pub fn get_snapshot(&self, snapshotter: &str, key: &str) -> Result<Option<SnapshotRecord>> {
         let raw = self.read(|conn| {
             Ok(conn
-                .query_row(
-                    &format!("SELECT {COLUMNS} FROM snapshots WHERE snapshotter = ?1 AND key = ?2"),
-                    [snapshotter, key],
-                    Raw::from_row,
-                )
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM snapshots WHERE snapshotter = ?1 AND key = ?2"
+                ))?
+                .query_row([snapshotter, key], Raw::from_row)
                 .optional()?)
         })?;
         raw.map(Raw::decode).transpose()
@@ -154,10 +150,10 @@ impl Db {
     /// Removes the snapshot `key` of `snapshotter`; `false` if there was none.
     pub fn delete_snapshot(&self, snapshotter: &str, key: &str) -> Result<bool> {
         self.write(|tx| {
-            Ok(tx.execute(
-                "DELETE FROM snapshots WHERE snapshotter = ?1 AND key = ?2",
-                [snapshotter, key],
-            )? > 0)
+            Ok(tx
+                .prepare_cached("DELETE FROM snapshots WHERE snapshotter = ?1 AND key = ?2")?
+                .execute([snapshotter, key])?
+                > 0)
         })
     }
 }

@@ -26,8 +26,6 @@
 //! [`QUIET_PERIOD`] passed since its last line, and never for the last
 //! bytes (`verifying` or `done` follows).
 
-#![allow(clippy::print_stderr, reason = "the plain renderer prints progress")]
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -35,6 +33,17 @@ use hoist_engine::{BlobKind, Event, Pulled};
 use hoist_oci::Digest;
 
 use super::{Renderer, human_size, kind_name, result_lines};
+
+/// Writes one line to stderr in one `write`: `eprintln!` makes one per
+/// piece of the format (about 19 per layer of a warm pull), and panics if
+/// stderr is gone, where a progress line is not worth failing a pull for.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+    }};
+}
 
 /// A blob that advances slowly still gets a byte-count line this often.
 const QUIET_PERIOD: Duration = Duration::from_secs(5);
@@ -91,14 +100,14 @@ fn due(seen: &mut HashMap<Digest, Sparse>, digest: &Digest, current: u64, total:
 impl Renderer for Plain {
     fn event(&mut self, event: &Event) {
         match event {
-            Event::Resolving { reference } => eprintln!("{reference}: resolving"),
+            Event::Resolving { reference } => say!("{reference}: resolving"),
             Event::Resolved {
                 reference,
                 descriptor,
-            } => eprintln!("{reference}: resolved {}", descriptor.digest()),
+            } => say!("{reference}: resolved {}", descriptor.digest()),
             Event::Waiting { digest, kind, size } => {
                 self.kinds.insert(digest.clone(), *kind);
-                eprintln!(
+                say!(
                     "{:<8} {digest}: waiting ({})",
                     kind_name(*kind),
                     human_size(*size)
@@ -109,51 +118,51 @@ impl Renderer for Plain {
                 kind,
                 current,
                 total,
-            } if due(&mut self.downloads, digest, *current, *total) => eprintln!(
+            } if due(&mut self.downloads, digest, *current, *total) => say!(
                 "{:<8} {digest}: downloading {}/{}",
                 kind_name(*kind),
                 human_size(*current),
                 human_size(*total)
             ),
             Event::Fetching { digest, kind, host } => {
-                eprintln!("{:<8} {digest}: from {host}", kind_name(*kind));
+                say!("{:<8} {digest}: from {host}", kind_name(*kind));
             }
             Event::Retrying {
                 digest,
                 attempt,
                 offset,
                 ..
-            } => eprintln!(
+            } => say!(
                 "{:<8} {digest}: retrying (attempt {attempt}, from byte {offset})",
                 self.kind(digest)
             ),
             Event::Verifying { digest, kind } => {
-                eprintln!("{:<8} {digest}: verifying", kind_name(*kind));
+                say!("{:<8} {digest}: verifying", kind_name(*kind));
             }
             Event::Done { digest, kind, size } => {
-                eprintln!(
+                say!(
                     "{:<8} {digest}: done ({})",
                     kind_name(*kind),
                     human_size(*size)
                 );
             }
             Event::AlreadyExists { digest, kind, .. } => {
-                eprintln!("{:<8} {digest}: already exists", kind_name(*kind));
+                say!("{:<8} {digest}: already exists", kind_name(*kind));
             }
             Event::Extracting {
                 digest,
                 current,
                 total,
-            } if due(&mut self.extracts, digest, *current, *total) => eprintln!(
+            } if due(&mut self.extracts, digest, *current, *total) => say!(
                 "unpack   {digest}: extracting {}/{}",
                 human_size(*current),
                 human_size(*total)
             ),
             Event::LayerUnpacked { digest, chain_id } => {
-                eprintln!("unpack   {digest}: done (snapshot {chain_id})");
+                say!("unpack   {digest}: done (snapshot {chain_id})");
             }
             Event::LayerAlreadyUnpacked { digest, .. } => {
-                eprintln!("unpack   {digest}: already unpacked");
+                say!("unpack   {digest}: already unpacked");
             }
             Event::ImageDone {
                 name,
@@ -161,9 +170,9 @@ impl Renderer for Plain {
                 up_to_date,
             } => {
                 if *up_to_date {
-                    eprintln!("{name}: image {digest} is up to date");
+                    say!("{name}: image {digest} is up to date");
                 } else {
-                    eprintln!("{name}: image {digest} saved");
+                    say!("{name}: image {digest} saved");
                 }
             }
             _ => {}
