@@ -22,11 +22,12 @@
 //! its mtime, and an unprivileged run could not create entries in a
 //! directory already made read-only.
 //!
-//! Two threads share the work, like `pigz -dc | tar -x`: the caller's
-//! decompresses, hashes and parses ([`stream`]), and one thread makes every
-//! file system change, in stream order, so that nothing about what an entry
-//! means depends on timing. Whichever fails first in stream order is the
-//! error returned.
+//! Three threads share the work, like `pigz -dc | tar -x`: the caller's
+//! decompresses, hashes and parses ([`stream`]); one thread makes every
+//! change to names, in stream order, so that nothing about what an entry
+//! means depends on timing; and [`files`] writes the data, owner, mode and
+//! times of small new files that thread created. Whichever fails first in
+//! stream order is the error returned.
 
 mod create;
 mod dircache;
