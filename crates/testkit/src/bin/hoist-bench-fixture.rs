@@ -24,6 +24,17 @@
 //! - `distro-zstd`: the tars of `distro`, compressed with zstd (level 3);
 //! - `layers128`: 128 small gzip layers.
 //!
+//! And, by name only (not in the default list), the shapes of the scaling
+//! series (`bench/scaling`), whose size is in their name:
+//!
+//! - `filesN` (`files1000` … `files200000`): 1 gzip layer of N small files,
+//!   made as `files50k` is (`files50000` is `files50k`);
+//! - `layersN` (`layers1` … `layers128`): N small gzip layers made as those
+//!   of `layers128` are: the first N of them up to 128 (`layers128` is
+//!   `layers128`), the same pattern beyond.
+//!
+//! `--scale` does not change them: their name is their size.
+//!
 //! With `--cache DIR`, the registry's storage ends up in `DIR/storage` (moved
 //! there whole once every shape is pushed) and a summary of every shape in
 //! `DIR/shapes.json`; the registry is then stopped. Serve it again with
@@ -456,8 +467,18 @@ fn small_tar(scale: usize, text: &Text) -> Tar {
 /// One layer of 50,000 small files (a language's package tree): 2,500
 /// directories three levels deep, 20 files each, 64 B to 6 KiB of text.
 fn files50k_tar(scale: usize, text: &Text) -> Tar {
-    build_tar("50,000 small files", 12, text, |l, rng, text| {
-        let files = scaled(50_000, scale);
+    files_tar("50,000 small files", scaled(50_000, scale), text)
+}
+
+/// The seed of every many-small-files layer: `filesN` draws the same
+/// sizes and contents as `files50k`, so the series differ only in count.
+const FILES_SEED: u64 = 12;
+
+/// One layer of `files` small files, 20 to a directory, under
+/// `usr/lib/node_modules/pkg-NNN/libNN/` (ten directories per package),
+/// each 64 B to 6 KiB of text (log-uniform).
+fn files_tar(name: &'static str, files: usize, text: &Text) -> Tar {
+    build_tar(name, FILES_SEED, text, |l, rng, text| {
         let dirs = files.div_ceil(20);
         l.add_dir("usr", 0o755)
             .add_dir("usr/lib", 0o755)
@@ -493,7 +514,21 @@ fn bigfile_tar(scale: usize, text: &Text) -> Tar {
 /// 128 small layers: each adds a directory of 1 to 40 small files and
 /// rewrites one shared file.
 fn layers128_tars(scale: usize, text: &Text) -> Vec<Tar> {
-    let count = scaled(128, scale).min(128);
+    layers_tars(scaled(128, scale).min(128), text)
+}
+
+/// `count` small layers: layer `i` adds `opt/step-i/` with 1 to 40 small
+/// files and rewrites `etc/steps`, so the image's tree has one
+/// `etc/steps` and every layer's files. Layer `i` is the same whatever
+/// `count` is (its own seed), so `layersN` is the first N layers of
+/// `layers128`.
+///
+/// Only the first layer lists `etc` and `opt`: the layers above add into
+/// them without listing them, unlike docker's and BuildKit's diffs, because
+/// `layers128` has always been built so and must not change (`bench/run`'s
+/// results compare with earlier ones), and the scaling series must be one
+/// construction from 1 layer to 128.
+fn layers_tars(count: usize, text: &Text) -> Vec<Tar> {
     (0..count)
         .map(|i| {
             let name: &'static str = Box::leak(format!("layer {i:03}").into_boxed_str());
@@ -526,16 +561,75 @@ const SHAPES: [&str; 6] = [
     "layers128",
 ];
 
-fn describe(shape: &str) -> &'static str {
-    match shape {
-        "small" => "1 layer, small base image",
-        "distro" => "5 layers, distro with packages",
-        "files50k" => "1 layer, 50,000 small files",
-        "bigfile" => "1 layer, one 1 GiB file",
-        "distro-zstd" => "distro as zstd",
-        "layers128" => "128 small layers",
-        _ => "?",
+/// The most files and layers a scaling shape may have: beyond them the
+/// fixture's memory (the whole tar is built in memory) or the registry
+/// would be what is measured.
+const MAX_SERIES_FILES: usize = 2_000_000;
+const MAX_SERIES_LAYERS: usize = 1_000;
+
+/// A shape of the scaling series (`bench/scaling`), whose size is in its
+/// name: `filesN` or `layersN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Series {
+    /// `filesN`: one layer of N small files.
+    Files(usize),
+    /// `layersN`: N small layers.
+    Layers(usize),
+}
+
+impl Series {
+    fn parse(name: &str) -> Option<Series> {
+        // Digits only: `usize::from_str` would also take `files+5`.
+        let count = |digits: &str, max: usize| {
+            let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            all_digits
+                .then(|| digits.parse::<usize>().ok())
+                .flatten()
+                .filter(|n| (1..=max).contains(n))
+        };
+        if let Some(digits) = name.strip_prefix("files") {
+            count(digits, MAX_SERIES_FILES).map(Series::Files)
+        } else if let Some(digits) = name.strip_prefix("layers") {
+            count(digits, MAX_SERIES_LAYERS).map(Series::Layers)
+        } else {
+            None
+        }
     }
+}
+
+fn is_known_shape(name: &str) -> bool {
+    SHAPES.contains(&name) || Series::parse(name).is_some()
+}
+
+fn describe(shape: &str) -> String {
+    match shape {
+        "small" => "1 layer, small base image".into(),
+        "distro" => "5 layers, distro with packages".into(),
+        "files50k" => "1 layer, 50,000 small files".into(),
+        "bigfile" => "1 layer, one 1 GiB file".into(),
+        "distro-zstd" => "distro as zstd".into(),
+        "layers128" => "128 small layers".into(),
+        _ => match Series::parse(shape) {
+            Some(Series::Files(1)) => "1 layer, 1 small file".into(),
+            Some(Series::Files(n)) => format!("1 layer, {} small files", thousands(n)),
+            Some(Series::Layers(1)) => "1 small layer".into(),
+            Some(Series::Layers(n)) => format!("{} small layers", thousands(n)),
+            None => "?".into(),
+        },
+    }
+}
+
+/// `n` with a comma every three digits, as the fixed shapes are described.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Builds the layers of shape `name`. `distro` is kept for `distro-zstd`.
@@ -555,7 +649,14 @@ fn build_shape(name: &str, scale: usize, distro: &mut Option<Vec<Tar>>) -> Vec<B
         "files50k" => compress(&[files50k_tar(scale, &text)], Compression::Gzip),
         "bigfile" => compress(&[bigfile_tar(scale, &text)], Compression::Gzip),
         "layers128" => compress(&layers128_tars(scale, &text), Compression::Gzip),
-        other => panic!("unknown shape {other}"),
+        other => match Series::parse(other) {
+            Some(Series::Files(n)) => {
+                let name = Box::leak(format!("{} small files", thousands(n)).into_boxed_str());
+                compress(&[files_tar(name, n, &text)], Compression::Gzip)
+            }
+            Some(Series::Layers(n)) => compress(&layers_tars(n, &text), Compression::Gzip),
+            None => panic!("unknown shape {other}"),
+        },
     }
 }
 
@@ -603,9 +704,10 @@ fn parse_args() -> Result<Args, String> {
             "--shapes" => {
                 let value = it.next().ok_or("--shapes takes NAME,…")?;
                 args.shapes = value.split(',').map(str::to_string).collect();
-                if let Some(bad) = args.shapes.iter().find(|s| !SHAPES.contains(&s.as_str())) {
+                if let Some(bad) = args.shapes.iter().find(|s| !is_known_shape(s)) {
                     return Err(format!(
-                        "unknown shape {bad:?} (shapes: {})",
+                        "unknown shape {bad:?} (shapes: {}, filesN up to {MAX_SERIES_FILES}, \
+                         layersN up to {MAX_SERIES_LAYERS})",
                         SHAPES.join(",")
                     ));
                 }
@@ -849,4 +951,125 @@ fn main() -> ExitCode {
     let code = serve(&args.command, &env);
     drop(registry);
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_testkit::sha256_digest;
+
+    /// `sha256:…` of the diffIDs of `tars`, one a line.
+    fn digest_of_diff_ids(tars: &[Tar]) -> String {
+        let lines: String = tars.iter().map(|t| sha256_digest(&t.tar) + "\n").collect();
+        sha256_digest(lines.as_bytes())
+    }
+
+    /// The scaling shapes share the code of `files50k` and `layers128`;
+    /// those two must still build the tars they built before it (these
+    /// digests are theirs from before, at a small `--scale`), or
+    /// `bench/run`'s cached images and results would silently change.
+    #[test]
+    fn files50k_and_layers128_are_the_tars_they_were() {
+        let text = Text::new();
+        assert_eq!(
+            sha256_digest(&files50k_tar(1, &text).tar),
+            "sha256:d45d8862419412948029cd2bd5f4ef4d0deeec20a00d28cdb10a17b8b6d0dc48"
+        );
+        assert_eq!(
+            digest_of_diff_ids(&layers128_tars(10, &text)),
+            "sha256:939f8fe835e4e611fad174623a7d901104440e40cd1c7e35039700bc4d266a81"
+        );
+    }
+
+    #[test]
+    fn series_shapes_are_named_by_their_size() {
+        assert_eq!(Series::parse("files1000"), Some(Series::Files(1000)));
+        assert_eq!(Series::parse("files200000"), Some(Series::Files(200_000)));
+        assert_eq!(Series::parse("layers1"), Some(Series::Layers(1)));
+        assert_eq!(Series::parse("layers128"), Some(Series::Layers(128)));
+        for bad in [
+            "files",
+            "files0",
+            "files+5",
+            "files50k",
+            "layers",
+            "layers0",
+            "layers-1",
+            "distro",
+            "layers1001",
+        ] {
+            assert_eq!(Series::parse(bad), None, "{bad}");
+        }
+        assert!(is_known_shape("layers128") && is_known_shape("files50k"));
+        assert_eq!(describe("files200000"), "1 layer, 200,000 small files");
+        assert_eq!(describe("layers8"), "8 small layers");
+        assert_eq!(describe("files50k"), "1 layer, 50,000 small files");
+    }
+
+    #[test]
+    fn files_n_has_n_files() {
+        let text = Text::new();
+        for n in [1, 19, 20, 21, 450] {
+            let tar = files_tar("test", n, &text);
+            assert_eq!(tar.files, n as u64);
+            let regular = entries(&tar.tar)
+                .iter()
+                .filter(|(kind, _)| kind.is_file())
+                .count();
+            assert_eq!(regular, n);
+        }
+    }
+
+    /// `layersN` is the first N layers of `layers128`, so the series is one
+    /// construction throughout.
+    #[test]
+    fn layers_n_is_a_prefix_of_layers128() {
+        let text = Text::new();
+        let all = layers128_tars(100, &text);
+        let some = layers_tars(5, &text);
+        assert_eq!(digest_of_diff_ids(&some), digest_of_diff_ids(&all[..5]));
+    }
+
+    /// Every entry's parent directory is listed before it: in its own layer
+    /// (`filesN`, as docker's and BuildKit's diffs do) or, for `layersN`,
+    /// whose first layer makes `etc` and `opt`, in a layer below. Nothing
+    /// is added into a directory no layer made.
+    #[test]
+    fn every_parent_is_listed_before_what_it_holds() {
+        let text = Text::new();
+        let images = [layers_tars(4, &text), vec![files_tar("test", 450, &text)]];
+        for image in &images {
+            let mut dirs = std::collections::HashSet::new();
+            for tar in image {
+                for (kind, path) in entries(&tar.tar) {
+                    let path = path.trim_end_matches('/');
+                    if let Some((parent, _)) = path.rsplit_once('/') {
+                        assert!(
+                            dirs.contains(parent),
+                            "{}: {path} before {parent}",
+                            tar.name
+                        );
+                    }
+                    if kind.is_dir() {
+                        dirs.insert(path.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    fn entries(tar: &[u8]) -> Vec<(tar::EntryType, String)> {
+        tar::Archive::new(tar)
+            .entries()
+            .expect("tar entries")
+            .map(|entry| {
+                let entry = entry.expect("tar entry");
+                let path = entry.path().expect("entry path");
+                (
+                    entry.header().entry_type(),
+                    path.to_string_lossy().into_owned(),
+                )
+            })
+            .collect()
+    }
 }
