@@ -37,7 +37,7 @@ mod merged;
 mod stream;
 mod whiteout;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -55,6 +55,7 @@ use self::dircache::DirCache;
 use self::entry::Op;
 use self::files::{Finisher, SharedData};
 use self::stream::Msg;
+use self::whiteout::CreatedNames;
 
 /// How whiteout entries (`.wh.NAME`, `.wh..wh..opq`) are applied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -264,12 +265,8 @@ struct Applier<'o> {
     cache: DirCache,
     /// Who new files belong to and which modes creation gives exactly.
     ids: Ids,
-    /// Delete mode: names this layer created, as (parent dev, parent inode,
-    /// name), which an opaque whiteout keeps. Keyed by the parent
-    /// directory's identity rather than by path, so that a directory reached
-    /// through an in-root symlink is recognized whichever name the tar used
-    /// for it.
-    created: HashSet<(u64, u64, Vec<u8>)>,
+    /// Delete mode: the names this layer created.
+    created: CreatedNames,
     /// Directory metadata to apply last.
     dirs: HashMap<RootedPath, DirMeta>,
     /// Finishes small new files on a second thread.
@@ -297,7 +294,7 @@ impl<'o> Applier<'o> {
             tuning,
             cache,
             ids: Ids::of_process(),
-            created: HashSet::new(),
+            created: CreatedNames::new(),
             dirs: HashMap::new(),
             files: Finisher::default(),
             entries: 0,

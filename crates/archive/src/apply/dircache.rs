@@ -501,7 +501,7 @@ impl Applier<'_> {
     pub(super) fn note_created(&mut self, parent: &CachedDir, name: &[u8]) -> Result<()> {
         if !self.overlay() {
             let st = parent.stat().map_err(|e| Error::io(name_path(name), e))?;
-            self.created.insert((st.dev, st.ino, name.to_vec()));
+            self.created.insert(st.dev, st.ino, name);
         } else if self.cache.has_deps() {
             let at = parent.resolved.as_ref().map(|r| r.join(name));
             self.cache.created(at.as_ref());
