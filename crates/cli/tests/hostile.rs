@@ -26,7 +26,7 @@ use std::process::Output;
 use hoist_testkit::rich::add_pax;
 use hoist_testkit::tree::{Compare, Tree, snapshot_tree};
 use hoist_testkit::{
-    Compression, Format, Image, Layer, LayerBuilder, assert_trees_equal, sha256_digest,
+    Compression, Format, Image, Layer, LayerBuilder, StoreDir, assert_trees_equal, sha256_digest,
 };
 
 use crate::unpack::{
@@ -46,25 +46,21 @@ fn up(n: usize) -> String {
 
 /// A temporary directory with a canary beside two hoist roots.
 struct Hostile {
-    dir: tempfile::TempDir,
+    dir: StoreDir,
 }
 
 impl Hostile {
     fn new() -> Hostile {
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-hostile-")
-            .tempdir()
-            .expect("create temp dir");
-        let canary = dir.path().join("canary");
+        let dir = StoreDir::new("hoist-hostile-");
+        let canary = dir.path("canary");
         std::fs::create_dir_all(canary.join("sub")).expect("create canary");
         std::fs::write(canary.join("file"), b"precious\n").expect("write canary");
         std::fs::write(canary.join("sub/deep"), b"deep\n").expect("write canary");
-        std::fs::create_dir(dir.path().join("home")).expect("create home");
         Hostile { dir }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.dir.dir()
     }
 
     /// `<tmp>/canary`, absolute.
@@ -87,7 +83,7 @@ impl Hostile {
 
     /// `hoist --root <tmp>/root-S ARGS…` with a clean environment.
     fn hoist(&self, snapshotter: &str, args: &[&str]) -> Output {
-        hoist_command(&self.root(snapshotter), &self.path().join("home"))
+        hoist_command(&self.root(snapshotter), &self.dir.home())
             .args(args)
             .output()
             .expect("run hoist")

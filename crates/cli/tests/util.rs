@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hoist_testkit::{
-    Compression, FaultProxy, Format, Image, Layer, Pushed, Registry, assert_success, layer,
-    scrub_env, sha256_digest, simple_image, simple_index,
+    Compression, FaultProxy, Format, Image, Layer, Pushed, Registry, StoreDir, assert_success,
+    layer, scrub_env, sha256_digest, simple_image, simple_index,
 };
 
 /// The `hoist` binary under test.
@@ -38,34 +38,25 @@ pub(crate) fn hoist_command(root: &Path, home: &Path) -> Command {
     command
 }
 
-/// A temporary directory holding a store root and a `HOME`, removed on drop.
+/// A temporary store root and `HOME` ([`StoreDir`], whose paths it
+/// derefs to) with a ready `hoist` command; removed on drop.
 pub(crate) struct TestEnv {
-    dir: tempfile::TempDir,
+    dir: StoreDir,
+}
+
+impl std::ops::Deref for TestEnv {
+    type Target = StoreDir;
+
+    fn deref(&self) -> &StoreDir {
+        &self.dir
+    }
 }
 
 impl TestEnv {
     pub(crate) fn new() -> TestEnv {
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-e2e-")
-            .tempdir()
-            .expect("create temp dir");
-        std::fs::create_dir(dir.path().join("home")).expect("create home");
-        TestEnv { dir }
-    }
-
-    /// `<tmp>/root`, the store (created by hoist on first use).
-    pub(crate) fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    /// `<tmp>/home`, the `HOME` hoist sees.
-    pub(crate) fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    /// A scratch path inside the temporary directory.
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        TestEnv {
+            dir: StoreDir::new("hoist-e2e-"),
+        }
     }
 
     /// `hoist --root <root>` with a clean environment: `HOME` is the temporary

@@ -49,6 +49,7 @@ fn client_dir() -> &'static Path {
 fn cri(daemon: &Daemon, calls: Value) -> Vec<Value> {
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cri/cri_client.py");
     let mut child = daemon
+        .dir
         .command("python3")
         .arg(&client)
         .arg("--socket")
@@ -315,7 +316,7 @@ fn pull_status_list_and_remove_an_image_by_its_names() {
     ok(results[5].clone());
     assert_eq!(daemon.cli_image_names(), Vec::<String>::new());
     // The garbage collection it asked for frees the blobs.
-    let blobs = daemon.root().join("content/blobs/sha256");
+    let blobs = daemon.dir.root().join("content/blobs/sha256");
     wait_for(
         Duration::from_secs(20),
         "the GC to free the removed image's blobs",
@@ -508,7 +509,7 @@ fn runtime_handlers_choose_the_snapshotter() {
         .iter()
         .map(|f| f["fs_id"]["mountpoint"].as_str().unwrap())
         .collect();
-    let root = daemon.root();
+    let root = daemon.dir.root();
     assert_eq!(
         mountpoints,
         vec![
@@ -548,7 +549,7 @@ fn image_fs_info_measures_the_store_and_caches_for_the_period() {
     assert!(t0 > 0 && t1 > t0, "{t0} {t1}");
     assert!(bytes0 > 0 && inodes0 > 0, "{bytes0} {inodes0}");
     assert!(
-        mountpoint.starts_with(fresh.root().join("snapshots")),
+        mountpoint.starts_with(fresh.dir.root().join("snapshots")),
         "{}",
         mountpoint.display()
     );

@@ -71,7 +71,7 @@ fn short(digest: &str) -> String {
 
 /// `docker …` against `daemon`, bounded by `timeout`.
 fn docker(daemon: &Daemon) -> Command {
-    let mut command = daemon.command("timeout");
+    let mut command = daemon.dir.command("timeout");
     command
         .arg("--kill-after=5")
         .arg(COMMAND_TIMEOUT_SECS.to_string())
@@ -345,7 +345,7 @@ fn login_then_private_pull() {
     );
     // The CLI keeps the login in the temporary home and sends it with
     // every pull of that registry.
-    let config = std::fs::read_to_string(daemon.home().join(".docker/config.json"))
+    let config = std::fs::read_to_string(daemon.dir.home().join(".docker/config.json"))
         .expect("docker wrote config.json");
     assert!(config.contains(&host), "{config}");
 
@@ -623,6 +623,7 @@ fn a_docker_client_that_goes_away_cancels_its_pull() {
 
     // No `timeout` wrapper: this is the process to kill.
     let client = daemon
+        .dir
         .command(DOCKER)
         .env(
             "DOCKER_HOST",
