@@ -191,6 +191,14 @@ impl TestEnv {
         self.stored_blobs().into_keys().collect()
     }
 
+    /// `hoist rootfs REFERENCE <tmp>/rootfs`, which must succeed; returns
+    /// the flattened tree's directory.
+    pub(crate) fn rootfs_ok(&self, reference: &str) -> PathBuf {
+        let rootfs = self.path("rootfs");
+        success(&self.run(&["rootfs", reference, rootfs.to_str().unwrap()]));
+        rootfs
+    }
+
     /// See [`assert_store_verified`].
     pub(crate) fn assert_store_verified(&self) {
         assert_store_verified(&self.root());
@@ -275,6 +283,12 @@ pub(crate) fn assert_blobs_verify(root: &Path) {
             "blob {digest} does not verify"
         );
     }
+}
+
+/// The path of `registry`'s CA certificate, as `--tlscacert` takes it.
+pub(crate) fn ca_cert_arg(registry: &Registry) -> String {
+    let path = registry.ca_cert_path().expect("a TLS registry");
+    path.to_str().expect("utf-8 path").to_string()
 }
 
 /// The store's invariants after a successful pull: every blob's sha256 is its
