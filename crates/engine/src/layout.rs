@@ -1173,7 +1173,14 @@ impl Importer {
                 walk.image_labels = crate::fetch::artifact_labels(&body);
             }
             let gc_labels = match manifest::children(descriptor.media_type().as_ref(), &body)? {
-                Children::Index(children) => self.handle_index(&children, wanted, &mut walk)?,
+                Children::Index(children) => {
+                    let (gc_labels, queued) =
+                        crate::fetch::index_edges(&self.options, &self.name, &children, wanted)?;
+                    for (child, wanted) in queued {
+                        walk.queue.push(child, wanted);
+                    }
+                    gc_labels
+                }
                 Children::Manifest { config, layers } => {
                     self.handle_manifest(&descriptor, config, layers, wanted, &mut walk)?
                 }
@@ -1204,23 +1211,6 @@ impl Importer {
             downloaded: walk.copied,
             image_labels: walk.image_labels,
         })
-    }
-
-    /// An index: queue the chosen platforms' manifests (every one with
-    /// `all_metadata`, layers only for the chosen); returns its GC labels.
-    fn handle_index(
-        &self,
-        children: &[Descriptor],
-        wanted: bool,
-        walk: &mut Walk,
-    ) -> Result<Labels> {
-        let selected = self.select_platforms(children)?;
-        let (gc_labels, queued) =
-            crate::fetch::index_edges(children, &selected, self.options.all_metadata, wanted);
-        for (child, wanted) in queued {
-            walk.queue.push(child, wanted);
-        }
-        Ok(gc_labels)
     }
 
     /// An image manifest: queue its config, and its layers when its platform
@@ -1254,12 +1244,6 @@ impl Importer {
             walk.leaves.push((layer, kind));
         }
         Ok(gc_labels)
-    }
-
-    /// The best match per requested platform among an index's manifests,
-    /// or all of them (the rule of a registry pull).
-    fn select_platforms(&self, children: &[Descriptor]) -> Result<Vec<Descriptor>> {
-        crate::fetch::choose_platforms(&self.options.platforms, children, &self.name)
     }
 
     /// Stores an index or manifest from the layout (verified) or reads the
