@@ -45,6 +45,7 @@ pub mod fixture;
 mod pki;
 pub mod process;
 pub mod proxy;
+pub mod raw_tar;
 pub mod registry;
 pub mod rich;
 pub mod schema1;

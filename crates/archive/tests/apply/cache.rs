@@ -8,18 +8,12 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use hoist_archive::{Applied, ApplyOptions, Error, Result, WhiteoutMode};
+use hoist_archive::{ApplyOptions, Error, WhiteoutMode};
 
 use crate::support::{
-    Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root, require_root,
+    Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root, read, require_root, run,
+    run_ok, run_overlay,
 };
-
-fn run(tar: &[u8]) -> (Result<Applied>, Sandbox) {
-    let sandbox = Sandbox::new();
-    let result = apply(&sandbox.root, tar);
-    assert_canary_unchanged(&sandbox);
-    (result, sandbox)
-}
 
 fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
     ApplyOptions {
@@ -27,17 +21,6 @@ fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
         lowers,
         ..ApplyOptions::default()
     }
-}
-
-fn run_overlay(tar: &[u8]) -> (Result<Applied>, Sandbox) {
-    let sandbox = Sandbox::new();
-    let result = apply_with(&sandbox.root, tar, &overlay(Vec::new()));
-    assert_canary_unchanged(&sandbox);
-    (result, sandbox)
-}
-
-fn read(root: &Path, name: &str) -> Vec<u8> {
-    std::fs::read(root.join(name)).unwrap()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -143,8 +126,7 @@ fn paths_through_symlinks_follow_later_changes() {
         .file("lib/a", b"a", 0o644)
         .symlink("usr", "opt")
         .file("lib/b", b"b", 0o644);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "opt/lib/b"), b"b");
     assert!(!sb.root.join("opt/lib/a").exists());
 
@@ -157,8 +139,7 @@ fn paths_through_symlinks_follow_later_changes() {
         .symlink("cur", "two")
         .file("cur/b", b"b", 0o644)
         .whiteout("cur/.wh.a");
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "one/a"), b"a");
     assert_eq!(read(&sb.root, "two/b"), b"b");
 
@@ -170,8 +151,7 @@ fn paths_through_symlinks_follow_later_changes() {
         .whiteout(".wh.real")
         .symlink("real", "/")
         .file("link/b", b"b", 0o644);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "b"), b"b");
 }
 

@@ -67,13 +67,7 @@ fn every_entry_type_round_trips() {
         &[],
         b"latin",
     );
-    layer.raw(
-        Layer::header(tar::EntryType::Regular, 0o644),
-        b"precise",
-        None,
-        &[("mtime", b"1600000000.25")],
-        b"",
-    );
+    layer.file_pax(b"precise", b"", &[("mtime", b"1600000000.25")]);
     let tar = layer.finish();
     let applied = apply(root, &tar).unwrap();
     assert_eq!(applied.entries, 14);

@@ -239,12 +239,10 @@ fn overlay_mode_drops_the_overlayfs_xattrs_a_layer_carries_privileged() {
         ],
         b"",
     );
-    layer.raw(
-        Layer::header(tar::EntryType::Regular, 0o644),
+    layer.file_pax(
         b"etc/passwd",
-        None,
-        &[("SCHILY.xattr.user.overlay.redirect", b"/elsewhere")],
         b"root:x:0:0\n",
+        &[("SCHILY.xattr.user.overlay.redirect", b"/elsewhere")],
     );
     let options = ApplyOptions {
         whiteouts: WhiteoutMode::Overlay,
