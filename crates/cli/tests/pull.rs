@@ -294,34 +294,32 @@ fn pull_quiet_prints_only_the_result() {
     assert_eq!(stderr(&output), "");
 }
 
-#[test]
-fn pull_image_pushed_by_skopeo_from_an_oci_layout() {
+/// Pushes `image` as `repository:v1` with skopeo (from an OCI layout), then
+/// pulls and checks it; returns the store.
+fn pull_skopeo_pushed(image: &Image, repository: &str) -> TestEnv {
     let registry = Registry::plain();
     let env = TestEnv::new();
-    let image = simple_image(Format::Oci, Compression::Zstd, host_platform());
     let layout = env.path("layout");
     image.write_oci_layout(&layout, "v1");
-    skopeo_copy_layout_to_registry(&layout, "v1", &registry, "team/tool");
-    let reference = registry.reference("team/tool", "v1");
+    skopeo_copy_layout_to_registry(&layout, "v1", &registry, repository);
+    let reference = registry.reference(repository, "v1");
 
     env.pull_ok(&reference);
 
-    assert_pulled_image(&env, &reference, &image);
+    assert_pulled_image(&env, &reference, image);
+    env
+}
+
+#[test]
+fn pull_image_pushed_by_skopeo_from_an_oci_layout() {
+    let image = simple_image(Format::Oci, Compression::Zstd, host_platform());
+    pull_skopeo_pushed(&image, "team/tool");
 }
 
 #[test]
 fn pull_docker_image_pushed_by_skopeo() {
-    let registry = Registry::plain();
-    let env = TestEnv::new();
     let image = simple_image(Format::Docker, Compression::Gzip, host_platform());
-    let layout = env.path("layout");
-    image.write_oci_layout(&layout, "v1");
-    skopeo_copy_layout_to_registry(&layout, "v1", &registry, "tool");
-    let reference = registry.reference("tool", "v1");
-
-    env.pull_ok(&reference);
-
-    assert_pulled_image(&env, &reference, &image);
+    let env = pull_skopeo_pushed(&image, "tool");
     let content = env.content();
     let config = image.config_digest().expect("config");
     assert_eq!(
