@@ -18,7 +18,8 @@ use hoist_testkit::{
 
 use crate::util::{
     TestEnv, assert_mentions, child, digests_of, failure, host_platform, index_with,
-    other_platform, serve, serve_simple, serve_two_platforms, stderr, success,
+    other_platform, serve, serve_and_pull_simple, serve_simple, serve_two_platforms, stderr,
+    success,
 };
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -108,9 +109,7 @@ fn result_names(stdout: &str) -> Vec<(String, String)> {
 
 #[test]
 fn export_writes_a_layout_skopeo_pushes_with_the_same_digests() {
-    let (registry, image, pushed) = serve_simple("team/app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (registry, image, pushed, env) = serve_and_pull_simple("team/app", "1.0");
 
     let layout = env.path("layout");
     let stdout = success(&env.run(&["export", &pushed.reference, layout.to_str().unwrap()]));
@@ -266,9 +265,7 @@ fn export_of_a_partly_pulled_index_writes_the_stored_platforms() {
 
 #[test]
 fn export_refuses_to_overwrite() {
-    let (_registry, image, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (_registry, image, pushed, env) = serve_and_pull_simple("app", "1.0");
 
     let busy = env.path("busy");
     std::fs::create_dir(&busy).unwrap();

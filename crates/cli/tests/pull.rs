@@ -16,7 +16,8 @@ use hoist_testkit::{
 
 use crate::util::{
     TestEnv, assert_blobs_verify, assert_mentions, assert_pulled, assert_pulled_image,
-    behind_proxy, big_image, digests_of, failure, host_platform, serve_simple, stderr, success,
+    behind_proxy, big_image, digests_of, failure, host_platform, serve_and_pull_simple,
+    serve_simple, stderr, success,
 };
 
 /// Pushes `image` as `app:1.0`, pulls it with `--plain-http`, and checks the
@@ -195,9 +196,7 @@ fn pull_of_tag_and_digest_that_disagree_with_the_registry_stores_nothing() {
 
 #[test]
 fn repull_by_digest_of_stored_image_needs_no_registry() {
-    let (registry, _, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
     let before = env.stored_blobs();
     drop(registry);
 
@@ -222,9 +221,7 @@ fn repull_by_digest_of_stored_image_needs_no_registry() {
 
 #[test]
 fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
-    let (registry, _, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
     let before = env.stored_blobs();
     drop(registry);
 
@@ -335,12 +332,7 @@ fn pull_docker_image_pushed_by_skopeo() {
 
 #[test]
 fn pull_unknown_tag_fails_with_not_found_and_stores_nothing() {
-    let registry = Registry::plain();
-    registry.push(
-        &simple_image(Format::Oci, Compression::Gzip, host_platform()),
-        "app",
-        "1.0",
-    );
+    let (registry, _, _) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     let reference = registry.reference("app", "2.0");
 

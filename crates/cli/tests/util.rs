@@ -476,6 +476,17 @@ pub(crate) fn serve_simple(repository: &str, tag: &str) -> (Registry, Image, Pus
     serve(image, repository, tag)
 }
 
+/// [`serve_simple`], pulled (`--no-unpack`) into a fresh store.
+pub(crate) fn serve_and_pull_simple(
+    repository: &str,
+    tag: &str,
+) -> (Registry, Image, Pushed, TestEnv) {
+    let (registry, image, pushed) = serve_simple(repository, tag);
+    let env = TestEnv::new();
+    env.pull_ok(&pushed.reference);
+    (registry, image, pushed, env)
+}
+
 /// [`serve`] of a two-platform index (host and other, OCI) of
 /// `compression`.
 pub(crate) fn serve_two_platforms(
