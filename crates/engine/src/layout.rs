@@ -275,15 +275,7 @@ impl Engine {
             let unpack_time = unpacked.is_some().then(|| unpack_started.elapsed());
             let discarded_layers = options.discard_unpacked_layers && unpacked.is_some();
             if discarded_layers {
-                let db = self.db.clone();
-                let manifests = fetched.manifests.clone();
-                tokio::task::spawn_blocking(move || -> Result<()> {
-                    for manifest in &manifests {
-                        db.remove_content_labels(manifest.digest(), &labels::layer_ref_prefix())?;
-                    }
-                    Ok(())
-                })
-                .await??;
+                self.discard_layers(&fetched.manifests).await?;
             }
             stored.push((planned, fetched, unpacked, unpack_time, discarded_layers));
         }
@@ -291,35 +283,21 @@ impl Engine {
         // names point at them: a failure above registers nothing.
         let mut pulled = Vec::new();
         for (planned, fetched, unpacked, unpack_time, discarded_layers) in stored {
-            let mut image_labels = fetched.image_labels.clone();
-            if let Some(unpacked) = &unpacked {
-                let chain_ids: Vec<String> =
-                    unpacked.chain_ids.iter().map(ToString::to_string).collect();
-                image_labels.insert(labels::unpacked(&unpacked.snapshotter), chain_ids.join(","));
-            }
-            let previous = self
-                .register(&planned.name, &fetched.target, image_labels)
+            let up_to_date = self
+                .register_fetched(&planned.name, &fetched, unpacked.as_ref())
                 .await?;
             progress.send(Event::ImageDone {
                 name: planned.name.clone(),
                 digest: fetched.target.digest().clone(),
-                up_to_date: fetched.downloaded == 0
-                    && previous.is_some_and(|p| p == fetched.target.digest().to_string()),
+                up_to_date,
             });
-            let (snapshotter, chain_ids) = unpacked
-                .map(|u| (Some(u.snapshotter), u.chain_ids))
-                .unwrap_or_default();
-            pulled.push(Pulled {
-                name: planned.name.clone(),
-                target: fetched.target,
-                blobs: fetched.blobs,
-                downloaded: fetched.downloaded,
-                snapshotter,
-                chain_ids,
-                configs: fetched.configs,
+            pulled.push(Pulled::new(
+                planned.name.clone(),
+                fetched,
+                unpacked,
                 unpack_time,
                 discarded_layers,
-            });
+            ));
         }
         Ok(pulled)
     }
