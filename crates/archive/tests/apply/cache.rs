@@ -12,7 +12,7 @@ use hoist_archive::{ApplyOptions, Error, WhiteoutMode};
 
 use crate::support::{
     Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root, read, require_root, run,
-    run_ok, run_overlay,
+    run_ok, run_overlay_ok,
 };
 
 fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
@@ -42,8 +42,7 @@ fn a_directory_replaced_by_a_symlink_is_resolved_again() {
         .dir("a/sub", 0o700)
         .file("a/sub/y", b"y", 0o644);
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     assert!(
         std::fs::symlink_metadata(sb.root.join("a"))
             .unwrap()
@@ -53,8 +52,7 @@ fn a_directory_replaced_by_a_symlink_is_resolved_again() {
     assert_eq!(read(&sb.root, "sub/y"), b"y");
     assert_eq!(mode(&sb.root.join("sub")), 0o700);
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         assert_eq!(read(&sb.root, "x"), b"x");
         assert_eq!(read(&sb.root, "sub/y"), b"y");
     }
@@ -84,13 +82,11 @@ fn whiteouts_drop_the_directories_they_remove() {
         .whiteout(".wh.a")
         .file("a/b/c/g", b"g", 0o644);
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     assert!(!sb.root.join("a/b/c/f").exists());
     assert_eq!(read(&sb.root, "a/b/c/g"), b"g");
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         assert!(!sb.root.join("a/b/c/f").exists());
         assert_eq!(read(&sb.root, "a/b/c/g"), b"g");
     }
@@ -179,12 +175,10 @@ fn more_directories_than_stay_open() {
             assert_eq!(mode(&dir.join("g")), 0o600);
         }
     };
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     check(&sb.root);
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         check(&sb.root);
     }
 }

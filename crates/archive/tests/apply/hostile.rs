@@ -9,7 +9,7 @@ use hoist_archive::{ApplyOptions, Compression, Error, WhiteoutMode, apply_layer}
 
 use crate::support::{
     Layer, Sandbox, apply_with, assert_canary_unchanged, is_root, read, require_root, run, run_ok,
-    run_overlay,
+    run_overlay, run_overlay_ok,
 };
 
 #[test]
@@ -216,12 +216,10 @@ fn whiteouts_naming_dot_or_dot_dot_delete_nothing() {
         .whiteout("a/.wh..");
     l.whiteout(".wh.").whiteout("a/.wh.");
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     assert_eq!(read(&sb.root, "a/x"), b"x");
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         assert_eq!(read(&sb.root, "a/x"), b"x");
     }
 }
@@ -237,8 +235,7 @@ fn whiteouts_through_symlinks_stay_inside() {
         .file("victim", b"v", 0o644)
         .whiteout("abs/.wh.victim");
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     // `abs -> /` is the root itself: its whiteout deleted the root's victim.
     assert!(!sb.root.join("victim").exists());
     if is_root() {
@@ -254,13 +251,11 @@ fn opaque_inside_symlinked_directory_empties_nothing_outside() {
     l.dir("canary", 0o755).file("canary/in-root", b"r", 0o644);
     l.symlink("link", "../canary").whiteout("link/.wh..wh..opq");
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     // The opaque marker resolved to <root>/canary, whose entries this layer made.
     assert_eq!(read(&sb.root, "canary/in-root"), b"r");
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         assert_eq!(
             crate::support::xattr(&sb.root.join("canary"), "trusted.overlay.opaque").as_deref(),
             Some(&b"y"[..])

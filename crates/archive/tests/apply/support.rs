@@ -116,6 +116,13 @@ pub(crate) fn run_ok(tar: &[u8]) -> Sandbox {
     sandbox
 }
 
+/// [`run_overlay`] of a layer that must apply.
+pub(crate) fn run_overlay_ok(tar: &[u8]) -> Sandbox {
+    let (result, sandbox) = run_overlay(tar);
+    result.unwrap();
+    sandbox
+}
+
 /// [`run`] with overlay whiteouts and no lowers.
 pub(crate) fn run_overlay(tar: &[u8]) -> (Result<Applied>, Sandbox) {
     let options = ApplyOptions {
@@ -130,6 +137,15 @@ fn run_with(tar: &[u8], options: &ApplyOptions) -> (Result<Applied>, Sandbox) {
     let result = apply_with(&sandbox.root, tar, options);
     assert_canary_unchanged(&sandbox);
     (result, sandbox)
+}
+
+/// A temporary directory (removed on drop) holding the empty directory
+/// `name`, and that directory's path.
+pub(crate) fn temp_dir_with(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::create_dir(&path).unwrap();
+    (dir, path)
 }
 
 /// The content of `root/name`.
