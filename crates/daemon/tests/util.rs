@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 
 use hoist_testkit::{StoreDir, run_ok};
 
+/// Fails the test unless `text` contains `needle`, showing `text`.
+#[track_caller]
+pub(crate) fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+}
+
 /// The `hoistd` binary under test.
 pub(crate) const HOISTD: &str = env!("CARGO_BIN_EXE_hoistd");
 
