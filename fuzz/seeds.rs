@@ -11,7 +11,8 @@ use std::path::Path;
 use hoist_testkit::fixture::{
     Compression, Format, Image, LayerBuilder, simple_image, simple_index,
 };
-use hoist_testkit::rich::{pax_records, rich_image, rich_tars};
+use hoist_testkit::raw_tar::{RawTar, metadata_through_symlink};
+use hoist_testkit::rich::{rich_image, rich_tars};
 use hoist_testkit::schema1::Schema1Image;
 
 const HEX: &str = "6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
@@ -262,94 +263,6 @@ dial_timeout = "1m30s"
     }
 }
 
-/// A tar builder writing names raw (any bytes, `..`, absolute), with PAX
-/// records, as `crates/archive/tests/apply/support.rs` does.
-struct Tar(tar::Builder<Vec<u8>>);
-
-impl Tar {
-    fn new() -> Self {
-        Tar(tar::Builder::new(Vec::new()))
-    }
-
-    fn header(kind: tar::EntryType, mode: u32) -> tar::Header {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_600_000_000);
-        h.set_size(0);
-        h
-    }
-
-    fn raw(
-        &mut self,
-        mut header: tar::Header,
-        name: &[u8],
-        link: Option<&[u8]>,
-        pax: &[(&str, &[u8])],
-        data: &[u8],
-    ) -> &mut Self {
-        let mut records: Vec<(&str, &[u8])> = pax.to_vec();
-        if name.len() > 100 {
-            records.push(("path", name));
-        }
-        if !records.is_empty() {
-            let body = pax_records(&records);
-            let mut h = Self::header(tar::EntryType::XHeader, 0o644);
-            h.set_size(body.len() as u64);
-            h.as_old_mut().name[..9].copy_from_slice(b"PaxHeader");
-            h.set_cksum();
-            self.0.append(&h, &body[..]).unwrap();
-        }
-        let bytes = header.as_mut_bytes();
-        let n = name.len().min(100);
-        bytes[..100].fill(0);
-        bytes[..n].copy_from_slice(&name[..n]);
-        if let Some(link) = link {
-            bytes[157..257].fill(0);
-            bytes[157..157 + link.len()].copy_from_slice(link);
-        }
-        if header.entry_type().is_file() {
-            header.set_size(data.len() as u64);
-        }
-        header.set_cksum();
-        self.0.append(&header, data).unwrap();
-        self
-    }
-
-    fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
-        let h = Self::header(tar::EntryType::Regular, 0o644);
-        self.raw(h, name.as_bytes(), None, &[], data)
-    }
-
-    fn dir(&mut self, name: &str, mode: u32) -> &mut Self {
-        let h = Self::header(tar::EntryType::Directory, mode);
-        self.raw(h, name.as_bytes(), None, &[], &[])
-    }
-
-    fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
-        let h = Self::header(tar::EntryType::Symlink, 0o777);
-        self.raw(h, name.as_bytes(), Some(target.as_bytes()), &[], &[])
-    }
-
-    fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
-        let h = Self::header(tar::EntryType::Link, 0o644);
-        self.raw(h, name.as_bytes(), Some(target.as_bytes()), &[], &[])
-    }
-
-    fn device(&mut self, name: &str, kind: tar::EntryType, major: u32, minor: u32) -> &mut Self {
-        let mut h = Self::header(kind, 0o666);
-        h.set_device_major(major).unwrap();
-        h.set_device_minor(minor).unwrap();
-        self.raw(h, name.as_bytes(), None, &[], &[])
-    }
-
-    fn finish(self) -> Vec<u8> {
-        self.0.into_inner().unwrap()
-    }
-}
-
 /// Selector bits of the `apply_layer` target.
 const PLAIN: u8 = 0;
 const GZIP: u8 = 1;
@@ -363,103 +276,95 @@ fn layers(dir: &Path) {
     // `upd` -> ../canary/dir, `far` -> ../../../../../.., `abs` and `absf`
     // -> the canary's absolute path, `top` -> /, `etc/dots` -> ../../canary,
     // `lib` -> usr/lib; plus etc/passwd and usr/lib/libc.so.
-    let mut t = Tar::new();
-    t.file("../x", b"p")
-        .file("../../../../x", b"p")
-        .file("a/../../x", b"p")
-        .file("/abs/x", b"p")
-        .file("../canary/file", b"overwrite!")
+    let mut t = RawTar::new();
+    t.file("../x", b"p", 0o644)
+        .file("../../../../x", b"p", 0o644)
+        .file("a/../../x", b"p", 0o644)
+        .file("/abs/x", b"p", 0o644)
+        .file("../canary/file", b"overwrite!", 0o644)
         .dir("../canary/dir", 0o777);
     cases.push(("dot-dot", PLAIN, t.finish()));
 
-    let mut t = Tar::new();
-    t.file("up/pwned", b"p")
-        .file("upf", b"replaces the link")
-        .file("upd/inner", b"p")
-        .file("abs/file", b"p")
-        .file("absf", b"p")
-        .file("far/tmp/pwned", b"p")
-        .file("etc/dots/file", b"p")
+    let mut t = RawTar::new();
+    t.file("up/pwned", b"p", 0o644)
+        .file("upf", b"replaces the link", 0o644)
+        .file("upd/inner", b"p", 0o644)
+        .file("abs/file", b"p", 0o644)
+        .file("absf", b"p", 0o644)
+        .file("far/tmp/pwned", b"p", 0o644)
+        .file("etc/dots/file", b"p", 0o644)
         .dir("top/tmp", 0o777);
     cases.push(("through-planted-links", PLAIN, t.finish()));
 
-    let mut t = Tar::new();
+    let mut t = RawTar::new();
     t.symlink("evil", "/")
-        .file("evil/pwned", b"p")
+        .file("evil/pwned", b"p", 0o644)
         .symlink("evil2", "../../../../..")
-        .file("evil2/pwned", b"p")
+        .file("evil2/pwned", b"p", 0o644)
         .symlink("e", "../canary")
-        .file("e/file", b"x")
+        .file("e/file", b"x", 0o644)
         .symlink("d", "../canary/dir")
         .dir("d/inner", 0o777);
     cases.push(("symlink-then-write", GZIP, t.finish()));
 
-    let mut t = Tar::new();
-    t.dir("d", 0o777).symlink("d", "../canary");
-    t.dir("e", 0o777).symlink("e", "/").dir("e", 0o700);
-    let mut h = Tar::header(tar::EntryType::Symlink, 0o777);
-    h.set_uid(4242);
-    t.raw(
-        h,
-        b"own",
-        Some(b"../canary/file"),
-        &[("SCHILY.xattr.user.x", b"y")],
-        &[],
-    );
-    cases.push(("metadata-through-symlink", PLAIN, t.finish()));
+    cases.push((
+        "metadata-through-symlink",
+        PLAIN,
+        metadata_through_symlink(),
+    ));
 
-    let mut t = Tar::new();
+    let mut t = RawTar::new();
     t.hardlink("h1", "../canary/file")
         .hardlink("h2", "upf")
         .hardlink("h3", "up/file")
         .hardlink("h4", "absf")
         .hardlink("h5", "etc/passwd")
-        .file("inside", b"in")
+        .file("inside", b"in", 0o644)
         .hardlink("up/h", "inside");
     cases.push(("hardlinks", ZSTD, t.finish()));
 
-    let mut t = Tar::new();
-    t.file("a/x", b"x")
-        .file(".wh...", b"")
-        .file("a/.wh...", b"")
-        .file("a/.wh..", b"")
-        .file(".wh.", b"")
-        .file("up/.wh.file", b"")
-        .file("upd/.wh.inner", b"")
-        .file("up/.wh..wh..opq", b"")
-        .file("abs/.wh.link", b"")
-        .file("etc/.wh.passwd", b"")
-        .file("top/.wh.etc", b"")
-        .file(".wh.lib", b"");
+    let mut t = RawTar::new();
+    t.file("a/x", b"x", 0o644)
+        .file(".wh...", b"", 0o644)
+        .file("a/.wh...", b"", 0o644)
+        .file("a/.wh..", b"", 0o644)
+        .file(".wh.", b"", 0o644)
+        .file("up/.wh.file", b"", 0o644)
+        .file("upd/.wh.inner", b"", 0o644)
+        .file("up/.wh..wh..opq", b"", 0o644)
+        .file("abs/.wh.link", b"", 0o644)
+        .file("etc/.wh.passwd", b"", 0o644)
+        .file("top/.wh.etc", b"", 0o644)
+        .file(".wh.lib", b"", 0o644);
     let whiteouts = t.finish();
     cases.push(("whiteouts", PLAIN, whiteouts.clone()));
     cases.push(("whiteouts-overlay", PLAIN | OVERLAY, whiteouts));
 
-    let mut t = Tar::new();
-    t.file("lib/x", b"over a lower symlink")
-        .file("usr/lib/y", b"y")
+    let mut t = RawTar::new();
+    t.file("lib/x", b"over a lower symlink", 0o644)
+        .file("usr/lib/y", b"y", 0o644)
         .dir("etc", 0o700)
-        .file("etc/.wh..wh..opq", b"")
-        .file("etc/passwd", b"new")
+        .file("etc/.wh..wh..opq", b"", 0o644)
+        .file("etc/passwd", b"new", 0o644)
         .hardlink("l", "usr/lib/libc.so")
-        .file(".wh.var", b"")
+        .file(".wh.var", b"", 0o644)
         .dir("var", 0o755);
     cases.push(("overlay-lowers", PLAIN | OVERLAY, t.finish()));
 
-    let mut t = Tar::new();
+    let mut t = RawTar::new();
     t.device("../dev/null", tar::EntryType::Char, 1, 3)
         .device("up/file", tar::EntryType::Char, 1, 3)
         .device("/sda", tar::EntryType::Block, 8, 0)
         .device("wh", tar::EntryType::Char, 0, 0);
-    let h = Tar::header(tar::EntryType::Fifo, 0o644);
+    let h = RawTar::header(tar::EntryType::Fifo, 0o644);
     t.raw(h, b"fifo", None, &[], &[]);
     cases.push(("devices", PLAIN | OVERLAY, t.finish()));
 
-    let mut t = Tar::new();
-    let mut h = Tar::header(tar::EntryType::Regular, 0o644);
+    let mut t = RawTar::new();
+    let mut h = RawTar::header(tar::EntryType::Regular, 0o644);
     h.set_size(5);
     t.raw(h, b"smuggler", None, &[("size", b"1024")], b"12345");
-    let h = Tar::header(tar::EntryType::Regular, 0o4755);
+    let h = RawTar::header(tar::EntryType::Regular, 0o4755);
     t.raw(
         h,
         b"x",
@@ -474,7 +379,7 @@ fn layers(dir: &Path) {
     );
     let long = format!("long/{}/../../../canary/file", "n".repeat(120));
     t.raw(
-        Tar::header(tar::EntryType::Regular, 0o644),
+        RawTar::header(tar::EntryType::Regular, 0o644),
         long.as_bytes(),
         None,
         &[],
@@ -482,14 +387,14 @@ fn layers(dir: &Path) {
     );
     cases.push(("pax", PLAIN, t.finish()));
 
-    let mut t = Tar::new();
+    let mut t = RawTar::new();
     t.dir("tree", 0o755)
         .symlink("tree/out", "../../canary")
         .symlink("tree/abs", "/")
-        .file("tree", b"flat")
+        .file("tree", b"flat", 0o644)
         .dir("t", 0o755)
         .symlink("t/out", "../../canary")
-        .file(".wh.t", b"")
+        .file(".wh.t", b"", 0o644)
         .symlink(".", "../canary")
         .dir("/", 0o700)
         .dir("..", 0o777);

@@ -11,14 +11,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use hoist_engine::{
-    Engine, ExportOptions, ExportPlatforms, ImportOptions, PlatformSelection, PullOptions, Pulled,
-};
-use hoist_oci::Platform;
+use hoist_engine::{Engine, ExportOptions, ExportPlatforms, ImportOptions, PullOptions, Pulled};
 
 use crate::images::open;
 use crate::progress::result_lines;
-use crate::pull::human_size;
+use crate::pull::{PlatformArgs, human_size};
 
 /// The prefixes of a `hoist pull` reference naming an OCI layout: skopeo's
 /// transports for a layout directory and a layout archive (either reads
@@ -36,19 +33,8 @@ pub(crate) struct ExportArgs {
     /// empty), or FILE.tar (refused if it exists)
     dest: PathBuf,
 
-    /// Write only this platform of a multi-platform image
-    /// (os/arch[/variant]); repeat for several
-    #[arg(
-        long = "platform",
-        value_name = "PLATFORM",
-        conflicts_with = "all_platforms"
-    )]
-    platforms: Vec<String>,
-
-    /// Write every platform of a multi-platform image; fail if the store
-    /// lacks one
-    #[arg(long)]
-    all_platforms: bool,
+    #[command(flatten)]
+    platforms: PlatformArgs,
 }
 
 const EXPORT_HELP: &str = "\
@@ -93,18 +79,8 @@ pub(crate) struct ImportArgs {
     #[arg(long = "ref", value_name = "REF_NAME")]
     ref_name: Option<String>,
 
-    /// Import this platform of a multi-platform image (os/arch[/variant]);
-    /// repeat for several
-    #[arg(
-        long = "platform",
-        value_name = "PLATFORM",
-        conflicts_with = "all_platforms"
-    )]
-    platforms: Vec<String>,
-
-    /// Import every platform of a multi-platform image
-    #[arg(long)]
-    all_platforms: bool,
+    #[command(flatten)]
+    platforms: PlatformArgs,
 
     /// Store the content only; do not unpack layers into snapshots
     #[arg(long)]
@@ -136,23 +112,13 @@ image needs --name.
 `hoist pull oci:DIR[:REF_NAME]` imports one image of a layout the same way, \
 with the pull's progress output.";
 
-/// Which platforms `--platform`/`--all-platforms` choose.
-fn parse_platforms(platforms: &[String]) -> anyhow::Result<Vec<Platform>> {
-    Ok(platforms
-        .iter()
-        .map(|p| Platform::parse(p))
-        .collect::<Result<_, _>>()?)
-}
-
 pub(crate) async fn run_export(root: &Path, args: ExportArgs) -> anyhow::Result<()> {
     let engine = open(root)?;
-    let platforms = if args.all_platforms {
-        ExportPlatforms::All
-    } else if args.platforms.is_empty() {
-        ExportPlatforms::Stored
-    } else {
-        ExportPlatforms::Only(parse_platforms(&args.platforms)?)
-    };
+    let platforms = args.platforms.choose(
+        ExportPlatforms::All,
+        ExportPlatforms::Stored,
+        ExportPlatforms::Only,
+    )?;
     let exported = engine
         .export_layout_with(&args.reference, &args.dest, ExportOptions { platforms })
         .await
@@ -174,18 +140,11 @@ pub(crate) async fn run_export(root: &Path, args: ExportArgs) -> anyhow::Result<
 
 pub(crate) async fn run_import(root: &Path, args: ImportArgs) -> anyhow::Result<()> {
     let engine = open(root)?;
-    let platforms = if args.all_platforms {
-        PlatformSelection::All
-    } else if args.platforms.is_empty() {
-        PlatformSelection::Host
-    } else {
-        PlatformSelection::Only(parse_platforms(&args.platforms)?)
-    };
     let options = ImportOptions {
         name: args.name,
         ref_name: args.ref_name,
         pull: PullOptions {
-            platforms,
+            platforms: args.platforms.selection()?,
             unpack: !args.no_unpack,
             snapshotter: args.snapshotter,
             ..PullOptions::default()

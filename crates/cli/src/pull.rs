@@ -16,14 +16,12 @@ use crate::config::CliConfig;
 pub(crate) use crate::progress::human_size;
 use crate::progress::{self, ProgressForm, PullContext};
 
-/// Flags of `hoist pull`.
+/// `--platform` and `--all-platforms`, as `hoist pull`, `hoist import` and
+/// `hoist export` take them.
 #[derive(Args)]
-pub(crate) struct PullArgs {
-    /// Image reference, e.g. `alpine`, `127.0.0.1:5000/app:1.0`, `repo@sha256:…`,
-    /// or an OCI layout, `oci:DIR[:REF_NAME]` (see `hoist import --help`)
-    reference: String,
-
-    /// Pull this platform (os/arch[/variant]); repeat for several
+pub(crate) struct PlatformArgs {
+    /// Only this platform of a multi-platform image (os/arch[/variant]);
+    /// repeat for several
     #[arg(
         long = "platform",
         value_name = "PLATFORM",
@@ -31,9 +29,54 @@ pub(crate) struct PullArgs {
     )]
     platforms: Vec<String>,
 
-    /// Pull every platform of a multi-platform image
+    /// Every platform of a multi-platform image
     #[arg(long)]
     all_platforms: bool,
+}
+
+impl PlatformArgs {
+    /// What the flags choose: `all` with `--all-platforms`, `only` of the
+    /// `--platform`s given, else `default`.
+    pub(crate) fn choose<T>(
+        &self,
+        all: T,
+        default: T,
+        only: impl FnOnce(Vec<Platform>) -> T,
+    ) -> anyhow::Result<T> {
+        Ok(if self.all_platforms {
+            all
+        } else if self.platforms.is_empty() {
+            default
+        } else {
+            only(
+                self.platforms
+                    .iter()
+                    .map(|p| Platform::parse(p))
+                    .collect::<Result<_, _>>()?,
+            )
+        })
+    }
+
+    /// The choice for a pull or an import: this machine's platform unless
+    /// the flags say otherwise.
+    pub(crate) fn selection(&self) -> anyhow::Result<PlatformSelection> {
+        self.choose(
+            PlatformSelection::All,
+            PlatformSelection::Host,
+            PlatformSelection::Only,
+        )
+    }
+}
+
+/// Flags of `hoist pull`.
+#[derive(Args)]
+pub(crate) struct PullArgs {
+    /// Image reference, e.g. `alpine`, `127.0.0.1:5000/app:1.0`, `repo@sha256:…`,
+    /// or an OCI layout, `oci:DIR[:REF_NAME]` (see `hoist import --help`)
+    reference: String,
+
+    #[command(flatten)]
+    platforms: PlatformArgs,
 
     /// Talk plain HTTP to the registry
     #[arg(long)]
@@ -235,20 +278,8 @@ async fn pull_one(engine: &Engine, args: &PullArgs, reference: &str) -> anyhow::
 }
 
 fn pull_options(args: &PullArgs) -> anyhow::Result<PullOptions> {
-    let platforms = if args.all_platforms {
-        PlatformSelection::All
-    } else if args.platforms.is_empty() {
-        PlatformSelection::Host
-    } else {
-        PlatformSelection::Only(
-            args.platforms
-                .iter()
-                .map(|p| Platform::parse(p))
-                .collect::<Result<_, _>>()?,
-        )
-    };
     Ok(PullOptions {
-        platforms,
+        platforms: args.platforms.selection()?,
         all_metadata: args.all_metadata,
         allow_schema1: args.allow_schema1,
         allow_nondistributable: args.allow_nondistributable,

@@ -3,7 +3,7 @@
 //! statuses (retried when transient, reported when not), and truncated blob
 //! streams (resumed with `Range` requests, within one pull and across pulls).
 
-use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, simple_image};
+use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, Registry, simple_image};
 
 use crate::util::{
     TestEnv, assert_blobs_verify, assert_mentions, assert_pulled_image, behind_proxy, big_image,
@@ -22,6 +22,19 @@ fn assert_recovers(env: &TestEnv, proxy: &FaultProxy, reference: &str, image: &I
     assert_pulled_image(env, reference, image);
 }
 
+/// `image` served ([`behind_proxy`]) through a proxy injecting `fault`,
+/// and a fresh store.
+fn with_fault(image: &Image, fault: Fault) -> (Registry, FaultProxy, String, TestEnv) {
+    let (registry, proxy, reference) = behind_proxy(image);
+    proxy.set_fault(fault);
+    (registry, proxy, reference, TestEnv::new())
+}
+
+/// 503 Service Unavailable for the first `times` requests.
+fn unavailable(times: usize) -> Fault {
+    Fault::Status { code: 503, times }
+}
+
 /// The proxy's log lines for GETs of `digest`.
 fn blob_gets(proxy: &FaultProxy, digest: &str) -> Vec<String> {
     proxy
@@ -34,9 +47,7 @@ fn blob_gets(proxy: &FaultProxy, digest: &str) -> Vec<String> {
 #[test]
 fn corrupted_blobs_fail_with_digest_mismatch_and_are_not_stored() {
     let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let (_registry, proxy, reference) = behind_proxy(&image);
-    proxy.set_fault(Fault::FlipByteInBlobs);
-    let env = TestEnv::new();
+    let (_registry, proxy, reference, env) = with_fault(&image, Fault::FlipByteInBlobs);
 
     let line = failure(&env.pull(&["--plain-http", &reference]));
 
@@ -52,9 +63,7 @@ fn corrupted_blobs_fail_with_digest_mismatch_and_are_not_stored() {
 #[test]
 fn corrupted_large_blob_fails_and_a_clean_repull_succeeds() {
     let image = big_image(3, 2 << 20);
-    let (_registry, proxy, reference) = behind_proxy(&image);
-    proxy.set_fault(Fault::FlipByteInBlobs);
-    let env = TestEnv::new();
+    let (_registry, proxy, reference, env) = with_fault(&image, Fault::FlipByteInBlobs);
 
     let line = failure(&env.pull(&["--plain-http", &reference]));
 
@@ -66,12 +75,7 @@ fn corrupted_large_blob_fails_and_a_clean_repull_succeeds() {
 #[test]
 fn transient_503s_are_retried() {
     let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let (_registry, proxy, reference) = behind_proxy(&image);
-    proxy.set_fault(Fault::Status {
-        code: 503,
-        times: 2,
-    });
-    let env = TestEnv::new();
+    let (_registry, proxy, reference, env) = with_fault(&image, unavailable(2));
 
     env.pull_ok(&reference);
 
@@ -84,12 +88,7 @@ fn transient_503s_are_retried() {
 #[test]
 fn persistent_503_fails_naming_the_status() {
     let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    let (_registry, proxy, reference) = behind_proxy(&image);
-    proxy.set_fault(Fault::Status {
-        code: 503,
-        times: usize::MAX,
-    });
-    let env = TestEnv::new();
+    let (_registry, _proxy, reference, env) = with_fault(&image, unavailable(usize::MAX));
 
     let line = failure(&env.pull(&["--plain-http", &reference]));
 
@@ -102,9 +101,8 @@ fn persistent_503_fails_naming_the_status() {
 fn truncated_blob_streams_resume_with_range_requests() {
     let image = big_image(4, 2 << 20);
     let big = image.layers()[1].clone();
-    let (_registry, proxy, reference) = behind_proxy(&image);
-    proxy.set_fault(Fault::TruncateBlobs { after: 1 << 20 });
-    let env = TestEnv::new();
+    let (_registry, proxy, reference, env) =
+        with_fault(&image, Fault::TruncateBlobs { after: 1 << 20 });
 
     let output = env.pull(&["--plain-http", &reference]);
 
@@ -128,9 +126,8 @@ fn truncated_blob_streams_resume_with_range_requests() {
 fn blob_truncated_on_every_attempt_fails_cleanly_then_resumes_across_pulls() {
     let image = big_image(5, 4 << 20);
     let big = image.layers()[1].clone();
-    let (_registry, proxy, reference) = behind_proxy(&image);
-    proxy.set_fault(Fault::TruncateBlobs { after: 64 << 10 });
-    let env = TestEnv::new();
+    let (_registry, proxy, reference, env) =
+        with_fault(&image, Fault::TruncateBlobs { after: 64 << 10 });
 
     // Five attempts of at most 64 KiB cannot finish a 4 MiB blob.
     let line = failure(&env.pull(&["--plain-http", &reference]));

@@ -5,11 +5,11 @@
 
 use hoist_testkit::fixture::{OCI_CONFIG, OCI_MANIFEST};
 use hoist_testkit::schema1::Schema1Image;
-use hoist_testkit::{Compression, Format, Registry, layer, simple_index};
+use hoist_testkit::{Compression, Format, Layer, Registry, layer, simple_index};
 use serde_json::json;
 
 use crate::util::{
-    TestEnv, assert_mentions, child, failure, host_platform, serve, stderr, success,
+    TestEnv, assert_mentions, ca_cert_arg, child, failure, host_platform, serve, stderr, success,
 };
 
 const NONDISTRIBUTABLE_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
@@ -43,7 +43,30 @@ fn push_manifest_with_layer(
     registry.push_manifest(repository, "1.0", OCI_MANIFEST, &manifest)
 }
 
-fn small_layer() -> hoist_testkit::Layer {
+/// [`push_manifest_with_layer`] of `foreign` as a non-distributable layer
+/// whose only source is `url`, as `app:1.0`; returns the manifest digest.
+fn push_foreign_manifest(registry: &Registry, foreign: &Layer, url: &str) -> String {
+    push_manifest_with_layer(
+        registry,
+        "app",
+        &foreign.diff_id,
+        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
+               "size": foreign.blob.len(), "urls": [url]}),
+    )
+}
+
+/// [`small_layer`] pushed to `server` only (as `far`), and a manifest of
+/// it on `registry` whose layer URL points there ([`push_foreign_manifest`]);
+/// returns the layer and the manifest digest.
+fn push_foreign_layer(registry: &Registry, server: &Registry) -> (Layer, String) {
+    let foreign = small_layer();
+    server.push_blob("far", &foreign.blob);
+    let url = format!("{}/v2/far/blobs/{}", server.base_url(), foreign.digest);
+    let digest = push_foreign_manifest(registry, &foreign, &url);
+    (foreign, digest)
+}
+
+fn small_layer() -> Layer {
     layer(Compression::Gzip, Format::Oci, |l| {
         l.add_file("foreign/file.txt", b"from far away\n", 0o644);
     })
@@ -54,13 +77,7 @@ fn foreign_layer_without_opt_in_fails_naming_the_layer() {
     let registry = Registry::plain();
     let foreign = small_layer();
     let url = format!("https://127.0.0.1:1/v2/x/blobs/{}", foreign.digest);
-    push_manifest_with_layer(
-        &registry,
-        "app",
-        &foreign.diff_id,
-        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
-               "size": foreign.blob.len(), "urls": [url]}),
-    );
+    push_foreign_manifest(&registry, &foreign, &url);
     let env = TestEnv::new();
 
     let output = env.pull(&["--plain-http", &registry.reference("app", "1.0")]);
@@ -82,23 +99,9 @@ fn foreign_layer_is_fetched_from_its_https_url_when_allowed() {
     let registry = Registry::plain();
     // The layer lives only on another, TLS, server: the URL in the descriptor.
     let elsewhere = Registry::tls();
-    let foreign = small_layer();
-    elsewhere.push_blob("far", &foreign.blob);
-    let url = format!("{}/v2/far/blobs/{}", elsewhere.base_url(), foreign.digest);
-    let digest = push_manifest_with_layer(
-        &registry,
-        "app",
-        &foreign.diff_id,
-        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
-               "size": foreign.blob.len(), "urls": [url]}),
-    );
+    let (foreign, digest) = push_foreign_layer(&registry, &elsewhere);
     let env = TestEnv::new();
-    let ca = elsewhere
-        .ca_cert_path()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let ca = ca_cert_arg(&elsewhere);
 
     let stdout = success(&env.run(&[
         "pull",
@@ -112,12 +115,7 @@ fn foreign_layer_is_fetched_from_its_https_url_when_allowed() {
     assert!(stdout.contains(&digest), "{stdout}");
     assert_eq!(env.stored_blobs()[&foreign.digest], foreign.blob);
     env.assert_store_verified();
-    let rootfs = env.path("rootfs");
-    success(&env.run(&[
-        "rootfs",
-        &registry.reference("app", "1.0"),
-        rootfs.to_str().unwrap(),
-    ]));
+    let rootfs = env.rootfs_ok(&registry.reference("app", "1.0"));
     assert_eq!(
         std::fs::read(rootfs.join("foreign/file.txt")).unwrap(),
         b"from far away\n"
@@ -138,23 +136,9 @@ fn foreign_layer_fetch_never_sends_registry_credentials() {
         tls: true,
         ..Default::default()
     });
-    let foreign = small_layer();
-    elsewhere.push_blob("far", &foreign.blob);
-    let url = format!("{}/v2/far/blobs/{}", elsewhere.base_url(), foreign.digest);
-    push_manifest_with_layer(
-        &registry,
-        "app",
-        &foreign.diff_id,
-        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
-               "size": foreign.blob.len(), "urls": [url]}),
-    );
+    let (foreign, _) = push_foreign_layer(&registry, &elsewhere);
     let env = TestEnv::new();
-    let ca = elsewhere
-        .ca_cert_path()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let ca = ca_cert_arg(&elsewhere);
 
     let output = env.run(&[
         "pull",
@@ -176,17 +160,8 @@ fn foreign_layer_fetch_never_sends_registry_credentials() {
 #[test]
 fn foreign_layer_with_only_http_urls_is_refused() {
     let registry = Registry::plain();
-    let foreign = small_layer();
-    registry.push_blob("far", &foreign.blob);
     // Reachable over plain http, but hoist fetches foreign layers over https only.
-    let url = format!("{}/v2/far/blobs/{}", registry.base_url(), foreign.digest);
-    push_manifest_with_layer(
-        &registry,
-        "app",
-        &foreign.diff_id,
-        json!({"mediaType": NONDISTRIBUTABLE_GZIP, "digest": foreign.digest,
-               "size": foreign.blob.len(), "urls": [url]}),
-    );
+    let (foreign, _) = push_foreign_layer(&registry, &registry);
     let env = TestEnv::new();
 
     let output = env.run(&[
@@ -361,14 +336,17 @@ fn discard_unpacked_layers_drops_the_layer_gc_edges() {
     let manifest = child(&index, host_platform()).manifest_digest();
     let env = TestEnv::new();
 
-    let output = env.run(&[
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        "--discard-unpacked-layers",
-        &pushed.reference,
-    ]);
+    let pull = || {
+        env.run(&[
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            "native",
+            "--discard-unpacked-layers",
+            &pushed.reference,
+        ])
+    };
+    let output = pull();
     let stdout = success(&output);
     assert!(stdout.contains("unpacked native"), "{stdout}");
 
@@ -406,14 +384,7 @@ fn discard_unpacked_layers_drops_the_layer_gc_edges() {
 
     // A re-pull that unpacks finds every snapshot and downloads no layer
     // (as containerd's unpacker skips them).
-    let again = env.run(&[
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        "--discard-unpacked-layers",
-        &pushed.reference,
-    ]);
+    let again = pull();
     success(&again);
     for layer in &layers {
         assert!(
@@ -429,18 +400,33 @@ fn discard_unpacked_layers_drops_the_layer_gc_edges() {
 
     // Flattening needs the layer blobs: a clear error, and a content-only
     // pull fetches them again.
-    let rootfs = env.path("rootfs");
-    let refused = env.run(&["rootfs", &pushed.reference, rootfs.to_str().unwrap()]);
+    let refused = env.run(&[
+        "rootfs",
+        &pushed.reference,
+        env.path("rootfs").to_str().unwrap(),
+    ]);
     assert_mentions(
         &failure(&refused),
         &["not stored", "hoist pull --no-unpack"],
     );
     success(&env.pull(&["--plain-http", &pushed.reference]));
-    success(&env.run(&["rootfs", &pushed.reference, rootfs.to_str().unwrap()]));
+    let rootfs = env.rootfs_ok(&pushed.reference);
     assert!(
         rootfs.join("hello.txt").is_file(),
         "the flattened tree is back"
     );
+}
+
+/// The strings of a JSON array, each picked out of its element by `pick`.
+fn json_strings<'a>(
+    array: &'a serde_json::Value,
+    pick: impl Fn(&'a serde_json::Value) -> &'a serde_json::Value,
+) -> Vec<&'a str> {
+    let elements = array.as_array().expect("a JSON array");
+    elements
+        .iter()
+        .map(|element| pick(element).as_str().expect("a JSON string"))
+        .collect()
 }
 
 fn schema1_image() -> Schema1Image {
@@ -496,44 +482,25 @@ fn schema1_is_converted_to_schema2_with_allow_schema1() {
     assert!(stdout.contains(&images[0].digest), "{stdout}");
     let stored = env.stored_blobs();
     let manifest: serde_json::Value = serde_json::from_slice(&stored[&images[0].digest]).unwrap();
-    let layers: Vec<&str> = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap())
-        .collect();
+    let layers: Vec<&str> = image.layers.iter().map(|l| l.digest.as_str()).collect();
     assert_eq!(
+        json_strings(&manifest["layers"], |l| &l["digest"]),
         layers,
-        image
-            .layers
-            .iter()
-            .map(|l| l.digest.as_str())
-            .collect::<Vec<_>>(),
         "non-empty layers, oldest first"
     );
     let config_digest = manifest["config"]["digest"].as_str().unwrap();
     let config: serde_json::Value = serde_json::from_slice(&stored[config_digest]).unwrap();
-    let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap())
-        .collect();
+    let diff_ids: Vec<&str> = image.layers.iter().map(|l| l.diff_id.as_str()).collect();
     assert_eq!(
+        json_strings(&config["rootfs"]["diff_ids"], |d| d),
         diff_ids,
-        image
-            .layers
-            .iter()
-            .map(|l| l.diff_id.as_str())
-            .collect::<Vec<_>>(),
         "diffIDs computed from the layers"
     );
     assert_eq!(config["config"]["Cmd"][0], "sh");
     assert_eq!(config["history"].as_array().unwrap().len(), 3);
     env.assert_store_verified();
     // And it unpacked: both layers' files are in the flattened rootfs.
-    let rootfs = env.path("rootfs");
-    success(&env.run(&["rootfs", &reference, rootfs.to_str().unwrap()]));
+    let rootfs = env.rootfs_ok(&reference);
     assert_eq!(
         std::fs::read(rootfs.join("etc/os-release")).unwrap(),
         b"ID=old\n"

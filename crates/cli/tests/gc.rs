@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use hoist_testkit::{
-    Compression, Format, Image, Layer, Registry, layer, sha256_digest, simple_image,
+    Compression, Format, Image, Layer, Pushed, Registry, layer, sha256_digest, simple_image,
 };
 
 use crate::util::{
@@ -32,6 +32,27 @@ fn pull(env: &TestEnv, reference: &str) -> Output {
         SNAPSHOTTER,
         reference,
     ])
+}
+
+/// `app:1.0` ([`serve_simple`]) pulled, unpacked, into a fresh store.
+fn pulled_simple() -> (Registry, Image, Pushed, TestEnv) {
+    let (registry, image, pushed) = serve_simple("app", "1.0");
+    let env = TestEnv::new();
+    success(&pull(&env, &pushed.reference));
+    (registry, image, pushed, env)
+}
+
+/// `hoist snapshots mounts` of `key`, which makes the snapshot `view:<key>`
+/// on it: a root a collection keeps.
+fn make_view(env: &TestEnv, key: &str) {
+    success(&env.run(&[
+        "snapshots",
+        "mounts",
+        "--snapshotter",
+        SNAPSHOTTER,
+        key,
+        "/mnt",
+    ]));
 }
 
 /// The keys `hoist snapshots ls --snapshotter native` lists.
@@ -84,9 +105,7 @@ fn blob_path(env: &TestEnv, digest: &str) -> PathBuf {
 
 #[test]
 fn gc_after_removing_the_only_image_leaves_no_blob_and_no_snapshot() {
-    let (_registry, image, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    success(&pull(&env, &pushed.reference));
+    let (_registry, image, pushed, env) = pulled_simple();
     assert_eq!(env.stored_digests(), digests_of(&image));
     assert_eq!(snapshots(&env).len(), 3);
 
@@ -156,9 +175,7 @@ fn gc_keeps_what_remaining_images_share() {
 
 #[test]
 fn gc_removes_unreferenced_snapshots_and_leftover_active_ones_but_keeps_views_as_roots() {
-    let (_registry, image, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    success(&pull(&env, &pushed.reference));
+    let (_registry, image, pushed, env) = pulled_simple();
     let chain = image.chain_ids();
     let top = chain.last().unwrap().clone();
 
@@ -170,14 +187,7 @@ fn gc_removes_unreferenced_snapshots_and_leftover_active_ones_but_keeps_views_as
         .prepare("extract-killed", Some(&top), BTreeMap::new())
         .unwrap();
     drop(engine);
-    success(&env.run(&[
-        "snapshots",
-        "mounts",
-        "--snapshotter",
-        SNAPSHOTTER,
-        &top,
-        "/mnt",
-    ]));
+    make_view(&env, &top);
     let view = format!("view:{top}");
     assert!(snapshots(&env).contains(&view));
 
@@ -378,9 +388,7 @@ fn gc_in_a_loop_never_breaks_concurrent_pulls() {
 
 #[test]
 fn check_finds_corrupt_and_missing_blobs_and_snapshot_dirs_and_repair_fixes_them() {
-    let (_registry, image, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    success(&pull(&env, &pushed.reference));
+    let (_registry, image, pushed, env) = pulled_simple();
     assert_check_clean(&env);
 
     // Flip a byte of the big layer (blobs are read-only).
@@ -514,9 +522,7 @@ fn images_ls_shows_platforms_size_unpacked_and_age() {
 
 #[test]
 fn images_tag_inspect_and_prune() {
-    let (registry, image, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    success(&pull(&env, &pushed.reference));
+    let (registry, image, pushed, env) = pulled_simple();
 
     // tag: a second name for the same target, labels included.
     let tagged = success(&env.run(&["images", "tag", &pushed.reference, "local/copy:v1"]));
@@ -591,14 +597,7 @@ fn images_tag_inspect_and_prune() {
 
     // prune --all keeps an image a view uses, and removes the rest.
     let top = image.chain_ids().pop().unwrap();
-    success(&env.run(&[
-        "snapshots",
-        "mounts",
-        "--snapshotter",
-        SNAPSHOTTER,
-        &top,
-        "/mnt",
-    ]));
+    make_view(&env, &top);
     let pruned = success(&env.run(&["images", "prune", "--all"]));
     assert!(pruned.contains("pruned 0 image(s)"), "{pruned}");
     assert_eq!(env.image_names().len(), 2);

@@ -13,12 +13,13 @@ use std::process::Command;
 
 use hoist_testkit::tree::{Tree, snapshot_tree};
 use hoist_testkit::{
-    Compression, Format, Image, assert_trees_equal, rich_image, run_ok, simple_image,
+    Compression, Format, Image, Registry, assert_trees_equal, rich_image, run_ok, simple_image,
 };
 
 use crate::util::{
     TestEnv, assert_mentions, child, digests_of, failure, host_platform, index_with,
-    other_platform, serve, serve_simple, serve_two_platforms, stderr, success,
+    other_platform, serve, serve_and_pull_simple, serve_simple, serve_two_platforms, stderr,
+    success,
 };
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -33,6 +34,23 @@ fn skopeo_copy(args: &[&str]) {
             .args(args),
         &format!("skopeo copy {args:?}"),
     );
+}
+
+/// skopeo copies image `1.0` of the layout `layout` (a directory, or a
+/// `.tar` archive), after `flags`, to `repository:1.0` on the plain-HTTP
+/// `registry`; returns the manifest the registry then serves.
+fn skopeo_push(registry: &Registry, flags: &[&str], layout: &Path, repository: &str) -> Vec<u8> {
+    let transport = if layout.extension().is_some_and(|e| e == "tar") {
+        "oci-archive"
+    } else {
+        "oci"
+    };
+    let source = format!("{transport}:{}:1.0", layout.display());
+    let dest = format!("docker://{}/{repository}:1.0", registry.host());
+    let mut args = flags.to_vec();
+    args.extend(["--dest-tls-verify=false", &source, &dest]);
+    skopeo_copy(&args);
+    registry.get_manifest(repository, "1.0").1
 }
 
 /// Every blob of the layout directory `dir`, `sha256:<hex>` → bytes.
@@ -108,9 +126,7 @@ fn result_names(stdout: &str) -> Vec<(String, String)> {
 
 #[test]
 fn export_writes_a_layout_skopeo_pushes_with_the_same_digests() {
-    let (registry, image, pushed) = serve_simple("team/app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (registry, image, pushed, env) = serve_and_pull_simple("team/app", "1.0");
 
     let layout = env.path("layout");
     let stdout = success(&env.run(&["export", &pushed.reference, layout.to_str().unwrap()]));
@@ -143,13 +159,7 @@ fn export_writes_a_layout_skopeo_pushes_with_the_same_digests() {
 
     // skopeo reads it and pushes the very same manifest.
     let copied = format!("{}/copied/app:1.0", registry.host());
-    skopeo_copy(&[
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:1.0", layout.display()),
-        &format!("docker://{copied}"),
-    ]);
-    let (_, manifest) = registry.get_manifest("copied/app", "1.0");
+    let manifest = skopeo_push(&registry, &["--preserve-digests"], &layout, "copied/app");
     assert_eq!(manifest, image.manifest_bytes());
 
     // And hoist pulls it back.
@@ -182,12 +192,7 @@ fn export_of_a_partly_pulled_index_writes_the_stored_platforms() {
     assert_eq!(written, index_with(&index, &[host]));
 
     // skopeo without --all copies this machine's platform from it.
-    skopeo_copy(&[
-        "--dest-tls-verify=false",
-        &format!("oci:{}:1.0", layout.display()),
-        &format!("docker://{}/partial:1.0", registry.host()),
-    ]);
-    let (_, manifest) = registry.get_manifest("partial", "1.0");
+    let manifest = skopeo_push(&registry, &[], &layout, "partial");
     assert_eq!(manifest, host.manifest_bytes());
 
     // --all-platforms needs every platform: a clear error, nothing written.
@@ -249,14 +254,7 @@ fn export_of_a_partly_pulled_index_writes_the_stored_platforms() {
     ]));
     let written: BTreeSet<String> = layout_blobs(&full).into_keys().collect();
     assert_eq!(written, index_with(&index, &[host, other]));
-    skopeo_copy(&[
-        "--all",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:1.0", full.display()),
-        &format!("docker://{}/full:1.0", registry.host()),
-    ]);
-    let (_, manifest) = registry.get_manifest("full", "1.0");
+    let manifest = skopeo_push(&registry, &["--all", "--preserve-digests"], &full, "full");
     assert_eq!(manifest, index.manifest_bytes());
     let again = TestEnv::new();
     let reference = format!("{}/full:1.0", registry.host());
@@ -266,9 +264,7 @@ fn export_of_a_partly_pulled_index_writes_the_stored_platforms() {
 
 #[test]
 fn export_refuses_to_overwrite() {
-    let (_registry, image, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (_registry, image, pushed, env) = serve_and_pull_simple("app", "1.0");
 
     let busy = env.path("busy");
     std::fs::create_dir(&busy).unwrap();
@@ -611,13 +607,7 @@ fn tar_layouts_work_both_ways() {
         ));
     }
     assert_eq!(tar_names(&archive), names);
-    skopeo_copy(&[
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &format!("oci-archive:{}:1.0", archive.display()),
-        &format!("docker://{}/fromtar:1.0", registry.host()),
-    ]);
-    let (_, manifest) = registry.get_manifest("fromtar", "1.0");
+    let manifest = skopeo_push(&registry, &["--preserve-digests"], &archive, "fromtar");
     assert_eq!(manifest, image.manifest_bytes());
     let line = failure(&env.run(&["export", &pushed.reference, archive.to_str().unwrap()]));
     assert_mentions(&line, &["exists"]);

@@ -4,21 +4,46 @@
 //! the file. Every host is a real registry; failing mirrors are the fault
 //! proxy, a closed port and an untrusted TLS registry.
 
-use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use hoist_testkit::{Compression, Fault, FaultProxy, Format, Registry, simple_image};
+use hoist_testkit::{Compression, Fault, FaultProxy, Format, Image, Registry, simple_image};
 
 use crate::util::{TestEnv, assert_mentions, base64, failure, host_platform, stderr, success};
 
-fn image() -> hoist_testkit::Image {
+fn image() -> Image {
     simple_image(Format::Oci, Compression::Gzip, host_platform())
 }
 
-/// Writes `<dir>/<host>/hosts.toml`.
-fn hosts_toml(dir: &Path, host: &str, text: &str) {
+/// Writes `<tmp>/<dir>/<host>/hosts.toml` in `env`; returns `<tmp>/<dir>`,
+/// as `--hosts-dir` takes it.
+fn hosts_toml(env: &TestEnv, dir: &str, host: &str, text: &str) -> String {
+    let dir = env.path(dir);
     std::fs::create_dir_all(dir.join(host)).unwrap();
     std::fs::write(dir.join(host).join("hosts.toml"), text).unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+/// [`hosts_toml`] for `upstream`: its `server` over http, then `hosts` (the
+/// `[host."…"]` tables); returns `<tmp>/<dir>`.
+fn mirrors_toml(env: &TestEnv, dir: &str, upstream: &Registry, hosts: &str) -> String {
+    let server = format!("server = \"http://{}\"\n", upstream.host());
+    hosts_toml(env, dir, &upstream.host(), &(server + hosts))
+}
+
+/// `hoist pull --no-unpack --hosts-dir HOSTS REFERENCE` in `env`.
+fn pull_with_hosts(env: &TestEnv, hosts: &str, reference: &str) -> Output {
+    env.pull(&["--hosts-dir", hosts, reference])
+}
+
+/// An empty upstream registry, and a mirror holding `image()` as
+/// `team/app:1.0`: whatever a pull gets came from the mirror.
+fn empty_upstream_and_mirror() -> (Registry, Registry, Image) {
+    let upstream = Registry::plain();
+    let mirror = Registry::plain();
+    let image = image();
+    mirror.push(&image, "team/app", "1.0");
+    (upstream, mirror, image)
 }
 
 /// A loopback port nobody listens on.
@@ -30,30 +55,16 @@ fn closed_port() -> String {
 #[test]
 fn a_mirror_serves_the_pull_with_ns_and_the_image_keeps_its_name() {
     // The upstream has nothing: whatever arrives came from the mirror.
-    let upstream = Registry::plain();
-    let mirror = Registry::plain();
-    let image = image();
-    mirror.push(&image, "team/app", "1.0");
+    let (upstream, mirror, image) = empty_upstream_and_mirror();
     let proxy = FaultProxy::for_registry(&mirror);
     let env = TestEnv::new();
-    let hosts = env.path("certs.d");
-    hosts_toml(
-        &hosts,
-        &upstream.host(),
-        &format!(
-            "server = \"http://{}\"\n[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            upstream.host(),
-            proxy.host()
-        ),
+    let text = format!(
+        "[host.\"http://{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+        proxy.host()
     );
+    let hosts = mirrors_toml(&env, "certs.d", &upstream, &text);
     let reference = upstream.reference("team/app", "1.0");
-    let output = env.pull(&[
-        "--progress",
-        "json",
-        "--hosts-dir",
-        hosts.to_str().unwrap(),
-        &reference,
-    ]);
+    let output = env.pull(&["--progress", "json", "--hosts-dir", &hosts, &reference]);
     let lines = success(&output);
     assert_eq!(env.image_names(), vec![reference.clone()]);
     // The progress says which host served each blob.
@@ -100,26 +111,16 @@ fn failing_mirrors_fall_back_in_order_to_the_server() {
     });
     let dead = closed_port();
     let env = TestEnv::new();
-    let hosts = env.path("certs.d");
-    hosts_toml(
-        &hosts,
-        &upstream.host(),
-        &format!(
-            "server = \"http://{up}\"\n\
-             [host.\"http://{dead}\"]\n\
+    let text = format!(
+        "[host.\"http://{dead}\"]\n\
              [host.\"https://{tls}\"]\n\
              [host.\"http://{failing}\"]\n",
-            up = upstream.host(),
-            tls = untrusted.host(),
-            failing = failing.host()
-        ),
+        tls = untrusted.host(),
+        failing = failing.host()
     );
+    let hosts = mirrors_toml(&env, "certs.d", &upstream, &text);
     let started = Instant::now();
-    let output = env.pull(&[
-        "--hosts-dir",
-        hosts.to_str().unwrap(),
-        &upstream.reference("team/app", "1.0"),
-    ]);
+    let output = pull_with_hosts(&env, &hosts, &upstream.reference("team/app", "1.0"));
     let took = started.elapsed();
     success(&output);
     assert!(
@@ -145,67 +146,56 @@ fn header_and_skip_verify_reach_mirrors_that_need_them() {
     let untrusted = Registry::tls();
     untrusted.push(&image, "team/app", "2.0");
     let env = TestEnv::new();
-    let hosts = env.path("certs.d");
     let authorization = format!("Basic {}", base64(b"mirror:letmein"));
-    hosts_toml(
-        &hosts,
-        &upstream.host(),
-        &format!(
-            "server = \"http://{up}\"\n\
-             [host.\"http://{guarded}\"]\n\
+    let text = format!(
+        "[host.\"http://{guarded}\"]\n\
                [host.\"http://{guarded}\".header]\n\
                  authorization = \"{authorization}\"\n\
              [host.\"https://{tls}\"]\n\
                skip_verify = true\n",
-            up = upstream.host(),
-            guarded = guarded.host(),
-            tls = untrusted.host()
-        ),
+        guarded = guarded.host(),
+        tls = untrusted.host()
     );
-    let dir = hosts.to_str().unwrap();
-    success(&env.pull(&["--hosts-dir", dir, &upstream.reference("team/app", "1.0")]));
-    success(&env.pull(&["--hosts-dir", dir, &upstream.reference("team/app", "2.0")]));
+    let hosts = mirrors_toml(&env, "certs.d", &upstream, &text);
+    success(&pull_with_hosts(
+        &env,
+        &hosts,
+        &upstream.reference("team/app", "1.0"),
+    ));
+    success(&pull_with_hosts(
+        &env,
+        &hosts,
+        &upstream.reference("team/app", "2.0"),
+    ));
     assert_eq!(env.image_names().len(), 2);
 
     // Without the header and skip_verify neither mirror serves, and the
     // empty upstream has nothing: the pull fails with the server's answer.
-    let bare = env.path("bare.d");
-    hosts_toml(
-        &bare,
-        &upstream.host(),
-        &format!(
-            "server = \"http://{up}\"\n[host.\"http://{guarded}\"]\n[host.\"https://{tls}\"]\n",
-            up = upstream.host(),
-            guarded = guarded.host(),
-            tls = untrusted.host()
-        ),
+    let text = format!(
+        "[host.\"http://{guarded}\"]\n[host.\"https://{tls}\"]\n",
+        guarded = guarded.host(),
+        tls = untrusted.host()
     );
+    let bare = mirrors_toml(&env, "bare.d", &upstream, &text);
     let other = TestEnv::new();
-    let refused = other.pull(&[
-        "--hosts-dir",
-        bare.to_str().unwrap(),
-        &upstream.reference("team/app", "1.0"),
-    ]);
+    let refused = pull_with_hosts(&other, &bare, &upstream.reference("team/app", "1.0"));
     assert_mentions(&failure(&refused), &["not found"]);
 }
 
 #[test]
 fn default_hosts_apply_to_every_registry_without_its_own() {
-    let upstream = Registry::plain();
-    let mirror = Registry::plain();
-    let image = image();
-    mirror.push(&image, "team/app", "1.0");
+    let (upstream, mirror, _image) = empty_upstream_and_mirror();
     let env = TestEnv::new();
-    let hosts = env.path("certs.d");
-    hosts_toml(
-        &hosts,
+    let hosts = hosts_toml(
+        &env,
+        "certs.d",
         "_default",
         &format!("[host.\"http://{}\"]\n", mirror.host()),
     );
     let output = env.pull(&[
         "--plain-http",
         "--hosts-dir",
-        hosts.to_str().unwrap(),
+        &hosts,
         &upstream.reference("team/app", "1.0"),
     ]);
     success(&output);
@@ -220,17 +210,13 @@ fn a_malformed_hosts_toml_is_an_error_naming_file_and_line() {
     let upstream = Registry::plain();
     upstream.push(&image(), "team/app", "1.0");
     let env = TestEnv::new();
-    let hosts = env.path("certs.d");
-    hosts_toml(
-        &hosts,
+    let hosts = hosts_toml(
+        &env,
+        "certs.d",
         &upstream.host(),
         "server = \"http://x\"\n[host.\"http://y\"\ncapabilities = [\"pull\"]\n",
     );
-    let output = env.pull(&[
-        "--hosts-dir",
-        hosts.to_str().unwrap(),
-        &upstream.reference("team/app", "1.0"),
-    ]);
+    let output = pull_with_hosts(&env, &hosts, &upstream.reference("team/app", "1.0"));
     let line = failure(&output);
     assert_mentions(&line, &["hosts.toml", "line 2"]);
     assert!(env.image_names().is_empty(), "{}", stderr(&output));
@@ -248,36 +234,29 @@ fn client_certificates_reach_a_mutual_tls_registry() {
     // As a mirror from hosts.toml: `ca` and a `client` pair.
     let upstream = Registry::plain();
     let env = TestEnv::new();
-    let hosts = env.path("certs.d");
-    hosts_toml(
-        &hosts,
-        &upstream.host(),
-        &format!(
-            "server = \"http://{up}\"\n[host.\"https://{tls}\"]\n  ca = \"{ca}\"\n  client = [[\"{cert}\", \"{key}\"]]\n",
-            up = upstream.host(),
-            tls = secured.host()
-        ),
+    let text = format!(
+        "[host.\"https://{tls}\"]\n  ca = \"{ca}\"\n  client = [[\"{cert}\", \"{key}\"]]\n",
+        tls = secured.host()
     );
-    let dir = hosts.to_str().unwrap();
-    success(&env.pull(&["--hosts-dir", dir, &upstream.reference("team/app", "1.0")]));
+    let hosts = mirrors_toml(&env, "certs.d", &upstream, &text);
+    success(&pull_with_hosts(
+        &env,
+        &hosts,
+        &upstream.reference("team/app", "1.0"),
+    ));
 
     // Without the client pair the handshake fails and the empty upstream
     // answers: not found.
-    let bare = env.path("bare.d");
-    hosts_toml(
-        &bare,
-        &upstream.host(),
-        &format!(
-            "server = \"http://{up}\"\n[host.\"https://{tls}\"]\n  ca = \"{ca}\"\n",
-            up = upstream.host(),
-            tls = secured.host()
-        ),
+    let text = format!(
+        "[host.\"https://{tls}\"]\n  ca = \"{ca}\"\n",
+        tls = secured.host()
     );
-    let refused = TestEnv::new().pull(&[
-        "--hosts-dir",
-        bare.to_str().unwrap(),
+    let bare = mirrors_toml(&env, "bare.d", &upstream, &text);
+    let refused = pull_with_hosts(
+        &TestEnv::new(),
+        &bare,
         &upstream.reference("team/app", "1.0"),
-    ]);
+    );
     assert_mentions(&failure(&refused), &["not found"]);
 
     // docker's certs.d files for the registry itself.
@@ -288,11 +267,11 @@ fn client_certificates_reach_a_mutual_tls_registry() {
     std::fs::copy(&cert, own.join("client.cert")).unwrap();
     std::fs::copy(&key, own.join("client.key")).unwrap();
     let direct = TestEnv::new();
-    success(&direct.pull(&[
-        "--hosts-dir",
+    success(&pull_with_hosts(
+        &direct,
         docker.to_str().unwrap(),
         &secured.reference("team/app", "1.0"),
-    ]));
+    ));
 }
 
 #[test]
@@ -303,21 +282,16 @@ fn override_path_puts_the_api_root_where_the_entry_says() {
     // answers 404 under /cache and the pull falls back to the server.
     let mirror = FaultProxy::for_registry(&upstream);
     let env = TestEnv::new();
-    let hosts = env.path("certs.d");
-    hosts_toml(
-        &hosts,
-        &upstream.host(),
-        &format!(
-            "server = \"http://{}\"\n[host.\"http://{}/cache\"]\n  override_path = true\n",
-            upstream.host(),
-            mirror.host()
-        ),
+    let text = format!(
+        "[host.\"http://{}/cache\"]\n  override_path = true\n",
+        mirror.host()
     );
-    success(&env.pull(&[
-        "--hosts-dir",
-        hosts.to_str().unwrap(),
+    let hosts = mirrors_toml(&env, "certs.d", &upstream, &text);
+    success(&pull_with_hosts(
+        &env,
+        &hosts,
         &upstream.reference("team/app", "1.0"),
-    ]));
+    ));
     let log = mirror.request_log();
     assert!(
         log.iter()

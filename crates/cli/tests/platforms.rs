@@ -12,8 +12,9 @@ use crate::util::{
     other_platform, serve,
 };
 
-/// A two-platform index (host and the other platform) pushed as `app:multi`.
-fn two_platform(format: Format) -> (Registry, Image, String) {
+/// A two-platform index (host and the other platform) pushed as
+/// `app:multi`, its reference, and a fresh store to pull it into.
+fn two_platform(format: Format) -> (Registry, Image, String, TestEnv) {
     let (registry, index, pushed) = serve(
         simple_index(
             format,
@@ -24,7 +25,7 @@ fn two_platform(format: Format) -> (Registry, Image, String) {
         "multi",
     );
     assert_eq!(pushed.manifests.len(), 2);
-    (registry, index, pushed.reference)
+    (registry, index, pushed.reference, TestEnv::new())
 }
 
 /// The values of the index's `containerd.io/gc.ref.content.m.*` labels.
@@ -70,15 +71,22 @@ fn assert_pulled_platforms(env: &TestEnv, reference: &str, index: &Image, platfo
     }
 }
 
-#[test]
-fn pull_oci_index_stores_host_platform_only() {
-    let (_registry, index, reference) = two_platform(Format::Oci);
-    assert_eq!(index.media_type(), OCI_INDEX);
-    let env = TestEnv::new();
+/// A plain pull of a [`two_platform`] index of `format` (whose media type
+/// is `media_type`) stores the host platform; returns the index and the
+/// store.
+fn pull_stores_host_platform(format: Format, media_type: &str) -> (Image, TestEnv) {
+    let (_registry, index, reference, env) = two_platform(format);
+    assert_eq!(index.media_type(), media_type);
 
     env.pull_ok(&reference);
 
     assert_pulled_platforms(&env, &reference, &index, &[host_platform()]);
+    (index, env)
+}
+
+#[test]
+fn pull_oci_index_stores_host_platform_only() {
+    let (index, env) = pull_stores_host_platform(Format::Oci, OCI_INDEX);
     // The host child comes first in the index, so it is m.0.
     assert_eq!(
         env.content()[&index.manifest_digest()]["containerd.io/gc.ref.content.m.0"],
@@ -93,8 +101,7 @@ fn pull_oci_index_stores_host_platform_only() {
 
 #[test]
 fn pull_oci_index_with_platform_flag_stores_that_platform_only() {
-    let (_registry, index, reference) = two_platform(Format::Oci);
-    let env = TestEnv::new();
+    let (_registry, index, reference, env) = two_platform(Format::Oci);
 
     env.pull_ok_with(&["--platform", other_platform()], &reference);
 
@@ -106,8 +113,7 @@ fn pull_oci_index_with_platform_flag_stores_that_platform_only() {
 
 #[test]
 fn pull_oci_index_with_two_platform_flags_stores_both() {
-    let (_registry, index, reference) = two_platform(Format::Oci);
-    let env = TestEnv::new();
+    let (_registry, index, reference, env) = two_platform(Format::Oci);
 
     env.pull_ok_with(
         &["--platform", "linux/arm64", "--platform", "linux/amd64"],
@@ -117,10 +123,10 @@ fn pull_oci_index_with_two_platform_flags_stores_both() {
     assert_pulled_platforms(&env, &reference, &index, &["linux/amd64", "linux/arm64"]);
 }
 
-#[test]
-fn pull_oci_index_all_platforms_stores_every_child() {
-    let (_registry, index, reference) = two_platform(Format::Oci);
-    let env = TestEnv::new();
+/// `--all-platforms` of a [`two_platform`] index of `format` stores both
+/// platforms and nothing else.
+fn all_platforms_stores_every_child(format: Format) {
+    let (_registry, index, reference, env) = two_platform(format);
 
     env.pull_ok_with(&["--all-platforms"], &reference);
 
@@ -129,25 +135,18 @@ fn pull_oci_index_all_platforms_stores_every_child() {
 }
 
 #[test]
+fn pull_oci_index_all_platforms_stores_every_child() {
+    all_platforms_stores_every_child(Format::Oci);
+}
+
+#[test]
 fn pull_docker_manifest_list_stores_host_platform_only() {
-    let (_registry, list, reference) = two_platform(Format::Docker);
-    assert_eq!(list.media_type(), DOCKER_MANIFEST_LIST);
-    let env = TestEnv::new();
-
-    env.pull_ok(&reference);
-
-    assert_pulled_platforms(&env, &reference, &list, &[host_platform()]);
+    pull_stores_host_platform(Format::Docker, DOCKER_MANIFEST_LIST);
 }
 
 #[test]
 fn pull_docker_manifest_list_all_platforms_stores_every_child() {
-    let (_registry, list, reference) = two_platform(Format::Docker);
-    let env = TestEnv::new();
-
-    env.pull_ok_with(&["--all-platforms"], &reference);
-
-    assert_pulled_platforms(&env, &reference, &list, &["linux/amd64", "linux/arm64"]);
-    assert_eq!(env.stored_digests(), digests_of(&list));
+    all_platforms_stores_every_child(Format::Docker);
 }
 
 #[test]
@@ -170,8 +169,7 @@ fn pull_index_by_digest_stores_host_platform_only() {
 
 #[test]
 fn pulling_a_second_platform_keeps_gc_refs_to_the_first() {
-    let (_registry, index, reference) = two_platform(Format::Oci);
-    let env = TestEnv::new();
+    let (_registry, index, reference, env) = two_platform(Format::Oci);
     env.pull_ok(&reference);
 
     env.pull_ok_with(&["--platform", other_platform()], &reference);
@@ -191,8 +189,7 @@ fn pulling_a_second_platform_keeps_gc_refs_to_the_first() {
 
 #[test]
 fn pull_index_without_the_wanted_platform_fails_listing_what_it_has() {
-    let (_registry, _index, reference) = two_platform(Format::Oci);
-    let env = TestEnv::new();
+    let (_registry, _index, reference, env) = two_platform(Format::Oci);
 
     let line = failure(&env.pull(&["--plain-http", "--platform", "linux/s390x", &reference]));
 

@@ -430,6 +430,18 @@ fn pull_script(env: &TestEnv, args: &[&str]) {
     assert!(status.success());
 }
 
+/// Starts `hoist pull --plain-http FLAGS… --progress tty REFERENCE` (through
+/// [`pull_script`]) in a tmux terminal in `env`'s directory.
+fn start_tty_pull(env: &TestEnv, flags: &[&str], reference: &str) -> Tmux {
+    let mut args = vec!["--plain-http"];
+    args.extend_from_slice(flags);
+    args.extend(["--progress", "tty", reference]);
+    pull_script(env, &args);
+    let tmux = Tmux::start(&env.path(""));
+    tmux.send(&["./pull", "Enter"]);
+    tmux
+}
+
 /// Whether a row holds a drawn bar (`[====>   ]`).
 fn has_bar(row: &str) -> bool {
     row.split_once('[')
@@ -443,22 +455,11 @@ fn has_bar(row: &str) -> bool {
 fn tty_progress_golden_final_screen() {
     let (registry, image, reference) = alpine();
     let env = TestEnv::new();
-    pull_script(
+    let tmux = start_tty_pull(
         &env,
-        &[
-            "--plain-http",
-            "--max-concurrent-downloads",
-            "1",
-            "--snapshotter",
-            "native",
-            "--progress",
-            "tty",
-            &reference,
-        ],
+        &["--max-concurrent-downloads", "1", "--snapshotter", "native"],
+        &reference,
     );
-    let tmux = Tmux::start(&env.path(""));
-
-    tmux.send(&["./pull", "Enter"]);
     let screen = tmux.wait_for("the pull to end", |screen| {
         screen.contains("unpacked native") && last_line(screen) == "prompt$"
     });
@@ -486,19 +487,7 @@ fn tty_progress_redraws_in_place_and_ctrl_c_leaves_a_clean_screen() {
     let hex = big.strip_prefix("sha256:").expect("sha256 digest");
     let big_id = &hex[..12];
     let env = TestEnv::new();
-    pull_script(
-        &env,
-        &[
-            "--plain-http",
-            "--no-unpack",
-            "--progress",
-            "tty",
-            &reference,
-        ],
-    );
-    let tmux = Tmux::start(&env.path(""));
-
-    tmux.send(&["./pull", "Enter"]);
+    let tmux = start_tty_pull(&env, &["--no-unpack"], &reference);
     // Watch the big layer's row until its byte count changed twice: every
     // capture must show it once, on the same row, with a bar, and the screen
     // must not grow (no line is printed anew per update).

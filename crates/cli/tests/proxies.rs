@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use hoist_testkit::{Compression, Format, Registry, simple_image};
 
-use crate::util::{TestEnv, assert_mentions, failure, host_platform, serve_simple, success};
+use crate::util::{
+    TestEnv, assert_mentions, ca_cert_arg, failure, host_platform, serve_simple, success,
+};
 
 /// A running `tinyproxy` on 127.0.0.1, killed on drop.
 struct Tinyproxy {
@@ -124,12 +126,7 @@ fn a_tls_registry_is_tunnelled_through_an_authenticating_https_proxy() {
     registry.push(&image, "via/tunnel", "1.0");
     let proxy = Tinyproxy::start(Some(("squid", "cuttlefish")));
     let env = TestEnv::new();
-    let ca = registry
-        .ca_cert_path()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let ca = ca_cert_arg(&registry);
     let reference = registry.reference("via/tunnel", "1.0");
 
     let refused = pull_with(

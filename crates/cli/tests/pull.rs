@@ -16,7 +16,8 @@ use hoist_testkit::{
 
 use crate::util::{
     TestEnv, assert_blobs_verify, assert_mentions, assert_pulled, assert_pulled_image,
-    behind_proxy, big_image, digests_of, failure, host_platform, serve_simple, stderr, success,
+    behind_proxy, big_image, digests_of, failure, host_platform, serve_and_pull_simple,
+    serve_simple, stderr, success,
 };
 
 /// Pushes `image` as `app:1.0`, pulls it with `--plain-http`, and checks the
@@ -195,9 +196,7 @@ fn pull_of_tag_and_digest_that_disagree_with_the_registry_stores_nothing() {
 
 #[test]
 fn repull_by_digest_of_stored_image_needs_no_registry() {
-    let (registry, _, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
     let before = env.stored_blobs();
     drop(registry);
 
@@ -222,9 +221,7 @@ fn repull_by_digest_of_stored_image_needs_no_registry() {
 
 #[test]
 fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
-    let (registry, _, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
     let before = env.stored_blobs();
     drop(registry);
 
@@ -294,34 +291,32 @@ fn pull_quiet_prints_only_the_result() {
     assert_eq!(stderr(&output), "");
 }
 
-#[test]
-fn pull_image_pushed_by_skopeo_from_an_oci_layout() {
+/// Pushes `image` as `repository:v1` with skopeo (from an OCI layout), then
+/// pulls and checks it; returns the store.
+fn pull_skopeo_pushed(image: &Image, repository: &str) -> TestEnv {
     let registry = Registry::plain();
     let env = TestEnv::new();
-    let image = simple_image(Format::Oci, Compression::Zstd, host_platform());
     let layout = env.path("layout");
     image.write_oci_layout(&layout, "v1");
-    skopeo_copy_layout_to_registry(&layout, "v1", &registry, "team/tool");
-    let reference = registry.reference("team/tool", "v1");
+    skopeo_copy_layout_to_registry(&layout, "v1", &registry, repository);
+    let reference = registry.reference(repository, "v1");
 
     env.pull_ok(&reference);
 
-    assert_pulled_image(&env, &reference, &image);
+    assert_pulled_image(&env, &reference, image);
+    env
+}
+
+#[test]
+fn pull_image_pushed_by_skopeo_from_an_oci_layout() {
+    let image = simple_image(Format::Oci, Compression::Zstd, host_platform());
+    pull_skopeo_pushed(&image, "team/tool");
 }
 
 #[test]
 fn pull_docker_image_pushed_by_skopeo() {
-    let registry = Registry::plain();
-    let env = TestEnv::new();
     let image = simple_image(Format::Docker, Compression::Gzip, host_platform());
-    let layout = env.path("layout");
-    image.write_oci_layout(&layout, "v1");
-    skopeo_copy_layout_to_registry(&layout, "v1", &registry, "tool");
-    let reference = registry.reference("tool", "v1");
-
-    env.pull_ok(&reference);
-
-    assert_pulled_image(&env, &reference, &image);
+    let env = pull_skopeo_pushed(&image, "tool");
     let content = env.content();
     let config = image.config_digest().expect("config");
     assert_eq!(
@@ -337,12 +332,7 @@ fn pull_docker_image_pushed_by_skopeo() {
 
 #[test]
 fn pull_unknown_tag_fails_with_not_found_and_stores_nothing() {
-    let registry = Registry::plain();
-    registry.push(
-        &simple_image(Format::Oci, Compression::Gzip, host_platform()),
-        "app",
-        "1.0",
-    );
+    let (registry, _, _) = serve_simple("app", "1.0");
     let env = TestEnv::new();
     let reference = registry.reference("app", "2.0");
 

@@ -4,7 +4,9 @@
 
 use hoist_testkit::{FaultProxy, Registry};
 
-use crate::util::{TestEnv, assert_mentions, failure, serve_simple, success};
+use crate::util::{
+    TestEnv, assert_mentions, failure, serve_and_pull_simple, serve_simple, success,
+};
 
 /// Pulls each `(reference, what the error must mention)` through a proxy
 /// that counts requests, and asserts each fails in one line without one.
@@ -130,9 +132,7 @@ fn images_rm_removes_the_record_and_keeps_the_blobs() {
 
 #[test]
 fn images_rm_of_several_references() {
-    let (_registry, _, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (_registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
     env.pull_ok(&pushed.digest_reference);
 
     let stdout = success(&env.run(&["images", "rm", &pushed.digest_reference, &pushed.reference]));
@@ -146,9 +146,7 @@ fn images_rm_of_several_references() {
 
 #[test]
 fn images_rm_of_unknown_reference_fails_naming_it() {
-    let (registry, _, pushed) = serve_simple("app", "1.0");
-    let env = TestEnv::new();
-    env.pull_ok(&pushed.reference);
+    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
     let unknown = registry.reference("app", "9.9");
 
     let line = failure(&env.run(&["images", "rm", &unknown]));

@@ -2,9 +2,7 @@
 //! completions, a manual page, `hoist version`, and the config file that
 //! gives flags their defaults.
 
-use hoist_testkit::{Compression, Format, Registry, simple_image};
-
-use crate::util::{TestEnv, host_platform, success};
+use crate::util::{TestEnv, serve_simple, success};
 
 const COMMANDS: [&str; 14] = [
     "pull",
@@ -67,12 +65,7 @@ fn version_names_the_commit_and_features() {
 
 #[test]
 fn the_config_file_gives_flags_their_defaults_and_flags_win() {
-    let registry = Registry::plain();
-    registry.push(
-        &simple_image(Format::Oci, Compression::Gzip, host_platform()),
-        "conf/app",
-        "1.0",
-    );
+    let (registry, _, _) = serve_simple("conf/app", "1.0");
     let env = TestEnv::new();
     let root = env.path("configured-root");
     let config = env.path("config.toml");

@@ -19,8 +19,8 @@ use std::process::{Child, Command, Output, Stdio};
 use hoist_testkit::rich::rich_layers;
 use hoist_testkit::tree::{Compare, FileKind, Tree, snapshot_tree};
 use hoist_testkit::{
-    Compression, Format, Image, Layer, LayerBuilder, Registry, assert_trees_equal, layer, run_ok,
-    sha256_digest, simple_image, umoci_unpack,
+    Compression, Format, Image, Layer, LayerBuilder, Pushed, Registry, assert_trees_equal, layer,
+    run_ok, sha256_digest, simple_image, umoci_unpack,
 };
 
 use crate::util::{
@@ -260,16 +260,16 @@ fn assert_no_whiteout_artifacts(tree: &Tree) {
 }
 
 /// Pulls `image` (pushed as `reference`) with `snapshotter`, then checks
-/// `hoist rootfs` and the mounted view of the top snapshot against
-/// `expected` (umoci's tree).
+/// `hoist rootfs` and the mounted view of the top snapshot against umoci's
+/// tree of `image`, which it returns.
 fn check_unpacked(
     env: &TestEnv,
     snapshotter: &str,
     reference: &str,
     image: &Image,
-    expected: &Tree,
     compare: Compare,
-) {
+) -> Tree {
+    let expected = snapshot_tree(&umoci_unpack(image, &env.path("umoci")));
     let pulled = pull_unpack(env, snapshotter, &[], reference);
     let chain = image.chain_ids();
     assert_eq!(pulled.tops, [chain.last().unwrap().clone()], "{pulled:?}");
@@ -283,7 +283,7 @@ fn check_unpacked(
     );
     assert_trees_equal!(
         &exported,
-        expected,
+        &expected,
         with_umoci(),
         "`hoist rootfs` (after a pull with {snapshotter}) vs umoci"
     );
@@ -294,10 +294,11 @@ fn check_unpacked(
     assert_no_whiteout_artifacts(&view);
     assert_trees_equal!(
         &view,
-        expected,
+        &expected,
         compare,
         "mounted {snapshotter} view of the top snapshot vs umoci"
     );
+    expected
 }
 
 /// What the rich layers must give, whoever unpacks them (so that the
@@ -387,16 +388,8 @@ fn rich_case(format: Format, compression: Compression, snapshotter: &str) {
         "1.0",
     );
     let env = TestEnv::new();
-    let expected = snapshot_tree(&umoci_unpack(&image, &env.path("umoci")));
+    let expected = check_unpacked(&env, snapshotter, &pushed.reference, &image, with_umoci());
     assert_rich_tree(&expected);
-    check_unpacked(
-        &env,
-        snapshotter,
-        &pushed.reference,
-        &image,
-        &expected,
-        with_umoci(),
-    );
 }
 
 /// One test per rich case: each unpacks the rich image with one format,
@@ -530,12 +523,18 @@ fn sharing_images() -> (Image, Image) {
     (a, b)
 }
 
-#[test]
-fn unpack_warm_repull_does_no_work_and_shared_layers_share_snapshots() {
+/// [`sharing_images`] pushed to a plain registry as `a:1.0` and `b:1.0`.
+fn serve_sharing_images() -> (Registry, (Image, Pushed), (Image, Pushed)) {
     let registry = Registry::plain();
     let (a, b) = sharing_images();
     let pushed_a = registry.push(&a, "a", "1.0");
     let pushed_b = registry.push(&b, "b", "1.0");
+    (registry, (a, pushed_a), (b, pushed_b))
+}
+
+#[test]
+fn unpack_warm_repull_does_no_work_and_shared_layers_share_snapshots() {
+    let (_registry, (a, pushed_a), (b, pushed_b)) = serve_sharing_images();
     let (chain_a, chain_b) = (a.chain_ids(), b.chain_ids());
     assert_eq!(chain_a[..2], chain_b[..2]);
     let env = TestEnv::new();
@@ -753,10 +752,7 @@ fn removed_snapshots(stdout: &str) -> BTreeSet<String> {
 
 #[test]
 fn unpack_images_rm_removes_only_snapshots_no_image_needs() {
-    let registry = Registry::plain();
-    let (a, b) = sharing_images();
-    let pushed_a = registry.push(&a, "a", "1.0");
-    let pushed_b = registry.push(&b, "b", "1.0");
+    let (_registry, (a, pushed_a), (b, pushed_b)) = serve_sharing_images();
     let (chain_a, chain_b) = (a.chain_ids(), b.chain_ids());
     let env = TestEnv::new();
     for snapshotter in SNAPSHOTTERS {
@@ -850,15 +846,7 @@ fn two_layer_case(
     let image = Image::single(Format::Oci, host_platform(), layers);
     let pushed = registry.push(&image, "case", "1.0");
     let env = TestEnv::new();
-    let expected = snapshot_tree(&umoci_unpack(&image, &env.path("umoci")));
-    check_unpacked(
-        &env,
-        snapshotter,
-        &pushed.reference,
-        &image,
-        &expected,
-        compare,
-    );
+    check_unpacked(&env, snapshotter, &pushed.reference, &image, compare);
 }
 
 /// usrmerge: the base has `lib -> usr/lib`; the next layer writes

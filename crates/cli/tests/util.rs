@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hoist_testkit::{
-    Compression, FaultProxy, Format, Image, Layer, Pushed, Registry, assert_success, layer,
-    scrub_env, sha256_digest, simple_image, simple_index,
+    Compression, FaultProxy, Format, Image, Layer, Pushed, Registry, StoreDir, assert_success,
+    layer, scrub_env, sha256_digest, simple_image, simple_index,
 };
 
 /// The `hoist` binary under test.
@@ -38,34 +38,25 @@ pub(crate) fn hoist_command(root: &Path, home: &Path) -> Command {
     command
 }
 
-/// A temporary directory holding a store root and a `HOME`, removed on drop.
+/// A temporary store root and `HOME` ([`StoreDir`], whose paths it
+/// derefs to) with a ready `hoist` command; removed on drop.
 pub(crate) struct TestEnv {
-    dir: tempfile::TempDir,
+    dir: StoreDir,
+}
+
+impl std::ops::Deref for TestEnv {
+    type Target = StoreDir;
+
+    fn deref(&self) -> &StoreDir {
+        &self.dir
+    }
 }
 
 impl TestEnv {
     pub(crate) fn new() -> TestEnv {
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-e2e-")
-            .tempdir()
-            .expect("create temp dir");
-        std::fs::create_dir(dir.path().join("home")).expect("create home");
-        TestEnv { dir }
-    }
-
-    /// `<tmp>/root`, the store (created by hoist on first use).
-    pub(crate) fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    /// `<tmp>/home`, the `HOME` hoist sees.
-    pub(crate) fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    /// A scratch path inside the temporary directory.
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        TestEnv {
+            dir: StoreDir::new("hoist-e2e-"),
+        }
     }
 
     /// `hoist --root <root>` with a clean environment: `HOME` is the temporary
@@ -200,6 +191,14 @@ impl TestEnv {
         self.stored_blobs().into_keys().collect()
     }
 
+    /// `hoist rootfs REFERENCE <tmp>/rootfs`, which must succeed; returns
+    /// the flattened tree's directory.
+    pub(crate) fn rootfs_ok(&self, reference: &str) -> PathBuf {
+        let rootfs = self.path("rootfs");
+        success(&self.run(&["rootfs", reference, rootfs.to_str().unwrap()]));
+        rootfs
+    }
+
     /// See [`assert_store_verified`].
     pub(crate) fn assert_store_verified(&self) {
         assert_store_verified(&self.root());
@@ -284,6 +283,12 @@ pub(crate) fn assert_blobs_verify(root: &Path) {
             "blob {digest} does not verify"
         );
     }
+}
+
+/// The path of `registry`'s CA certificate, as `--tlscacert` takes it.
+pub(crate) fn ca_cert_arg(registry: &Registry) -> String {
+    let path = registry.ca_cert_path().expect("a TLS registry");
+    path.to_str().expect("utf-8 path").to_string()
 }
 
 /// The store's invariants after a successful pull: every blob's sha256 is its
@@ -469,6 +474,17 @@ pub(crate) fn behind_proxy(image: &Image) -> (Registry, FaultProxy, String) {
 pub(crate) fn serve_simple(repository: &str, tag: &str) -> (Registry, Image, Pushed) {
     let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
     serve(image, repository, tag)
+}
+
+/// [`serve_simple`], pulled (`--no-unpack`) into a fresh store.
+pub(crate) fn serve_and_pull_simple(
+    repository: &str,
+    tag: &str,
+) -> (Registry, Image, Pushed, TestEnv) {
+    let (registry, image, pushed) = serve_simple(repository, tag);
+    let env = TestEnv::new();
+    env.pull_ok(&pushed.reference);
+    (registry, image, pushed, env)
 }
 
 /// [`serve`] of a two-platform index (host and other, OCI) of

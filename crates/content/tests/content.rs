@@ -6,7 +6,7 @@ use std::process::Command;
 use std::str::FromStr;
 use std::sync::{Arc, Barrier};
 
-use hoist_content::{Committed, Error, Expected, Store, copy};
+use hoist_content::{Committed, Error, Expected, Store, Writer, copy};
 use hoist_oci::digest::{digest_with, sha256_digest as sha256};
 use oci_spec::image::{Digest, DigestAlgorithm};
 
@@ -18,6 +18,22 @@ fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("content")).unwrap();
     (dir, store)
+}
+
+/// A fresh store holding the blob `body`.
+fn store_holding(body: &[u8]) -> (tempfile::TempDir, Store) {
+    let (dir, store) = store();
+    copy(store.writer("r", expect(body)).unwrap(), body).unwrap();
+    (dir, store)
+}
+
+/// A fresh store with the ingest `reference` of the blob `expected`, its
+/// first bytes `written` already written.
+fn ingest(reference: &str, expected: &[u8], written: &[u8]) -> (tempfile::TempDir, Store, Writer) {
+    let (dir, store) = store();
+    let mut w = store.writer(reference, expect(expected)).unwrap();
+    w.write_all(written).unwrap();
+    (dir, store, w)
 }
 
 #[test]
@@ -82,9 +98,7 @@ fn commit_rejects_digest_mismatch_and_deletes_the_ingest() {
 
 #[test]
 fn commit_rejects_short_content_as_size_mismatch() {
-    let (_dir, store) = store();
-    let mut w = store.writer("r", expect(b"abcdef")).unwrap();
-    w.write_all(b"abc").unwrap();
+    let (_dir, store, w) = ingest("r", b"abcdef", b"abc");
     let err = w.commit().unwrap_err();
     assert!(matches!(
         err,
@@ -133,10 +147,8 @@ fn commit_without_known_size_checks_only_the_digest() {
 
 #[test]
 fn dropped_writer_leaves_a_resumable_ingest() {
-    let (_dir, store) = store();
     let body = b"0123456789";
-    let mut w = store.writer("layer", expect(body)).unwrap();
-    w.write_all(&body[..4]).unwrap();
+    let (_dir, store, w) = ingest("layer", body, &body[..4]);
     drop(w);
 
     let ingests = store.ingests().unwrap();
@@ -168,9 +180,7 @@ fn resume_restarts_when_ingest_is_longer_than_expected() {
 
 #[test]
 fn truncate_rehashes_the_kept_prefix() {
-    let (_dir, store) = store();
-    let mut w = store.writer("r", expect(b"hello")).unwrap();
-    w.write_all(b"heXX").unwrap();
+    let (_dir, store, mut w) = ingest("r", b"hello", b"heXX");
     w.truncate(2).unwrap();
     assert_eq!(w.offset(), 2);
     w.write_all(b"llo").unwrap();
@@ -180,9 +190,7 @@ fn truncate_rehashes_the_kept_prefix() {
 
 #[test]
 fn truncate_to_zero_discards_everything_written() {
-    let (_dir, store) = store();
-    let mut w = store.writer("r", expect(b"fresh")).unwrap();
-    w.write_all(b"stale").unwrap();
+    let (_dir, _store, mut w) = ingest("r", b"fresh", b"stale");
     w.truncate(0).unwrap();
     assert_eq!(w.offset(), 0);
     assert_eq!(copy(w, &b"fresh"[..]).unwrap(), Committed::New);
@@ -190,9 +198,7 @@ fn truncate_to_zero_discards_everything_written() {
 
 #[test]
 fn truncate_cannot_grow_the_ingest() {
-    let (_dir, store) = store();
-    let mut w = store.writer("r", expect(b"abc")).unwrap();
-    w.write_all(b"a").unwrap();
+    let (_dir, _store, mut w) = ingest("r", b"abc", b"a");
     assert!(matches!(
         w.truncate(2),
         Err(Error::InvalidOffset {
@@ -213,10 +219,8 @@ fn try_writer_returns_none_while_another_writer_holds_the_ingest() {
 
 #[test]
 fn blocked_writer_gets_already_exists_once_the_holder_commits() {
-    let (_dir, store) = store();
     let body = b"shared layer";
-    let mut holder = store.writer("layer", expect(body)).unwrap();
-    holder.write_all(&body[..3]).unwrap();
+    let (_dir, store, mut holder) = ingest("layer", body, &body[..3]);
 
     let waiter = {
         let store = store.clone();
@@ -352,12 +356,7 @@ fn writers_in_two_processes_serialize() {
 
 #[test]
 fn read_blob_refuses_blobs_over_the_limit() {
-    let (_dir, store) = store();
-    copy(
-        store.writer("r", expect(b"0123456789")).unwrap(),
-        &b"0123456789"[..],
-    )
-    .unwrap();
+    let (_dir, store) = store_holding(b"0123456789");
     let err = store.read_blob(&sha256(b"0123456789"), 9).unwrap_err();
     assert!(matches!(err, Error::TooLarge { limit: 9 }));
     assert_eq!(
@@ -368,12 +367,7 @@ fn read_blob_refuses_blobs_over_the_limit() {
 
 #[test]
 fn read_blob_detects_corrupted_blob() {
-    let (_dir, store) = store();
-    copy(
-        store.writer("r", expect(b"pristine")).unwrap(),
-        &b"pristine"[..],
-    )
-    .unwrap();
+    let (_dir, store) = store_holding(b"pristine");
     let path = store.blob_path(&sha256(b"pristine"));
     std::fs::remove_file(&path).unwrap();
     std::fs::write(&path, b"tampered").unwrap();
@@ -425,9 +419,7 @@ fn list_returns_blobs_sorted_and_delete_removes_them() {
 
 #[test]
 fn abort_removes_an_idle_ingest() {
-    let (_dir, store) = store();
-    let mut w = store.writer("r", expect(b"abc")).unwrap();
-    w.write_all(b"a").unwrap();
+    let (_dir, store, w) = ingest("r", b"abc", b"a");
     drop(w);
     store.abort("r").unwrap();
     assert!(store.ingests().unwrap().is_empty());

@@ -218,16 +218,12 @@ struct ProcessCollector;
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
         let stat = ProcessStat::read();
-        if let Some(rss) = stat.resident_bytes {
-            let gauge = ConstGauge::new(rss as i64);
-            let metric = encoder.encode_descriptor(
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes",
-                None,
-                gauge.metric_type(),
-            )?;
-            gauge.encode(metric)?;
-        }
+        encode_gauge(
+            &mut encoder,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            stat.resident_bytes,
+        )?;
         if let Some(cpu) = stat.cpu_seconds {
             let counter = ConstCounter::new(cpu);
             let metric = encoder.encode_descriptor(
@@ -238,28 +234,34 @@ impl Collector for ProcessCollector {
             )?;
             counter.encode(metric)?;
         }
-        if let Some(fds) = stat.open_fds {
-            let gauge = ConstGauge::new(fds as i64);
-            let metric = encoder.encode_descriptor(
-                "process_open_fds",
-                "Open file descriptors",
-                None,
-                gauge.metric_type(),
-            )?;
-            gauge.encode(metric)?;
-        }
-        if let Some(start) = stat.start_time_seconds {
-            let gauge = ConstGauge::new(start as i64);
-            let metric = encoder.encode_descriptor(
-                "process_start_time_seconds",
-                "Start time of the process since the Unix epoch in seconds",
-                None,
-                gauge.metric_type(),
-            )?;
-            gauge.encode(metric)?;
-        }
-        Ok(())
+        encode_gauge(
+            &mut encoder,
+            "process_open_fds",
+            "Open file descriptors",
+            stat.open_fds,
+        )?;
+        encode_gauge(
+            &mut encoder,
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch in seconds",
+            stat.start_time_seconds,
+        )
     }
+}
+
+/// Encodes gauge `name` of `value`, unless the value could not be read.
+fn encode_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: Option<u64>,
+) -> std::fmt::Result {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let gauge = ConstGauge::new(value as i64);
+    let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+    gauge.encode(metric)
 }
 
 /// What `/proc/self` says of this process; each field absent when it

@@ -49,6 +49,7 @@ fn client_dir() -> &'static Path {
 fn cri(daemon: &Daemon, calls: Value) -> Vec<Value> {
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cri/cri_client.py");
     let mut child = daemon
+        .dir
         .command("python3")
         .arg(&client)
         .arg("--socket")
@@ -174,6 +175,21 @@ fn compressed_size(image: &Image) -> u64 {
     image.size()
         + image.config_bytes().expect("single image").len() as u64
         + image.layers().iter().map(Layer::size).sum::<u64>()
+}
+
+/// `image` pushed as `repository:1`, served through a proxy sending
+/// `bytes_per_second`; the registry, the proxy and the reference through it.
+fn throttled(
+    image: &Image,
+    repository: &str,
+    bytes_per_second: u64,
+) -> (Registry, FaultProxy, String) {
+    let registry = Registry::plain();
+    registry.push(image, repository, "1");
+    let proxy = FaultProxy::for_registry(&registry);
+    proxy.set_fault(Fault::Throttle { bytes_per_second });
+    let reference = format!("{}/{repository}:1", proxy.host());
+    (registry, proxy, reference)
 }
 
 /// `GET …/blobs/…` requests the proxy saw, per blob digest.
@@ -315,7 +331,7 @@ fn pull_status_list_and_remove_an_image_by_its_names() {
     ok(results[5].clone());
     assert_eq!(daemon.cli_image_names(), Vec::<String>::new());
     // The garbage collection it asked for frees the blobs.
-    let blobs = daemon.root().join("content/blobs/sha256");
+    let blobs = daemon.dir.root().join("content/blobs/sha256");
     wait_for(
         Duration::from_secs(20),
         "the GC to free the removed image's blobs",
@@ -508,7 +524,7 @@ fn runtime_handlers_choose_the_snapshotter() {
         .iter()
         .map(|f| f["fs_id"]["mountpoint"].as_str().unwrap())
         .collect();
-    let root = daemon.root();
+    let root = daemon.dir.root();
     assert_eq!(
         mountpoints,
         vec![
@@ -548,7 +564,7 @@ fn image_fs_info_measures_the_store_and_caches_for_the_period() {
     assert!(t0 > 0 && t1 > t0, "{t0} {t1}");
     assert!(bytes0 > 0 && inodes0 > 0, "{bytes0} {inodes0}");
     assert!(
-        mountpoint.starts_with(fresh.root().join("snapshots")),
+        mountpoint.starts_with(fresh.dir.root().join("snapshots")),
         "{}",
         mountpoint.display()
     );
@@ -579,7 +595,6 @@ fn image_fs_info_measures_the_store_and_caches_for_the_period() {
 #[test]
 #[allow(clippy::print_stderr, reason = "reports the measured request counts")]
 fn twenty_concurrent_pulls_fetch_each_blob_once() {
-    let registry = Registry::plain();
     let image = Image::single(
         Format::Oci,
         &host_platform(),
@@ -587,13 +602,8 @@ fn twenty_concurrent_pulls_fetch_each_blob_once() {
             .map(|seed| big_layer(100 + seed, 512 << 10))
             .collect(),
     );
-    registry.push(&image, "many/app", "1");
-    let proxy = FaultProxy::for_registry(&registry);
     // About a second per layer, so the twenty pulls overlap for sure.
-    proxy.set_fault(Fault::Throttle {
-        bytes_per_second: 512 << 10,
-    });
-    let reference = format!("{}/many/app:1", proxy.host());
+    let (_registry, proxy, reference) = throttled(&image, "many/app", 512 << 10);
     let daemon = Daemon::start();
     let results = call(
         &daemon,
@@ -681,16 +691,10 @@ fn a_stalled_registry_trips_the_progress_timeout() {
 #[test]
 #[allow(clippy::print_stderr, reason = "reports the measured timing")]
 fn a_slow_but_steady_trickle_does_not_trip_the_progress_timeout() {
-    let registry = Registry::plain();
     let image = image_with(9, 96 << 10, json!({}));
-    registry.push(&image, "trickle/app", "1");
-    let proxy = FaultProxy::for_registry(&registry);
     // 24 KiB/s, sent every tenth of a second: the big layer takes about 4 s,
     // twice the timeout, and bytes never stop for long.
-    proxy.set_fault(Fault::Throttle {
-        bytes_per_second: 24 << 10,
-    });
-    let reference = format!("{}/trickle/app:1", proxy.host());
+    let (_registry, proxy, reference) = throttled(&image, "trickle/app", 24 << 10);
     let daemon = Daemon::start_with("image_pull_progress_timeout = \"2s\"\n");
     warm_up_snapshotter(&daemon);
     // Three kubelets pulling it at once: one downloads, the others wait for
@@ -721,15 +725,9 @@ fn a_slow_but_steady_trickle_does_not_trip_the_progress_timeout() {
 
 #[test]
 fn a_pull_cancelled_by_shutdown_is_unavailable() {
-    let registry = Registry::plain();
     let image = image_with(11, 256 << 10, json!({}));
-    registry.push(&image, "shutdown/app", "1");
-    let proxy = FaultProxy::for_registry(&registry);
     // About 16 s for the big layer: the pull surely runs at SIGTERM.
-    proxy.set_fault(Fault::Throttle {
-        bytes_per_second: 16 << 10,
-    });
-    let reference = format!("{}/shutdown/app:1", proxy.host());
+    let (_registry, proxy, reference) = throttled(&image, "shutdown/app", 16 << 10);
     let daemon = Daemon::start();
     let result = std::thread::scope(|scope| {
         let puller = scope.spawn(|| call(&daemon, pull(&reference)));

@@ -24,7 +24,7 @@ fn docker_pull(daemon: &Daemon, repository: &str, tag: &str) -> (u16, String) {
 
 /// The blob files under the store's content directory.
 fn stored_blobs(daemon: &Daemon) -> Vec<String> {
-    let dir = daemon.root().join("content/blobs/sha256");
+    let dir = daemon.dir.root().join("content/blobs/sha256");
     let mut found: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -68,7 +68,7 @@ fn sigterm_cancels_a_running_pull_and_leaves_a_clean_store_without_leases() {
     wait_for(Duration::from_secs(20), "a blob download to start", || {
         proxy.request_log().iter().any(|r| r.contains("/blobs/"))
     });
-    let root = daemon.root();
+    let root = daemon.dir.root();
     let hoist = |args: &[&str]| {
         Command::new(crate::util::hoist_binary())
             .arg("--root")
@@ -120,14 +120,14 @@ fn a_live_socket_is_refused_and_a_stale_one_replaced() {
     let mut first = Daemon::start();
     // A second daemon on another root, asked for the first one's CRI socket.
     let second_daemon = |first: &Daemon| {
-        let mut command = first.command(HOISTD);
+        let mut command = first.dir.command(HOISTD);
         command
             .arg("--root")
-            .arg(first.path("other-root"))
+            .arg(first.dir.path("other-root"))
             .arg("--cri-socket")
             .arg(&first.cri_socket)
             .arg("--docker-socket")
-            .arg(first.path("other-docker.sock"));
+            .arg(first.dir.path("other-docker.sock"));
         command
     };
     let refused = second_daemon(&first).output().expect("run a second hoistd");
@@ -151,11 +151,12 @@ fn a_live_socket_is_refused_and_a_stale_one_replaced() {
             if let Ok(Some(status)) = second.try_wait() {
                 panic!("the second hoistd exited: {status}");
             }
-            if std::os::unix::net::UnixStream::connect(first.path("other-docker.sock")).is_err() {
+            if std::os::unix::net::UnixStream::connect(first.dir.path("other-docker.sock")).is_err()
+            {
                 return false;
             }
             answered = Some(crate::util::http_over_unix(
-                &first.path("other-docker.sock"),
+                &first.dir.path("other-docker.sock"),
                 "GET",
                 "/_ping",
                 "",

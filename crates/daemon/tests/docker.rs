@@ -18,7 +18,7 @@ use hoist_testkit::{
 };
 use serde_json::{Value, json};
 
-use crate::util::{Daemon, exchange, wait_for};
+use crate::util::{Daemon, assert_contains, exchange, wait_for};
 
 /// The docker CLI under test.
 const DOCKER: &str = "docker";
@@ -71,7 +71,7 @@ fn short(digest: &str) -> String {
 
 /// `docker …` against `daemon`, bounded by `timeout`.
 fn docker(daemon: &Daemon) -> Command {
-    let mut command = daemon.command("timeout");
+    let mut command = daemon.dir.command("timeout");
     command
         .arg("--kill-after=5")
         .arg(COMMAND_TIMEOUT_SECS.to_string())
@@ -95,32 +95,39 @@ fn run(daemon: &Daemon, args: &[&str]) -> Output {
     output
 }
 
-/// Runs docker, asserts success, returns stdout.
+/// Runs docker and asserts it succeeded or failed as `succeed` says; on a
+/// surprise, shows what docker and hoistd printed.
 #[track_caller]
-fn ok(daemon: &Daemon, args: &[&str]) -> String {
+fn run_expecting(daemon: &Daemon, args: &[&str], succeed: bool) -> Output {
     let output = run(daemon, args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
-        output.status.success(),
-        "docker {args:?} failed ({})\nstdout: {stdout}\nstderr: {}\nhoistd log:\n{}",
+        output.status.success() == succeed,
+        "docker {args:?} {} ({})\nstdout: {}\nstderr: {}\nhoistd log:\n{}",
+        if succeed {
+            "failed"
+        } else {
+            "succeeded unexpectedly"
+        },
         output.status,
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
         daemon.log()
     );
-    stdout
+    output
+}
+
+/// Runs docker, asserts success, returns stdout.
+#[track_caller]
+fn ok(daemon: &Daemon, args: &[&str]) -> String {
+    let output = run_expecting(daemon, args, true);
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs docker, asserts failure, returns stderr.
 #[track_caller]
 fn fails(daemon: &Daemon, args: &[&str]) -> String {
-    let output = run(daemon, args);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        !output.status.success(),
-        "docker {args:?} succeeded unexpectedly\nstdout: {}\nstderr: {stderr}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    stderr
+    let output = run_expecting(daemon, args, false);
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// `docker login -u USER --password-stdin host` with `password` on stdin.
@@ -200,17 +207,11 @@ fn pull_prints_dockers_progress_and_is_up_to_date_the_second_time() {
     assert!(!out.contains(&config), "{out}");
 
     let again = ok(&daemon, &["pull", &pushed.reference]);
-    assert!(
-        again.contains(&format!(
-            "Status: Image is up to date for {}",
-            pushed.reference
-        )),
-        "{again}"
+    assert_contains(
+        &again,
+        &format!("Status: Image is up to date for {}", pushed.reference),
     );
-    assert!(
-        again.contains(&format!("Digest: {}", pushed.digest)),
-        "{again}"
-    );
+    assert_contains(&again, &format!("Digest: {}", pushed.digest));
     assert!(!again.contains("Pull complete"), "{again}");
     assert!(!again.contains("Pulling fs layer"), "{again}");
     assert_eq!(daemon.cli_image_names(), vec![pushed.reference.clone()]);
@@ -297,10 +298,7 @@ fn images_inspect_tag_and_rmi() {
     );
     // An id with two names is not removed without --force.
     let conflict = fails(&daemon, &["rmi", &short(&pushed.digest)]);
-    assert!(
-        conflict.contains("image is referenced in multiple repositories"),
-        "{conflict}"
-    );
+    assert_contains(&conflict, "image is referenced in multiple repositories");
 
     let untagged = ok(&daemon, &["rmi", "local/app:2"]);
     assert_eq!(untagged.trim(), "Untagged: local/app:2");
@@ -325,17 +323,17 @@ fn login_then_private_pull() {
     let daemon = Daemon::start();
 
     let denied = fails(&daemon, &["pull", &pushed.reference]);
-    assert!(
-        denied.contains(&format!(
+    assert_contains(
+        &denied,
+        &format!(
             "pull access denied for {host}/team/app, repository does not exist or may require 'docker login'"
-        )),
-        "{denied}"
+        ),
     );
 
     let wrong = login(&daemon, &host, "wrong-password");
     let stderr = String::from_utf8_lossy(&wrong.stderr);
     assert!(!wrong.status.success(), "{wrong:?}");
-    assert!(stderr.contains("401 Unauthorized"), "{stderr}");
+    assert_contains(&stderr, "401 Unauthorized");
 
     let right = login(&daemon, &host, PASSWORD);
     assert!(right.status.success(), "{right:?}\n{}", daemon.log());
@@ -345,17 +343,14 @@ fn login_then_private_pull() {
     );
     // The CLI keeps the login in the temporary home and sends it with
     // every pull of that registry.
-    let config = std::fs::read_to_string(daemon.home().join(".docker/config.json"))
+    let config = std::fs::read_to_string(daemon.dir.home().join(".docker/config.json"))
         .expect("docker wrote config.json");
-    assert!(config.contains(&host), "{config}");
+    assert_contains(&config, &host);
 
     let out = ok(&daemon, &["pull", &pushed.reference]);
-    assert!(
-        out.contains(&format!(
-            "Status: Downloaded newer image for {}",
-            pushed.reference
-        )),
-        "{out}"
+    assert_contains(
+        &out,
+        &format!("Status: Downloaded newer image for {}", pushed.reference),
     );
     assert_eq!(daemon.cli_image_names(), vec![pushed.reference.clone()]);
 }
@@ -370,11 +365,11 @@ fn login_to_a_token_registry() {
     let wrong = login(&daemon, &host, "wrong-password");
     assert!(!wrong.status.success(), "{wrong:?}");
     let stderr = String::from_utf8_lossy(&wrong.stderr);
-    assert!(stderr.contains("401 Unauthorized"), "{stderr}");
+    assert_contains(&stderr, "401 Unauthorized");
     let right = login(&daemon, &host, PASSWORD);
     assert!(right.status.success(), "{right:?}\n{}", daemon.log());
     let out = ok(&daemon, &["pull", &pushed.reference]);
-    assert!(out.contains(&format!("Digest: {}", pushed.digest)), "{out}");
+    assert_contains(&out, &format!("Digest: {}", pushed.digest));
 }
 
 #[test]
@@ -386,18 +381,16 @@ fn missing_images_fail_in_dockers_words() {
     let daemon = Daemon::start();
 
     let pull = fails(&daemon, &["pull", &missing]);
-    assert!(
-        pull.contains(&format!(
-            "Error response from daemon: manifest for {missing} not found: manifest unknown"
-        )),
-        "{pull}"
+    assert_contains(
+        &pull,
+        &format!("Error response from daemon: manifest for {missing} not found: manifest unknown"),
     );
     let rmi = fails(&daemon, &["rmi", "nope"]);
-    assert!(rmi.contains("No such image: nope:latest"), "{rmi}");
+    assert_contains(&rmi, "No such image: nope:latest");
     let inspect = fails(&daemon, &["image", "inspect", "nope"]);
-    assert!(inspect.contains("No such image"), "{inspect}");
+    assert_contains(&inspect, "No such image");
     let tag = fails(&daemon, &["tag", "nope", "other:1"]);
-    assert!(tag.contains("No such image: nope:latest"), "{tag}");
+    assert_contains(&tag, "No such image: nope:latest");
     assert!(daemon.cli_image_names().is_empty());
 }
 
@@ -417,17 +410,14 @@ fn schema1_is_refused_unless_configured() {
 
     let refusing = Daemon::start();
     let refused = fails(&refusing, &["pull", &reference]);
-    assert!(
-        refused.contains("Docker schema 1 images are deprecated"),
-        "{refused}"
-    );
+    assert_contains(&refused, "Docker schema 1 images are deprecated");
     assert!(refusing.cli_image_names().is_empty());
 
     let converting = Daemon::start_with("allow_schema1 = true\n");
     let out = ok(&converting, &["pull", &reference]);
-    assert!(
-        out.contains(&format!("Status: Downloaded newer image for {reference}")),
-        "{out}"
+    assert_contains(
+        &out,
+        &format!("Status: Downloaded newer image for {reference}"),
     );
     assert_eq!(converting.cli_image_names(), vec![reference]);
 }
@@ -443,16 +433,10 @@ fn all_tags_and_digest_pulls() {
     let repository = format!("{}/team/app", registry.host());
     let out = ok(&daemon, &["pull", "--all-tags", &repository]);
     for pushed in [&first, &second] {
-        assert!(
-            out.contains(&format!("{}: Pulling from team/app", pushed.tag)),
-            "{out}"
-        );
-        assert!(
-            out.contains(&format!(
-                "Status: Downloaded newer image for {}",
-                pushed.reference
-            )),
-            "{out}"
+        assert_contains(&out, &format!("{}: Pulling from team/app", pushed.tag));
+        assert_contains(
+            &out,
+            &format!("Status: Downloaded newer image for {}", pushed.reference),
         );
     }
     assert_eq!(
@@ -461,17 +445,11 @@ fn all_tags_and_digest_pulls() {
     );
 
     let by_digest = ok(&daemon, &["pull", &first.digest_reference]);
-    assert!(
-        by_digest.contains(&format!(
-            "{}: Pulling from team/app",
-            first.digest_reference
-        )),
-        "{by_digest}"
+    assert_contains(
+        &by_digest,
+        &format!("{}: Pulling from team/app", first.digest_reference),
     );
-    assert!(
-        by_digest.contains(&format!("Digest: {}", first.digest)),
-        "{by_digest}"
-    );
+    assert_contains(&by_digest, &format!("Digest: {}", first.digest));
 }
 
 #[test]
@@ -503,9 +481,9 @@ fn versions_negotiate_and_other_endpoints_answer_501_at_once() {
         .expect("run docker");
     assert!(!too_new.status.success());
     let stderr = String::from_utf8_lossy(&too_new.stderr);
-    assert!(
-        stderr.contains("client version 1.52 is too new. Maximum supported API version is 1.51"),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "client version 1.52 is too new. Maximum supported API version is 1.51",
     );
 
     for args in [&["ps"][..], &["network", "ls"], &["volume", "ls"]] {
@@ -623,6 +601,7 @@ fn a_docker_client_that_goes_away_cancels_its_pull() {
 
     // No `timeout` wrapper: this is the process to kill.
     let client = daemon
+        .dir
         .command(DOCKER)
         .env(
             "DOCKER_HOST",

@@ -9,7 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use hoist_testkit::{run_ok, scrub_env};
+use hoist_testkit::{StoreDir, run_ok};
+
+/// Fails the test unless `text` contains `needle`, showing `text`.
+#[track_caller]
+pub(crate) fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+}
 
 /// The `hoistd` binary under test.
 pub(crate) const HOISTD: &str = env!("CARGO_BIN_EXE_hoistd");
@@ -20,7 +26,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// A `hoistd` process on a temporary root; killed (SIGKILL) on drop unless
 /// stopped with [`Daemon::stop`].
 pub(crate) struct Daemon {
-    dir: tempfile::TempDir,
+    /// The temporary directory: the store root, the `HOME` and clean
+    /// commands every process of the harness runs with, scratch paths.
+    pub(crate) dir: StoreDir,
     child: Option<Child>,
     /// The CRI ImageService socket.
     pub(crate) cri_socket: PathBuf,
@@ -40,28 +48,25 @@ impl Daemon {
     /// `hoist_daemon::Config`; `root`, the sockets and `metrics_addr` are
     /// set by the harness through flags).
     pub(crate) fn start_with(config: &str) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("hoistd-e2e-")
-            .tempdir()
-            .expect("create temp dir");
-        std::fs::create_dir(dir.path().join("home")).expect("create home");
-        let config_path = dir.path().join("config.toml");
+        let dir = StoreDir::new("hoistd-e2e-");
+        let config_path = dir.path("config.toml");
         std::fs::write(&config_path, config).expect("write config");
         let metrics_addr = free_port();
         let mut daemon = Daemon {
-            cri_socket: dir.path().join("run/cri.sock"),
-            docker_socket: dir.path().join("run/docker.sock"),
+            cri_socket: dir.path("run/cri.sock"),
+            docker_socket: dir.path("run/docker.sock"),
             metrics_addr,
             dir,
             child: None,
         };
         let log = std::fs::File::create(daemon.log_path()).expect("create log");
         let child = daemon
+            .dir
             .command(HOISTD)
             .arg("--config")
             .arg(&config_path)
             .arg("--root")
-            .arg(daemon.root())
+            .arg(daemon.dir.root())
             .arg("--cri-socket")
             .arg(&daemon.cri_socket)
             .arg("--docker-socket")
@@ -107,40 +112,15 @@ impl Daemon {
         }
     }
 
-    /// A command with the harness's clean environment: `HOME` is the
-    /// temporary home, and nothing of the caller's docker, hoist or proxy
-    /// settings leaks in.
-    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new(program);
-        command.env("HOME", self.home());
-        scrub_env(&mut command);
-        command
-    }
-
     /// `hoist --root <the daemon's root>`, for the CLI on the same store.
     pub(crate) fn hoist(&self) -> Command {
-        let mut command = self.command(hoist_binary());
-        command.arg("--root").arg(self.root());
+        let mut command = self.dir.command(hoist_binary());
+        command.arg("--root").arg(self.dir.root());
         command
-    }
-
-    /// The store root.
-    pub(crate) fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    /// The `HOME` every command of the harness sees.
-    pub(crate) fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    /// A scratch path in the temporary directory.
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 
     fn log_path(&self) -> PathBuf {
-        self.dir.path().join("hoistd.log")
+        self.dir.path("hoistd.log")
     }
 
     /// What hoistd logged so far (stderr).

@@ -648,12 +648,21 @@ mod tests {
         digest
     }
 
+    /// [`put`] and recorded in the metadata store, as a pull leaves a blob.
+    fn put_recorded(engine: &Engine, body: &[u8]) -> Digest {
+        let digest = put(engine, body);
+        engine
+            .db
+            .put_content(&digest, body.len() as u64, &Labels::new())
+            .unwrap();
+        digest
+    }
+
     #[test]
     fn a_clean_store_checks_clean() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
-        let digest = put(&engine, b"hello");
-        engine.db.put_content(&digest, 5, &Labels::new()).unwrap();
+        put_recorded(&engine, b"hello");
         let report = engine.check(false).unwrap();
         assert!(report.is_clean(), "{:?}", report.problems);
         assert_eq!(report.blobs_checked, 1);
@@ -663,8 +672,7 @@ mod tests {
     fn corrupt_missing_and_unrecorded_blobs_are_found_and_repaired() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
-        let corrupt = put(&engine, b"will be corrupted");
-        engine.db.put_content(&corrupt, 17, &Labels::new()).unwrap();
+        let corrupt = put_recorded(&engine, b"will be corrupted");
         let path = engine.content.blob_path(&corrupt);
         let mut perms = std::fs::metadata(&path).unwrap().permissions();
         #[allow(

@@ -216,7 +216,12 @@ impl<'a> Session<'a> {
                 walk.image_labels = artifact_labels(&body);
             }
             let gc_labels = match manifest::children(descriptor.media_type().as_ref(), &body)? {
-                Children::Index(children) => self.handle_index(&children, wanted, &mut walk)?,
+                Children::Index(children) => {
+                    let name = self.reference.to_string();
+                    let (gc_labels, queued) = index_edges(self.options, &name, &children, wanted)?;
+                    walk.queue.extend(queued);
+                    gc_labels
+                }
                 Children::Manifest { config, layers } => {
                     let stored = bytes == 0;
                     self.handle_manifest(&descriptor, config, layers, wanted, stored, &mut walk)
@@ -227,21 +232,6 @@ impl<'a> Session<'a> {
             self.record_content(&descriptor, gc_labels).await?;
         }
         Ok(walk)
-    }
-
-    /// An index: queue the chosen platforms' manifests (all of them with
-    /// `all_metadata`, layers only for the chosen); returns its GC labels.
-    fn handle_index(
-        &self,
-        children: &[Descriptor],
-        wanted: bool,
-        walk: &mut Walk,
-    ) -> Result<Labels> {
-        let selected = self.select_platforms(children)?;
-        let (gc_labels, queued) =
-            index_edges(children, &selected, self.options.all_metadata, wanted);
-        walk.queue.extend(queued);
-        Ok(gc_labels)
     }
 
     /// An image manifest: queue its config, and its layers when the
@@ -371,14 +361,6 @@ impl<'a> Session<'a> {
         })
     }
 
-    fn select_platforms(&self, children: &[Descriptor]) -> Result<Vec<Descriptor>> {
-        choose_platforms(
-            &self.options.platforms,
-            children,
-            &self.reference.to_string(),
-        )
-    }
-
     /// Records a stored blob in the metadata store with where it came from
     /// and `gc_labels`, merged into any labels it has; off the runtime.
     pub(crate) async fn record_content(
@@ -472,17 +454,23 @@ pub(crate) fn choose_platforms(
 }
 
 /// An index's GC labels and the manifests to visit next, each with whether
-/// its layers are wanted: the `selected` ones (all of them with
-/// `all_metadata`, layers only for the selected). Edges are numbered by
-/// position in the whole index, so pulling another platform later adds an
-/// edge instead of overwriting one.
+/// its layers are wanted: the ones `options.platforms` chooses ([`choose_platforms`];
+/// all of them with `options.all_metadata`, layers only for the chosen).
+/// Edges are numbered by position in the whole index, so pulling another
+/// platform later adds an edge instead of overwriting one. `name` names
+/// the image in the error when a platform has no match.
 pub(crate) fn index_edges(
+    options: &PullOptions,
+    name: &str,
     children: &[Descriptor],
-    selected: &[Descriptor],
-    all_metadata: bool,
     wanted: bool,
-) -> (Labels, Vec<(Descriptor, bool)>) {
-    let visited = if all_metadata { children } else { selected };
+) -> Result<(Labels, Vec<(Descriptor, bool)>)> {
+    let selected = &choose_platforms(&options.platforms, children, name)?;
+    let visited = if options.all_metadata {
+        children
+    } else {
+        selected
+    };
     let mut gc_labels = Labels::new();
     let mut queue = Vec::new();
     for child in visited {
@@ -494,7 +482,7 @@ pub(crate) fn index_edges(
         let wanted = wanted && selected.iter().any(|s| s.digest() == child.digest());
         queue.push((child.clone(), wanted));
     }
-    (gc_labels, queue)
+    Ok((gc_labels, queue))
 }
 
 /// The image labels an OCI 1.1 manifest carries: its `artifactType` and

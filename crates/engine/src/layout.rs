@@ -275,15 +275,7 @@ impl Engine {
             let unpack_time = unpacked.is_some().then(|| unpack_started.elapsed());
             let discarded_layers = options.discard_unpacked_layers && unpacked.is_some();
             if discarded_layers {
-                let db = self.db.clone();
-                let manifests = fetched.manifests.clone();
-                tokio::task::spawn_blocking(move || -> Result<()> {
-                    for manifest in &manifests {
-                        db.remove_content_labels(manifest.digest(), &labels::layer_ref_prefix())?;
-                    }
-                    Ok(())
-                })
-                .await??;
+                self.discard_layers(&fetched.manifests).await?;
             }
             stored.push((planned, fetched, unpacked, unpack_time, discarded_layers));
         }
@@ -291,35 +283,21 @@ impl Engine {
         // names point at them: a failure above registers nothing.
         let mut pulled = Vec::new();
         for (planned, fetched, unpacked, unpack_time, discarded_layers) in stored {
-            let mut image_labels = fetched.image_labels.clone();
-            if let Some(unpacked) = &unpacked {
-                let chain_ids: Vec<String> =
-                    unpacked.chain_ids.iter().map(ToString::to_string).collect();
-                image_labels.insert(labels::unpacked(&unpacked.snapshotter), chain_ids.join(","));
-            }
-            let previous = self
-                .register(&planned.name, &fetched.target, image_labels)
+            let up_to_date = self
+                .register_fetched(&planned.name, &fetched, unpacked.as_ref())
                 .await?;
             progress.send(Event::ImageDone {
                 name: planned.name.clone(),
                 digest: fetched.target.digest().clone(),
-                up_to_date: fetched.downloaded == 0
-                    && previous.is_some_and(|p| p == fetched.target.digest().to_string()),
+                up_to_date,
             });
-            let (snapshotter, chain_ids) = unpacked
-                .map(|u| (Some(u.snapshotter), u.chain_ids))
-                .unwrap_or_default();
-            pulled.push(Pulled {
-                name: planned.name.clone(),
-                target: fetched.target,
-                blobs: fetched.blobs,
-                downloaded: fetched.downloaded,
-                snapshotter,
-                chain_ids,
-                configs: fetched.configs,
+            pulled.push(Pulled::new(
+                planned.name.clone(),
+                fetched,
+                unpacked,
                 unpack_time,
                 discarded_layers,
-            });
+            ));
         }
         Ok(pulled)
     }
@@ -1173,7 +1151,14 @@ impl Importer {
                 walk.image_labels = crate::fetch::artifact_labels(&body);
             }
             let gc_labels = match manifest::children(descriptor.media_type().as_ref(), &body)? {
-                Children::Index(children) => self.handle_index(&children, wanted, &mut walk)?,
+                Children::Index(children) => {
+                    let (gc_labels, queued) =
+                        crate::fetch::index_edges(&self.options, &self.name, &children, wanted)?;
+                    for (child, wanted) in queued {
+                        walk.queue.push(child, wanted);
+                    }
+                    gc_labels
+                }
                 Children::Manifest { config, layers } => {
                     self.handle_manifest(&descriptor, config, layers, wanted, &mut walk)?
                 }
@@ -1204,23 +1189,6 @@ impl Importer {
             downloaded: walk.copied,
             image_labels: walk.image_labels,
         })
-    }
-
-    /// An index: queue the chosen platforms' manifests (every one with
-    /// `all_metadata`, layers only for the chosen); returns its GC labels.
-    fn handle_index(
-        &self,
-        children: &[Descriptor],
-        wanted: bool,
-        walk: &mut Walk,
-    ) -> Result<Labels> {
-        let selected = self.select_platforms(children)?;
-        let (gc_labels, queued) =
-            crate::fetch::index_edges(children, &selected, self.options.all_metadata, wanted);
-        for (child, wanted) in queued {
-            walk.queue.push(child, wanted);
-        }
-        Ok(gc_labels)
     }
 
     /// An image manifest: queue its config, and its layers when its platform
@@ -1254,12 +1222,6 @@ impl Importer {
             walk.leaves.push((layer, kind));
         }
         Ok(gc_labels)
-    }
-
-    /// The best match per requested platform among an index's manifests,
-    /// or all of them (the rule of a registry pull).
-    fn select_platforms(&self, children: &[Descriptor]) -> Result<Vec<Descriptor>> {
-        crate::fetch::choose_platforms(&self.options.platforms, children, &self.name)
     }
 
     /// Stores an index or manifest from the layout (verified) or reads the

@@ -23,18 +23,18 @@ pub(crate) struct RootLock {
 impl RootLock {
     /// Takes the lock shared (writers), blocking while a collection runs.
     pub(crate) fn shared(root: &Path) -> Result<RootLock> {
-        let file = open(root)?;
-        file.lock_shared().map_err(|source| Error::Io {
-            path: root.join(LOCK_FILE),
-            source,
-        })?;
-        Ok(RootLock { _file: file })
+        RootLock::take(root, File::lock_shared)
     }
 
     /// Takes the lock exclusively (the collector), blocking while writers run.
     pub(crate) fn exclusive(root: &Path) -> Result<RootLock> {
+        RootLock::take(root, File::lock)
+    }
+
+    /// Opens the lock file and takes the lock with `lock`.
+    fn take(root: &Path, lock: fn(&File) -> std::io::Result<()>) -> Result<RootLock> {
         let file = open(root)?;
-        file.lock().map_err(|source| Error::Io {
+        lock(&file).map_err(|source| Error::Io {
             path: root.join(LOCK_FILE),
             source,
         })?;

@@ -168,6 +168,32 @@ pub struct Pulled {
     pub discarded_layers: bool,
 }
 
+impl Pulled {
+    /// What pulling `name` produced, from its steps' results.
+    pub(crate) fn new(
+        name: String,
+        fetched: Fetched,
+        unpacked: Option<Unpacked>,
+        unpack_time: Option<Duration>,
+        discarded_layers: bool,
+    ) -> Pulled {
+        let (snapshotter, chain_ids) = unpacked
+            .map(|u| (Some(u.snapshotter), u.chain_ids))
+            .unwrap_or_default();
+        Pulled {
+            name,
+            target: fetched.target,
+            blobs: fetched.blobs,
+            downloaded: fetched.downloaded,
+            snapshotter,
+            chain_ids,
+            configs: fetched.configs,
+            unpack_time,
+            discarded_layers,
+        }
+    }
+}
+
 /// A reference resolved to the descriptor of its root manifest or index.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -254,17 +280,9 @@ impl Engine {
             // 5. Register the image; only now does it point at complete
             //    content. A schema 1 image is registered under its converted
             //    manifest.
-            let mut image_labels = fetched.image_labels.clone();
-            if let Some(unpacked) = &unpacked {
-                let chain_ids: Vec<String> =
-                    unpacked.chain_ids.iter().map(ToString::to_string).collect();
-                image_labels.insert(labels::unpacked(&unpacked.snapshotter), chain_ids.join(","));
-            }
-            let previous = self
-                .register(&resolved.name, &fetched.target, image_labels)
+            let up_to_date = self
+                .register_fetched(&resolved.name, &fetched, unpacked.as_ref())
                 .await?;
-            let up_to_date = fetched.downloaded == 0
-                && previous.is_some_and(|p| p == fetched.target.digest().to_string());
             Ok::<_, Error>((fetched, unpacked, up_to_date, unpack_time, discarded_layers))
         }
         .await;
@@ -275,20 +293,33 @@ impl Engine {
             digest: fetched.target.digest().clone(),
             up_to_date,
         });
-        let (snapshotter, chain_ids) = unpacked
-            .map(|u| (Some(u.snapshotter), u.chain_ids))
-            .unwrap_or_default();
-        Ok(Pulled {
-            name: resolved.name,
-            target: fetched.target,
-            blobs: fetched.blobs,
-            downloaded: fetched.downloaded,
-            snapshotter,
-            chain_ids,
-            configs: fetched.configs,
+        Ok(Pulled::new(
+            resolved.name,
+            fetched,
+            unpacked,
             unpack_time,
             discarded_layers,
-        })
+        ))
+    }
+
+    /// Points `name` at what was fetched (labelled with its snapshots when
+    /// `unpacked`); whether the image was up to date: nothing downloaded and
+    /// the name already pointed there.
+    pub(crate) async fn register_fetched(
+        &self,
+        name: &str,
+        fetched: &Fetched,
+        unpacked: Option<&Unpacked>,
+    ) -> Result<bool> {
+        let mut image_labels = fetched.image_labels.clone();
+        if let Some(unpacked) = unpacked {
+            let chain_ids: Vec<String> =
+                unpacked.chain_ids.iter().map(ToString::to_string).collect();
+            image_labels.insert(labels::unpacked(&unpacked.snapshotter), chain_ids.join(","));
+        }
+        let previous = self.register(name, &fetched.target, image_labels).await?;
+        Ok(fetched.downloaded == 0
+            && previous.is_some_and(|p| p == fetched.target.digest().to_string()))
     }
 
     /// Step 1: resolves `reference` (normalized as docker does) to its root
@@ -363,7 +394,7 @@ impl Engine {
     /// Drops the GC edges from each unpacked manifest to its layer blobs,
     /// so the next collection frees the compressed layers; the snapshots
     /// hold the data now (the CRI's `discard_unpacked_layers`).
-    async fn discard_layers(&self, manifests: &[Descriptor]) -> Result<()> {
+    pub(crate) async fn discard_layers(&self, manifests: &[Descriptor]) -> Result<()> {
         let db = self.db.clone();
         let digests: Vec<Digest> = manifests.iter().map(|m| m.digest().clone()).collect();
         tokio::task::spawn_blocking(move || -> Result<()> {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use hoist_engine::{
     Credentials, Engine, EngineOptions, Labels, PullOptions, RegistryOptions, StaticCredentials,
 };
-use hoist_testkit::{Compression, Format, Registry, simple_image};
+use hoist_testkit::{Compression, Format, Image, Pushed, Registry, simple_image};
+use tempfile::TempDir;
 
 fn host_platform() -> String {
     hoist_engine::Platform::host().to_string()
@@ -20,13 +21,23 @@ fn native() -> PullOptions {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_embedder_resolves_fetches_unpacks_and_registers_step_by_step() {
+/// A simple image of `format` pushed as `repository:v1`, and an engine on
+/// a fresh store (the directory is removed on drop).
+fn pushed_and_store(
+    format: Format,
+    repository: &str,
+) -> (Registry, Image, Pushed, TempDir, Engine) {
     let registry = Registry::plain();
-    let image = simple_image(Format::Oci, Compression::Gzip, &host_platform());
-    let pushed = registry.push(&image, "embed/app", "v1");
+    let image = simple_image(format, Compression::Gzip, &host_platform());
+    let pushed = registry.push(&image, repository, "v1");
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path()).unwrap();
+    (registry, image, pushed, dir, engine)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedder_resolves_fetches_unpacks_and_registers_step_by_step() {
+    let (_registry, image, pushed, _dir, engine) = pushed_and_store(Format::Oci, "embed/app");
     let options = native();
 
     let resolved = engine.resolve(&pushed.reference, &options).await.unwrap();
@@ -89,11 +100,7 @@ async fn an_embedder_resolves_fetches_unpacks_and_registers_step_by_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_digest_reference_resolves_without_the_registry() {
-    let registry = Registry::plain();
-    let image = simple_image(Format::Docker, Compression::Gzip, &host_platform());
-    let pushed = registry.push(&image, "embed/offline", "v1");
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
+    let (registry, image, pushed, _dir, engine) = pushed_and_store(Format::Docker, "embed/offline");
     engine.pull(&pushed.reference, native()).await.unwrap();
     drop(registry);
 
@@ -133,13 +140,18 @@ async fn each_pull_brings_its_own_credentials_to_one_shared_engine() {
         ..native()
     };
 
-    let anonymous = engine.pull(&pushed.reference, native()).await.unwrap_err();
-    assert!(
-        anonymous
-            .to_string()
-            .starts_with("unauthorized: authentication required"),
-        "{anonymous}"
-    );
+    // A pull without credentials is refused, before and after good ones.
+    let anonymous_refused = async || {
+        let error = engine.pull(&pushed.reference, native()).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("unauthorized: authentication required"),
+            "{error}"
+        );
+    };
+
+    anonymous_refused().await;
     let wrong = engine
         .pull(&pushed.reference, with("alice", "guess"))
         .await
@@ -151,13 +163,7 @@ async fn each_pull_brings_its_own_credentials_to_one_shared_engine() {
         .unwrap();
     assert_eq!(pulled.target.digest().to_string(), pushed.digest);
     // The good credentials do not leak to the next caller without them.
-    let again = engine.pull(&pushed.reference, native()).await.unwrap_err();
-    assert!(
-        again
-            .to_string()
-            .starts_with("unauthorized: authentication required"),
-        "{again}"
-    );
+    anonymous_refused().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

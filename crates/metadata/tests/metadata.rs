@@ -12,6 +12,11 @@ fn digest(n: u64) -> Digest {
     Digest::from_str(&format!("sha256:{n:064x}")).unwrap()
 }
 
+/// An image manifest descriptor of size `n` and [`digest`] `n`.
+fn manifest(n: u64) -> Descriptor {
+    Descriptor::new(MediaType::ImageManifest, n, digest(n))
+}
+
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
@@ -108,16 +113,13 @@ fn put_image_round_trips_the_full_descriptor() {
 #[test]
 fn put_image_upsert_keeps_created_at_and_replaces_the_rest() {
     let (_dir, db) = open();
-    let mut image = Image::new(
-        "example.com/app:1",
-        Descriptor::new(MediaType::ImageManifest, 1, digest(1)),
-    );
+    let mut image = Image::new("example.com/app:1", manifest(1));
     image.created_at = at(100);
     image.labels = labels(&[("old", "1")]);
     db.put_image(&image).unwrap();
     let first = db.get_image(&image.name).unwrap().unwrap();
 
-    image.target = Descriptor::new(MediaType::ImageManifest, 2, digest(2));
+    image.target = manifest(2);
     image.created_at = at(999_999);
     image.labels = labels(&[("new", "2")]);
     db.put_image(&image).unwrap();
@@ -134,10 +136,7 @@ fn put_image_upsert_keeps_created_at_and_replaces_the_rest() {
 #[test]
 fn record_image_merges_labels_for_the_same_target_and_replaces_them_on_a_move() {
     let (_dir, db) = open();
-    let mut image = Image::new(
-        "example.com/app:1",
-        Descriptor::new(MediaType::ImageManifest, 1, digest(1)),
-    );
+    let mut image = Image::new("example.com/app:1", manifest(1));
     image.labels = labels(&[("unpacked.overlay", "a")]);
     assert_eq!(db.record_image(&image).unwrap(), None);
 
@@ -154,7 +153,7 @@ fn record_image_merges_labels_for_the_same_target_and_replaces_them_on_a_move() 
     );
 
     // The tag moved: the old target's labels go.
-    image.target = Descriptor::new(MediaType::ImageManifest, 2, digest(2));
+    image.target = manifest(2);
     image.labels = labels(&[("new", "c")]);
     assert_eq!(
         db.record_image(&image).unwrap(),
@@ -169,11 +168,7 @@ fn record_image_merges_labels_for_the_same_target_and_replaces_them_on_a_move() 
 fn list_images_is_ordered_by_name_and_delete_reports_presence() {
     let (_dir, db) = open();
     for name in ["c", "a", "b"] {
-        db.put_image(&Image::new(
-            name,
-            Descriptor::new(MediaType::ImageManifest, 1, digest(1)),
-        ))
-        .unwrap();
+        db.put_image(&Image::new(name, manifest(1))).unwrap();
     }
     let names: Vec<_> = db
         .list_images()

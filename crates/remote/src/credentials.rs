@@ -439,22 +439,18 @@ mod tests {
             "id.example.com":{"auth":"","identitytoken":"tok"},
             "empty.example.com":{}
         }}"#);
-        assert_eq!(
-            c.source_for("docker.io").unwrap(),
-            Source::Inline(Credentials::new("user", "pass:with:colons"))
-        );
-        assert_eq!(
-            c.source_for("127.0.0.1:5000").unwrap(),
-            Source::Inline(Credentials::new("a", "b"))
-        );
-        assert_eq!(
-            c.source_for("reg.example.com").unwrap(),
-            Source::Inline(Credentials::new("u", "p"))
-        );
-        assert_eq!(
-            c.source_for("nopad.example.com").unwrap(),
-            Source::Inline(Credentials::new("a", "bc"))
-        );
+        for (host, user, password) in [
+            ("docker.io", "user", "pass:with:colons"),
+            ("127.0.0.1:5000", "a", "b"),
+            ("reg.example.com", "u", "p"),
+            ("nopad.example.com", "a", "bc"),
+        ] {
+            assert_eq!(
+                c.source_for(host).unwrap(),
+                Source::Inline(Credentials::new(user, password)),
+                "{host}"
+            );
+        }
         assert_eq!(
             c.source_for("id.example.com").unwrap(),
             Source::Inline(Credentials::identity_token("tok"))

@@ -524,37 +524,18 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_line() {
         let path = Path::new("/etc/hoist/certs.d/reg:5000/hosts.toml");
-        let broken = parse(
-            "server = \"https://x\"\n[host.\"http://m\"\ncapabilities = 1",
-            path,
-            "reg:5000",
-        )
-        .unwrap_err()
-        .to_string();
+        let error = |text: &str| parse(text, path, "reg:5000").unwrap_err().to_string();
+        let broken = error("server = \"https://x\"\n[host.\"http://m\"\ncapabilities = 1");
         assert!(
             broken.contains("/etc/hoist/certs.d/reg:5000/hosts.toml"),
             "{broken}"
         );
         assert!(broken.contains("line 2"), "{broken}");
-        let unknown = parse(
-            "[host.\"http://m\"]\ncapabilites = [\"pull\"]",
-            path,
-            "reg:5000",
-        )
-        .unwrap_err()
-        .to_string();
+        let unknown = error("[host.\"http://m\"]\ncapabilites = [\"pull\"]");
         assert!(unknown.contains("capabilites"), "{unknown}");
-        let capability = parse(
-            "[host.\"http://m\"]\ncapabilities = [\"fly\"]",
-            path,
-            "reg:5000",
-        )
-        .unwrap_err()
-        .to_string();
+        let capability = error("[host.\"http://m\"]\ncapabilities = [\"fly\"]");
         assert!(capability.contains("unknown capability"), "{capability}");
-        let scheme = parse("[host.\"ftp://m\"]", path, "reg:5000")
-            .unwrap_err()
-            .to_string();
+        let scheme = error("[host.\"ftp://m\"]");
         assert!(scheme.contains("http or https"), "{scheme}");
     }
 

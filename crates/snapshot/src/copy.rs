@@ -511,20 +511,7 @@ impl Copier {
                 let target = rustix::fs::readlinkat(&open.src, name, Vec::new())
                     .map_err(|e| Error::io(self.src_path(rel, name))(e))?;
                 rustix::fs::symlinkat(&target, &open.dst, name).map_err(dst_err)?;
-                self.chown_at(&open.dst, name, meta).map_err(dst_err)?;
-                copy_xattrs_path(
-                    &self.src_path(rel, name),
-                    &self.dst_path(rel, name),
-                    scratch,
-                )
-                .map_err(|e| Error::io(self.dst_path(rel, name))(e))?;
-                rustix::fs::utimensat(
-                    &open.dst,
-                    name,
-                    &meta.timestamps(),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(dst_err)
+                self.finish_at(open, name, meta, scratch)
             }
             // Fifos, devices, and sockets, which `cp -a` and containerd's
             // copy both recreate with mknod (a socket inode has no listener
@@ -532,32 +519,50 @@ impl Copier {
             kind => {
                 rustix::fs::mknodat(&open.dst, name, kind, Mode::empty(), meta.rdev as _)
                     .map_err(dst_err)?;
-                let mode = self.chown_at(&open.dst, name, meta).map_err(dst_err)?;
-                copy_xattrs_path(
-                    &self.src_path(rel, name),
-                    &self.dst_path(rel, name),
-                    scratch,
-                )
-                .map_err(|e| Error::io(self.dst_path(rel, name))(e))?;
-                // The entry was just made here and is not a symlink, so
-                // following is moot (and AT_SYMLINK_NOFOLLOW is refused by
-                // fchmodat before Linux 6.6).
-                rustix::fs::chmodat(
-                    &open.dst,
-                    name,
-                    Mode::from_raw_mode(mode as _),
-                    AtFlags::empty(),
-                )
-                .map_err(dst_err)?;
-                rustix::fs::utimensat(
-                    &open.dst,
-                    name,
-                    &meta.timestamps(),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(dst_err)
+                self.finish_at(open, name, meta, scratch)
             }
         }
+    }
+
+    /// Gives entry `name`, just made in `open.dst` and not a regular file
+    /// (so reached by its name only), the owner, xattrs, mode (a symlink has
+    /// none of its own) and times of `meta`, in the order a regular file
+    /// gets them.
+    fn finish_at(
+        &self,
+        open: &Open,
+        name: &CStr,
+        meta: &Meta,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let rel = &open.node.rel;
+        let dst_err = |e: Errno| Error::io(self.dst_path(rel, name))(e);
+        let mode = self.chown_at(&open.dst, name, meta).map_err(dst_err)?;
+        copy_xattrs_path(
+            &self.src_path(rel, name),
+            &self.dst_path(rel, name),
+            scratch,
+        )
+        .map_err(|e| Error::io(self.dst_path(rel, name))(e))?;
+        if meta.kind != FileType::Symlink {
+            // The entry was just made here and is not a symlink, so
+            // following is moot (and AT_SYMLINK_NOFOLLOW is refused by
+            // fchmodat before Linux 6.6).
+            rustix::fs::chmodat(
+                &open.dst,
+                name,
+                Mode::from_raw_mode(mode as _),
+                AtFlags::empty(),
+            )
+            .map_err(dst_err)?;
+        }
+        rustix::fs::utimensat(
+            &open.dst,
+            name,
+            &meta.timestamps(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(dst_err)
     }
 
     /// Whether an entry this copy created already has the owner of `meta`

@@ -180,39 +180,41 @@ impl LayerBuilder {
 
     /// A directory with permission bits `mode` (e.g. 0o755).
     pub fn add_dir(&mut self, path: &str, mode: u32) -> &mut Self {
-        let mut header = header(tar::EntryType::Directory, mode, 0);
-        self.tar
-            .append_data(&mut header, path, std::io::empty())
-            .unwrap_or_else(|e| panic!("add dir {path}: {e}"));
-        self
+        self.add_empty(tar::EntryType::Directory, path, mode)
     }
 
     /// A symbolic link at `path` pointing at `target` (kept verbatim, may be
     /// absolute or contain `..`).
     pub fn add_symlink(&mut self, path: &str, target: &str) -> &mut Self {
-        let mut header = header(tar::EntryType::Symlink, 0o777, 0);
-        self.tar
-            .append_link(&mut header, path, target)
-            .unwrap_or_else(|e| panic!("add symlink {path}: {e}"));
-        self
+        self.add_link(tar::EntryType::Symlink, 0o777, path, target)
     }
 
     /// A hard link at `path` to the earlier entry `target` (a path in the
     /// archive).
     pub fn add_hardlink(&mut self, path: &str, target: &str) -> &mut Self {
-        let mut header = header(tar::EntryType::Link, 0o644, 0);
-        self.tar
-            .append_link(&mut header, path, target)
-            .unwrap_or_else(|e| panic!("add hardlink {path}: {e}"));
-        self
+        self.add_link(tar::EntryType::Link, 0o644, path, target)
     }
 
     /// A FIFO (named pipe).
     pub fn add_fifo(&mut self, path: &str, mode: u32) -> &mut Self {
-        let mut header = header(tar::EntryType::Fifo, mode, 0);
+        self.add_empty(tar::EntryType::Fifo, path, mode)
+    }
+
+    /// An entry of `kind` with no data (a directory, a fifo).
+    fn add_empty(&mut self, kind: tar::EntryType, path: &str, mode: u32) -> &mut Self {
+        let mut header = header(kind, mode, 0);
         self.tar
             .append_data(&mut header, path, std::io::empty())
-            .unwrap_or_else(|e| panic!("add fifo {path}: {e}"));
+            .unwrap_or_else(|e| panic!("add {kind:?} {path}: {e}"));
+        self
+    }
+
+    /// A link entry of `kind` (symbolic or hard) at `path` to `target`.
+    fn add_link(&mut self, kind: tar::EntryType, mode: u32, path: &str, target: &str) -> &mut Self {
+        let mut header = header(kind, mode, 0);
+        self.tar
+            .append_link(&mut header, path, target)
+            .unwrap_or_else(|e| panic!("add {kind:?} {path}: {e}"));
         self
     }
 

@@ -45,6 +45,7 @@ pub mod fixture;
 mod pki;
 pub mod process;
 pub mod proxy;
+pub mod raw_tar;
 pub mod registry;
 pub mod rich;
 pub mod schema1;
@@ -58,7 +59,7 @@ pub use fixture::{
     Compression, Format, Image, Layer, LayerBuilder, chain_ids, layer, noise, sha256_digest,
     simple_image, simple_index,
 };
-pub use process::{assert_success, run_ok, run_with_stdin, scrub_env};
+pub use process::{StoreDir, assert_success, run_ok, run_with_stdin, scrub_env};
 pub use proxy::{Fault, FaultProxy, Seen};
 pub use registry::{Auth, Pushed, Registry, RegistryConfig};
 pub use rich::{rich_image, rich_layers};

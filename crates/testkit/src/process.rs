@@ -1,8 +1,11 @@
 //! Running helper processes the way tests do: with input on stdin (a
-//! password for `--password-stdin`), with a scrubbed environment, and
-//! failing with everything they printed unless they succeed.
+//! password for `--password-stdin`), with a scrubbed environment, in a
+//! temporary directory of their own, and failing with everything they
+//! printed unless they succeed.
 
+use std::ffi::OsStr;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// Spawns `command` with piped stdin, stdout and stderr, writes `input` to
@@ -75,4 +78,53 @@ pub fn scrub_env(command: &mut Command) -> &mut Command {
         command.env_remove(var);
     }
     command
+}
+
+/// A temporary directory holding a store root (`<tmp>/root`, made by
+/// whoever uses it first) and a `HOME` (`<tmp>/home`), removed on drop:
+/// where the CLI's and the daemon's end-to-end tests run hoist, so that
+/// nothing of the machine's own store or `~/.docker` takes part.
+pub struct StoreDir {
+    dir: tempfile::TempDir,
+}
+
+impl StoreDir {
+    /// A fresh directory named `<prefix>…` with an empty `home/`.
+    pub fn new(prefix: &str) -> StoreDir {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .expect("create temp dir");
+        std::fs::create_dir(dir.path().join("home")).expect("create home");
+        StoreDir { dir }
+    }
+
+    /// The temporary directory itself.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `<tmp>/root`, the store.
+    pub fn root(&self) -> PathBuf {
+        self.path("root")
+    }
+
+    /// `<tmp>/home`, the `HOME` every command of the directory sees.
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+
+    /// A scratch path inside the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `program` with a clean environment: `HOME` is [`home`](Self::home)
+    /// and nothing of the caller's settings leaks in ([`scrub_env`]).
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command.env("HOME", self.home());
+        scrub_env(&mut command);
+        command
+    }
 }

@@ -338,56 +338,25 @@ pub fn diff_trees_with(a: &Tree, b: &Tree, compare: &Compare) -> Vec<String> {
             out.push(format!("only left: {shown} ({:?})", left.kind));
             continue;
         };
-        let field = |out: &mut Vec<String>, name: &str, l: String, r: String| {
+        // Each field is shown the same way on both sides.
+        let field = |out: &mut Vec<String>, name: &str, show: &dyn Fn(&Entry) -> String| {
+            let (l, r) = (show(left), show(right));
             if l != r {
                 out.push(format!("{shown}: {name} {l} != {r}"));
             }
         };
-        field(
-            &mut out,
-            "kind",
-            format!("{:?}", left.kind),
-            format!("{:?}", right.kind),
-        );
+        field(&mut out, "kind", &|e| format!("{:?}", e.kind));
         if left.kind != right.kind {
             continue;
         }
-        field(
-            &mut out,
-            "mode",
-            format!("{:04o}", left.mode),
-            format!("{:04o}", right.mode),
-        );
-        field(
-            &mut out,
-            "owner",
-            format!("{}:{}", left.uid, left.gid),
-            format!("{}:{}", right.uid, right.gid),
-        );
-        field(
-            &mut out,
-            "size",
-            format!("{:?}", left.size),
-            format!("{:?}", right.size),
-        );
-        field(
-            &mut out,
-            "sha256",
-            format!("{:?}", left.sha256),
-            format!("{:?}", right.sha256),
-        );
-        field(
-            &mut out,
-            "link",
-            format!("{:?}", left.link.as_deref().map(show_path)),
-            format!("{:?}", right.link.as_deref().map(show_path)),
-        );
-        field(
-            &mut out,
-            "rdev",
-            format!("{:?}", left.rdev),
-            format!("{:?}", right.rdev),
-        );
+        field(&mut out, "mode", &|e| format!("{:04o}", e.mode));
+        field(&mut out, "owner", &|e| format!("{}:{}", e.uid, e.gid));
+        field(&mut out, "size", &|e| format!("{:?}", e.size));
+        field(&mut out, "sha256", &|e| format!("{:?}", e.sha256));
+        field(&mut out, "link", &|e| {
+            format!("{:?}", e.link.as_deref().map(show_path))
+        });
+        field(&mut out, "rdev", &|e| format!("{:?}", e.rdev));
         for (name, value) in &left.xattrs {
             match right.xattrs.get(name) {
                 None => out.push(format!(
@@ -414,26 +383,11 @@ pub fn diff_trees_with(a: &Tree, b: &Tree, compare: &Compare) -> Vec<String> {
             }
         }
         if compare.hardlinks {
-            field(
-                &mut out,
-                "nlink",
-                format!("{:?}", left.nlink),
-                format!("{:?}", right.nlink),
-            );
-            field(
-                &mut out,
-                "hardlinks",
-                show_paths(&left.hardlinks),
-                show_paths(&right.hardlinks),
-            );
+            field(&mut out, "nlink", &|e| format!("{:?}", e.nlink));
+            field(&mut out, "hardlinks", &|e| show_paths(&e.hardlinks));
         }
         if compare.mtime {
-            field(
-                &mut out,
-                "mtime",
-                format!("{:?}", left.mtime),
-                format!("{:?}", right.mtime),
-            );
+            field(&mut out, "mtime", &|e| format!("{:?}", e.mtime));
         }
     }
     for (path, right) in b {

@@ -7,11 +7,38 @@ use base64::Engine as _;
 use hoist_testkit::reqwest::StatusCode;
 use hoist_testkit::reqwest::blocking::Client;
 use hoist_testkit::{
-    Auth, Compression, Fault, FaultProxy, Format, Image, Registry, RegistryConfig, layer,
-    sha256_digest, simple_image, simple_index, skopeo_copy_layout_to_registry,
+    Auth, Compression, Fault, FaultProxy, Format, Image, Registry, RegistryConfig, TokenServer,
+    layer, sha256_digest, simple_image, simple_index, skopeo_copy_layout_to_registry,
 };
 
 const ACCEPT: &str = hoist_testkit::registry::MANIFEST_ACCEPT;
+
+/// The body of manifest `repository:v1` from `base_url`, fetched
+/// anonymously.
+fn get_manifest(client: &Client, base_url: &str, repository: &str) -> Vec<u8> {
+    let url = format!("{base_url}/v2/{repository}/manifests/v1");
+    let response = client.get(url).header("Accept", ACCEPT).send().unwrap();
+    response.bytes().unwrap().to_vec()
+}
+
+/// The status of an OAuth2 password-grant POST to `tokens`.
+fn password_grant(
+    client: &Client,
+    tokens: &TokenServer,
+    username: &str,
+    password: &str,
+) -> StatusCode {
+    let response = client
+        .post(tokens.realm())
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .unwrap();
+    response.status()
+}
 
 fn push_and_check(registry: &Registry, image: &Image, repository: &str) {
     let pushed = registry.push(image, repository, "v1");
@@ -342,16 +369,10 @@ fn token_registry_end_to_end() {
         .send()
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let wrong = client
-        .post(tokens.realm())
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "bob"),
-            ("password", "x"),
-        ])
-        .send()
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        password_grant(&client, tokens, "bob", "x"),
+        StatusCode::UNAUTHORIZED
+    );
     let anonymous = client
         .get(tokens.realm())
         .query(&[("scope", scope)])
@@ -451,16 +472,10 @@ fn token_server_logs_requests_and_can_lock_repositories_and_refuse_posts() {
         StatusCode::UNAUTHORIZED
     );
     // No OAuth2 POST.
-    let post = client
-        .post(tokens.realm())
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "u"),
-            ("password", "p"),
-        ])
-        .send()
-        .unwrap();
-    assert_eq!(post.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        password_grant(&client, tokens, "u", "p"),
+        StatusCode::NOT_FOUND
+    );
     let log = tokens.log().split_off(before);
     let methods: Vec<&str> = log.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(methods, ["GET", "GET", "POST"]);
@@ -533,13 +548,7 @@ fn tls_registry_is_trusted_only_with_its_ca() {
     // A plain-HTTP FaultProxy in front of the TLS registry trusts its CA.
     let proxy = FaultProxy::for_registry(&registry);
     let through = Client::builder().no_proxy().build().unwrap();
-    let body = through
-        .get(format!("{}/v2/tls/app/manifests/v1", proxy.base_url()))
-        .header("Accept", ACCEPT)
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
+    let body = get_manifest(&through, &proxy.base_url(), "tls/app");
     assert_eq!(body, image.manifest_bytes());
     let untrusting = Client::builder().no_proxy().build().unwrap();
     let err = untrusting.get(&url).send().unwrap_err();
@@ -601,13 +610,7 @@ fn proxy_injects_faults() {
     assert_eq!(corrupt.len(), layer.blob.len());
     assert_ne!(sha256_digest(&corrupt), layer.digest);
     // Manifests are untouched.
-    let manifest = client
-        .get(format!("{}/v2/app/manifests/v1", proxy.base_url()))
-        .header("Accept", ACCEPT)
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
+    let manifest = get_manifest(&client, &proxy.base_url(), "app");
     assert_eq!(manifest, image.manifest_bytes());
 
     // Truncation: the body ends early with an error.

@@ -8,18 +8,12 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use hoist_archive::{Applied, ApplyOptions, Error, Result, WhiteoutMode};
+use hoist_archive::{ApplyOptions, Error, WhiteoutMode};
 
 use crate::support::{
-    Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root, require_root,
+    Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root, read, require_root, run,
+    run_ok, run_overlay_ok,
 };
-
-fn run(tar: &[u8]) -> (Result<Applied>, Sandbox) {
-    let sandbox = Sandbox::new();
-    let result = apply(&sandbox.root, tar);
-    assert_canary_unchanged(&sandbox);
-    (result, sandbox)
-}
 
 fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
     ApplyOptions {
@@ -27,17 +21,6 @@ fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
         lowers,
         ..ApplyOptions::default()
     }
-}
-
-fn run_overlay(tar: &[u8]) -> (Result<Applied>, Sandbox) {
-    let sandbox = Sandbox::new();
-    let result = apply_with(&sandbox.root, tar, &overlay(Vec::new()));
-    assert_canary_unchanged(&sandbox);
-    (result, sandbox)
-}
-
-fn read(root: &Path, name: &str) -> Vec<u8> {
-    std::fs::read(root.join(name)).unwrap()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -59,8 +42,7 @@ fn a_directory_replaced_by_a_symlink_is_resolved_again() {
         .dir("a/sub", 0o700)
         .file("a/sub/y", b"y", 0o644);
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     assert!(
         std::fs::symlink_metadata(sb.root.join("a"))
             .unwrap()
@@ -70,8 +52,7 @@ fn a_directory_replaced_by_a_symlink_is_resolved_again() {
     assert_eq!(read(&sb.root, "sub/y"), b"y");
     assert_eq!(mode(&sb.root.join("sub")), 0o700);
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         assert_eq!(read(&sb.root, "x"), b"x");
         assert_eq!(read(&sb.root, "sub/y"), b"y");
     }
@@ -101,13 +82,11 @@ fn whiteouts_drop_the_directories_they_remove() {
         .whiteout(".wh.a")
         .file("a/b/c/g", b"g", 0o644);
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     assert!(!sb.root.join("a/b/c/f").exists());
     assert_eq!(read(&sb.root, "a/b/c/g"), b"g");
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         assert!(!sb.root.join("a/b/c/f").exists());
         assert_eq!(read(&sb.root, "a/b/c/g"), b"g");
     }
@@ -143,8 +122,7 @@ fn paths_through_symlinks_follow_later_changes() {
         .file("lib/a", b"a", 0o644)
         .symlink("usr", "opt")
         .file("lib/b", b"b", 0o644);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "opt/lib/b"), b"b");
     assert!(!sb.root.join("opt/lib/a").exists());
 
@@ -157,8 +135,7 @@ fn paths_through_symlinks_follow_later_changes() {
         .symlink("cur", "two")
         .file("cur/b", b"b", 0o644)
         .whiteout("cur/.wh.a");
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "one/a"), b"a");
     assert_eq!(read(&sb.root, "two/b"), b"b");
 
@@ -170,8 +147,7 @@ fn paths_through_symlinks_follow_later_changes() {
         .whiteout(".wh.real")
         .symlink("real", "/")
         .file("link/b", b"b", 0o644);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "b"), b"b");
 }
 
@@ -199,12 +175,10 @@ fn more_directories_than_stay_open() {
             assert_eq!(mode(&dir.join("g")), 0o600);
         }
     };
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     check(&sb.root);
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         check(&sb.root);
     }
 }

@@ -5,50 +5,25 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use hoist_archive::{Applied, ApplyOptions, Compression, Error, Result, WhiteoutMode, apply_layer};
+use hoist_archive::{ApplyOptions, Compression, Error, WhiteoutMode, apply_layer};
 
 use crate::support::{
-    Layer, Sandbox, apply, apply_with, assert_canary_unchanged, is_root, require_root,
+    Layer, Sandbox, apply_with, assert_canary_unchanged, is_root, read, require_root, run, run_ok,
+    run_overlay, run_overlay_ok,
 };
-
-/// Applies `tar` in a fresh sandbox, checks the canary, and hands back the
-/// result and the sandbox for case-specific checks.
-fn run(tar: &[u8]) -> (Result<Applied>, Sandbox) {
-    let sandbox = Sandbox::new();
-    let result = apply(&sandbox.root, tar);
-    assert_canary_unchanged(&sandbox);
-    (result, sandbox)
-}
-
-fn run_overlay(tar: &[u8]) -> (Result<Applied>, Sandbox) {
-    let sandbox = Sandbox::new();
-    let options = ApplyOptions {
-        whiteouts: WhiteoutMode::Overlay,
-        ..ApplyOptions::default()
-    };
-    let result = apply_with(&sandbox.root, tar, &options);
-    assert_canary_unchanged(&sandbox);
-    (result, sandbox)
-}
-
-fn read(root: &Path, name: &str) -> Vec<u8> {
-    std::fs::read(root.join(name)).unwrap()
-}
 
 #[test]
 fn dot_dot_names_are_clamped_inside() {
     for name in ["../x", "../../../../x", "a/../../x", "./../x", "/x", "//x"] {
         let mut l = Layer::new();
         l.file(name, b"payload", 0o644);
-        let (result, sb) = run(&l.finish());
-        result.unwrap();
+        let sb = run_ok(&l.finish());
         assert_eq!(read(&sb.root, "x"), b"payload", "{name}");
     }
     let mut l = Layer::new();
     l.file("../canary/file", b"overwrite!", 0o644)
         .dir("../canary/dir", 0o777);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "canary/file"), b"overwrite!");
 }
 
@@ -57,8 +32,7 @@ fn absolute_names_land_inside() {
     let mut l = Layer::new();
     l.file("/abs/x", b"abs", 0o644)
         .file("/etc/passwd", b"root::0:0::/:/bin/sh\n", 0o644);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "abs/x"), b"abs");
     assert!(!Path::new("/abs/x").exists());
 }
@@ -72,8 +46,7 @@ fn symlink_to_host_root_does_not_redirect_writes() {
     l.symlink("evil2", "../../../../..")
         .file(&format!("evil2/{name}-2"), b"pwned", 0o644);
     l.dir("evil/tmp", 0o777);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     // `/` means the root here.
     assert_eq!(read(&sb.root, &name), b"pwned");
     assert_eq!(read(&sb.root, &format!("{name}-2")), b"pwned");
@@ -113,8 +86,7 @@ fn symlink_to_sibling_does_not_redirect_writes() {
         .file("f", b"replaces the symlink", 0o600);
     l.symlink("d", "../canary/dir").dir("d", 0o777);
     l.symlink("l", "../canary/link").hardlink("l", "f");
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "f"), b"replaces the symlink");
     assert!(
         std::fs::symlink_metadata(sb.root.join("d"))
@@ -133,19 +105,7 @@ fn symlink_to_sibling_does_not_redirect_writes() {
 fn metadata_is_never_applied_through_a_symlink() {
     // A directory's mode and mtime are applied at the end; by then a later
     // entry has replaced it with a symlink to the canary.
-    let mut l = Layer::new();
-    l.dir("d", 0o777).symlink("d", "../canary");
-    l.dir("e", 0o777).symlink("e", "/").dir("e", 0o700);
-    let mut h = Layer::header(tar::EntryType::Symlink, 0o777);
-    h.set_uid(4242);
-    l.raw(
-        h,
-        b"own",
-        Some(b"../canary/file"),
-        &[("SCHILY.xattr.user.x", b"y")],
-        &[],
-    );
-    let (result, sb) = run(&l.finish());
+    let (result, sb) = run(&hoist_testkit::raw_tar::metadata_through_symlink());
     result.unwrap();
     assert!(
         std::fs::symlink_metadata(sb.root.join("d"))
@@ -193,8 +153,7 @@ fn hardlinks_cannot_reach_outside_inodes() {
     // itself, never the file behind it.
     let mut l = Layer::new();
     l.symlink("s", "../canary/file").hardlink("h", "s");
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert!(
         std::fs::symlink_metadata(sb.root.join("h"))
             .unwrap()
@@ -204,8 +163,7 @@ fn hardlinks_cannot_reach_outside_inodes() {
     let mut l = Layer::new();
     l.file("canary/file", b"decoy", 0o644)
         .hardlink("h", "../canary/file");
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "h"), b"decoy");
     assert_eq!(std::fs::metadata(sb.root.join("h")).unwrap().nlink(), 2);
 }
@@ -244,8 +202,7 @@ fn directory_entry_for_the_root_only_updates_metadata() {
         .dir("/", 0o700)
         .dir("..", 0o777)
         .dir("../..", 0o711);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "keep"), b"k");
     assert_eq!(std::fs::metadata(&sb.root).unwrap().mode() & 0o7777, 0o711);
 }
@@ -259,12 +216,10 @@ fn whiteouts_naming_dot_or_dot_dot_delete_nothing() {
         .whiteout("a/.wh..");
     l.whiteout(".wh.").whiteout("a/.wh.");
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     assert_eq!(read(&sb.root, "a/x"), b"x");
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         assert_eq!(read(&sb.root, "a/x"), b"x");
     }
 }
@@ -280,8 +235,7 @@ fn whiteouts_through_symlinks_stay_inside() {
         .file("victim", b"v", 0o644)
         .whiteout("abs/.wh.victim");
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     // `abs -> /` is the root itself: its whiteout deleted the root's victim.
     assert!(!sb.root.join("victim").exists());
     if is_root() {
@@ -297,13 +251,11 @@ fn opaque_inside_symlinked_directory_empties_nothing_outside() {
     l.dir("canary", 0o755).file("canary/in-root", b"r", 0o644);
     l.symlink("link", "../canary").whiteout("link/.wh..wh..opq");
     let tar = l.finish();
-    let (result, sb) = run(&tar);
-    result.unwrap();
+    let sb = run_ok(&tar);
     // The opaque marker resolved to <root>/canary, whose entries this layer made.
     assert_eq!(read(&sb.root, "canary/in-root"), b"r");
     if is_root() {
-        let (result, sb) = run_overlay(&tar);
-        result.unwrap();
+        let sb = run_overlay_ok(&tar);
         assert_eq!(
             crate::support::xattr(&sb.root.join("canary"), "trusted.overlay.opaque").as_deref(),
             Some(&b"y"[..])
@@ -382,13 +334,7 @@ fn truncated_streams_are_errors() {
 #[test]
 fn nul_in_pax_path_is_malformed() {
     let mut l = Layer::new();
-    l.raw(
-        Layer::header(tar::EntryType::Regular, 0o644),
-        b"x",
-        None,
-        &[("path", b"../canary/file\0.txt")],
-        b"x",
-    );
+    l.file_pax(b"x", b"x", &[("path", b"../canary/file\0.txt")]);
     let (result, _sb) = run(&l.finish());
     assert!(matches!(result, Err(Error::Malformed { .. })), "{result:?}");
 }
@@ -404,16 +350,14 @@ fn deep_replacement_stays_inside() {
     l.dir("tree/sub", 0o755)
         .symlink("tree/sub/file", "../../../canary/file");
     l.file("tree", b"flat", 0o644);
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert_eq!(read(&sb.root, "tree"), b"flat");
     // Opaque and plain whiteouts over the same kind of tree.
     let mut l = Layer::new();
     l.dir("t", 0o755)
         .symlink("t/out", "../../canary")
         .whiteout(".wh.t");
-    let (result, sb) = run(&l.finish());
-    result.unwrap();
+    let sb = run_ok(&l.finish());
     assert!(!sb.root.join("t").exists());
 }
 

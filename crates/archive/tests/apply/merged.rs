@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use hoist_archive::{ApplyOptions, Error, LateLowers, WhiteoutMode};
 
-use crate::support::{Layer, apply, apply_with, mount, require_root, xattr};
+use crate::support::{Layer, apply, apply_with, mount, require_root, temp_dir_with, xattr};
 
 /// What the comparison looks at for one path.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,9 +91,7 @@ struct Snapshots {
 
 impl Snapshots {
     fn apply(layers: &[Vec<u8>]) -> Self {
-        let base = tempfile::tempdir().unwrap();
-        let native = base.path().join("native");
-        std::fs::create_dir(&native).unwrap();
+        let (base, native) = temp_dir_with("native");
         let mut uppers: Vec<PathBuf> = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
             apply(&native, layer).unwrap();
@@ -424,9 +422,7 @@ fn opaque_or_deleted_paths_hide_lower_symlinks_privileged() {
 #[test]
 fn lower_symlink_loops_and_dangling_targets_are_errors_privileged() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let lower = dir.path().join("lower");
-    std::fs::create_dir(&lower).unwrap();
+    let (dir, lower) = temp_dir_with("lower");
     let mut one = Layer::new();
     one.symlink("loop", "loop")
         .symlink("a", "b")
@@ -484,9 +480,7 @@ fn a_lower_file_hides_directories_of_the_lowers_below_it_privileged() {
 
 #[test]
 fn a_layer_that_lists_its_parents_never_waits_for_its_lowers() {
-    let base = tempfile::tempdir().unwrap();
-    let upper = base.path().join("upper");
-    std::fs::create_dir(&upper).unwrap();
+    let (_base, upper) = temp_dir_with("upper");
     let mut layer = Layer::new();
     layer
         .dir("usr", 0o755)
@@ -507,9 +501,7 @@ fn a_layer_that_lists_its_parents_never_waits_for_its_lowers() {
 
 #[test]
 fn a_parent_the_layer_does_not_list_waits_for_the_lowers() {
-    let base = tempfile::tempdir().unwrap();
-    let upper = base.path().join("upper");
-    std::fs::create_dir(&upper).unwrap();
+    let (_base, upper) = temp_dir_with("upper");
     let mut layer = Layer::new();
     layer.file("usr/bin/tool", b"#!", 0o755);
     let options = ApplyOptions {

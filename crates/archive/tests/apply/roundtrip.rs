@@ -4,7 +4,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use hoist_archive::ApplyOptions;
 
-use crate::support::{Layer, MTIME, apply, apply_with, is_root, os, xattr};
+use crate::support::{Layer, MTIME, apply, apply_with, is_root, os, temp_dir_with, xattr};
 
 /// `security.capability` v2 granting cap_net_bind_service (bit 10),
 /// effective: what `setcap cap_net_bind_service+ep` writes.
@@ -67,13 +67,7 @@ fn every_entry_type_round_trips() {
         &[],
         b"latin",
     );
-    layer.raw(
-        Layer::header(tar::EntryType::Regular, 0o644),
-        b"precise",
-        None,
-        &[("mtime", b"1600000000.25")],
-        b"",
-    );
+    layer.file_pax(b"precise", b"", &[("mtime", b"1600000000.25")]);
     let tar = layer.finish();
     let applied = apply(root, &tar).unwrap();
     assert_eq!(applied.entries, 14);
@@ -250,9 +244,7 @@ fn replacing_entries_of_another_type() {
 
 #[test]
 fn root_entry_updates_root_metadata_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    std::fs::create_dir(&root).unwrap();
+    let (_dir, root) = temp_dir_with("root");
     let mut layer = Layer::new();
     let mut h = Layer::header(tar::EntryType::Directory, 0o750);
     h.set_mtime(1_234_567_890);

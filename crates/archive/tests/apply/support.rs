@@ -8,127 +8,13 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hoist_archive::{Applied, ApplyOptions, Compression, Result, apply_layer};
-
-/// Builds a layer tar entry by entry. Names go into the header raw, so any
-/// bytes (`..`, absolute, non-UTF-8) can be written; names over 100 bytes
-/// use a PAX `path` record.
-pub(crate) struct Layer {
-    builder: tar::Builder<Vec<u8>>,
-}
+use hoist_archive::{Applied, ApplyOptions, Compression, Result, WhiteoutMode, apply_layer};
 
 /// The mtime every entry gets unless told otherwise.
-pub(crate) const MTIME: u64 = 1_600_000_000;
-
-impl Layer {
-    pub(crate) fn new() -> Self {
-        Self {
-            builder: tar::Builder::new(Vec::new()),
-        }
-    }
-
-    /// A ustar header of `kind` with `name`, mode, owner 0:0 and [`MTIME`].
-    pub(crate) fn header(kind: tar::EntryType, mode: u32) -> tar::Header {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(MTIME);
-        h.set_size(0);
-        h
-    }
-
-    /// Appends `header` with `name`, `link` target, PAX records and data,
-    /// writing the names raw (no validation, as a hostile tool would).
-    pub(crate) fn raw(
-        &mut self,
-        mut header: tar::Header,
-        name: &[u8],
-        link: Option<&[u8]>,
-        pax: &[(&str, &[u8])],
-        data: &[u8],
-    ) -> &mut Self {
-        let mut records: Vec<(&str, &[u8])> = pax.to_vec();
-        if name.len() > 100 {
-            records.push(("path", name));
-        }
-        if let Some(link) = link
-            && link.len() > 100
-        {
-            records.push(("linkpath", link));
-        }
-        if !records.is_empty() {
-            self.builder.append_pax_extensions(records).unwrap();
-        }
-        let bytes = header.as_mut_bytes();
-        let n = name.len().min(100);
-        bytes[..100].fill(0);
-        bytes[..n].copy_from_slice(&name[..n]);
-        if let Some(link) = link {
-            let n = link.len().min(100);
-            bytes[157..257].fill(0);
-            bytes[157..157 + n].copy_from_slice(&link[..n]);
-        }
-        if header.entry_type().is_file() {
-            header.set_size(data.len() as u64);
-        }
-        header.set_cksum();
-        self.builder.append(&header, data).unwrap();
-        self
-    }
-
-    pub(crate) fn file(&mut self, name: &str, data: &[u8], mode: u32) -> &mut Self {
-        self.raw(
-            Self::header(tar::EntryType::Regular, mode),
-            name.as_bytes(),
-            None,
-            &[],
-            data,
-        )
-    }
-
-    pub(crate) fn dir(&mut self, name: &str, mode: u32) -> &mut Self {
-        self.raw(
-            Self::header(tar::EntryType::Directory, mode),
-            name.as_bytes(),
-            None,
-            &[],
-            &[],
-        )
-    }
-
-    pub(crate) fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
-        self.raw(
-            Self::header(tar::EntryType::Symlink, 0o777),
-            name.as_bytes(),
-            Some(target.as_bytes()),
-            &[],
-            &[],
-        )
-    }
-
-    pub(crate) fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
-        self.raw(
-            Self::header(tar::EntryType::Link, 0o644),
-            name.as_bytes(),
-            Some(target.as_bytes()),
-            &[],
-            &[],
-        )
-    }
-
-    /// A whiteout marker file (`.wh.*`), as docker writes them.
-    pub(crate) fn whiteout(&mut self, name: &str) -> &mut Self {
-        self.file(name, b"", 0o644)
-    }
-
-    /// The tar bytes, end-of-archive blocks included.
-    pub(crate) fn finish(&mut self) -> Vec<u8> {
-        let builder = std::mem::replace(&mut self.builder, tar::Builder::new(Vec::new()));
-        builder.into_inner().unwrap()
-    }
-}
+pub(crate) use hoist_testkit::raw_tar::MTIME;
+/// The tar builder that writes hostile headers, by the name these tests
+/// give a layer.
+pub(crate) use hoist_testkit::raw_tar::RawTar as Layer;
 
 /// Applies a plain tar with default options (Delete mode, owners when root).
 pub(crate) fn apply(root: &Path, tar: &[u8]) -> Result<Applied> {
@@ -215,6 +101,56 @@ pub(crate) fn state(path: &Path) -> State {
         mtime: (md.mtime(), md.mtime_nsec()),
         content,
     }
+}
+
+/// Applies `tar` in a fresh sandbox, checks the canary, and hands back the
+/// result and the sandbox for case-specific checks.
+pub(crate) fn run(tar: &[u8]) -> (Result<Applied>, Sandbox) {
+    run_with(tar, &ApplyOptions::default())
+}
+
+/// [`run`] of a layer that must apply.
+pub(crate) fn run_ok(tar: &[u8]) -> Sandbox {
+    let (result, sandbox) = run(tar);
+    result.unwrap();
+    sandbox
+}
+
+/// [`run_overlay`] of a layer that must apply.
+pub(crate) fn run_overlay_ok(tar: &[u8]) -> Sandbox {
+    let (result, sandbox) = run_overlay(tar);
+    result.unwrap();
+    sandbox
+}
+
+/// [`run`] with overlay whiteouts and no lowers.
+pub(crate) fn run_overlay(tar: &[u8]) -> (Result<Applied>, Sandbox) {
+    let options = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        ..ApplyOptions::default()
+    };
+    run_with(tar, &options)
+}
+
+fn run_with(tar: &[u8], options: &ApplyOptions) -> (Result<Applied>, Sandbox) {
+    let sandbox = Sandbox::new();
+    let result = apply_with(&sandbox.root, tar, options);
+    assert_canary_unchanged(&sandbox);
+    (result, sandbox)
+}
+
+/// A temporary directory (removed on drop) holding the empty directory
+/// `name`, and that directory's path.
+pub(crate) fn temp_dir_with(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::create_dir(&path).unwrap();
+    (dir, path)
+}
+
+/// The content of `root/name`.
+pub(crate) fn read(root: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(root.join(name)).unwrap()
 }
 
 /// A temp directory holding `root/` (where layers go) and, beside it,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use hoist_archive::{ApplyOptions, WhiteoutMode};
 
-use crate::support::{Layer, apply, apply_with, mount, require_root, xattr};
+use crate::support::{Layer, apply, apply_with, mount, require_root, temp_dir_with, xattr};
 
 fn layer_one() -> Vec<u8> {
     let mut l = Layer::new();
@@ -225,9 +225,7 @@ fn overlay_hardlink_lookup_honours_lower_whiteouts_and_opaque_dirs_privileged() 
 #[test]
 fn overlay_mode_drops_the_overlayfs_xattrs_a_layer_carries_privileged() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let upper = dir.path().join("upper");
-    std::fs::create_dir(&upper).unwrap();
+    let (dir, upper) = temp_dir_with("upper");
     let mut layer = Layer::new();
     layer.raw(
         Layer::header(tar::EntryType::Directory, 0o755),
@@ -239,12 +237,10 @@ fn overlay_mode_drops_the_overlayfs_xattrs_a_layer_carries_privileged() {
         ],
         b"",
     );
-    layer.raw(
-        Layer::header(tar::EntryType::Regular, 0o644),
+    layer.file_pax(
         b"etc/passwd",
-        None,
-        &[("SCHILY.xattr.user.overlay.redirect", b"/elsewhere")],
         b"root:x:0:0\n",
+        &[("SCHILY.xattr.user.overlay.redirect", b"/elsewhere")],
     );
     let options = ApplyOptions {
         whiteouts: WhiteoutMode::Overlay,

@@ -542,6 +542,22 @@ mod tests {
         }
     }
 
+    /// Layer `c` unpacked now, as snapshot `chain`.
+    fn unpacked(c: char, chain: char) -> Event {
+        Event::LayerUnpacked {
+            digest: digest(c),
+            chain_id: digest(chain),
+        }
+    }
+
+    /// Layer `c` found unpacked already, as snapshot `chain`.
+    fn already_unpacked(c: char, chain: char) -> Event {
+        Event::LayerAlreadyUnpacked {
+            digest: digest(c),
+            chain_id: digest(chain),
+        }
+    }
+
     /// Feeds `events` and returns what a non-terminal CLI prints, plus the
     /// messages with counts as `<id>: <status> <current>/<total>`.
     fn run(options: TranslatorOptions, events: &[Event]) -> Vec<String> {
@@ -623,14 +639,8 @@ mod tests {
                     current: 10,
                     total: 10,
                 },
-                Event::LayerUnpacked {
-                    digest: digest('a'),
-                    chain_id: digest('1'),
-                },
-                Event::LayerUnpacked {
-                    digest: digest('b'),
-                    chain_id: digest('2'),
-                },
+                unpacked('a', '1'),
+                unpacked('b', '2'),
                 image_done(false),
             ],
         );
@@ -666,10 +676,7 @@ mod tests {
                 waiting('a', BlobKind::Layer),
                 exists('c', BlobKind::Config),
                 exists('a', BlobKind::Layer),
-                Event::LayerAlreadyUnpacked {
-                    digest: digest('a'),
-                    chain_id: digest('1'),
-                },
+                already_unpacked('a', '1'),
                 image_done(true),
             ],
         );
@@ -693,14 +700,8 @@ mod tests {
             exists('a', BlobKind::Layer),
             done('c', BlobKind::Config),
             done('b', BlobKind::Layer),
-            Event::LayerAlreadyUnpacked {
-                digest: digest('a'),
-                chain_id: digest('1'),
-            },
-            Event::LayerUnpacked {
-                digest: digest('b'),
-                chain_id: digest('2'),
-            },
+            already_unpacked('a', '1'),
+            unpacked('b', '2'),
             image_done(false),
         ];
         let (a, b) = (id('a'), id('b'));
@@ -745,10 +746,7 @@ mod tests {
                 waiting('a', BlobKind::Layer),
                 done('c', BlobKind::Config),
                 done('a', BlobKind::Layer),
-                Event::LayerAlreadyUnpacked {
-                    digest: digest('a'),
-                    chain_id: digest('1'),
-                },
+                already_unpacked('a', '1'),
             ],
         );
         assert_eq!(

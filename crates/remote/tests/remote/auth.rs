@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hoist_remote::{Credentials, Error, RegistryOptions, Repository, Resolver, RetryPolicy};
 use hoist_testkit::registry::TOKEN_SERVICE;
-use hoist_testkit::{Auth, FaultProxy, Registry, RegistryConfig, sha256_digest};
+use hoist_testkit::{Auth, FaultProxy, Registry, RegistryConfig, TokenRequest, sha256_digest};
 
 use crate::support::{OCI_LAYER, descriptor, push_image};
 
@@ -46,6 +46,24 @@ fn token_registry(tweak: impl FnOnce(&mut RegistryConfig)) -> Registry {
     };
     tweak(&mut config);
     Registry::start(config)
+}
+
+/// Pushes an image as `repository:v1` to `reg`, resolves it with
+/// `credentials`, and returns the token server's requests meanwhile.
+async fn token_requests_of_resolve(
+    reg: &Registry,
+    repository: &str,
+    credentials: Option<Credentials>,
+) -> Vec<TokenRequest> {
+    push_image(reg, repository, &["v1"]);
+    let tokens = reg.token_server().unwrap();
+    let before = tokens.log().len();
+    let resolver = Resolver::new(options(credentials)).unwrap();
+    resolver
+        .resolve(&Repository::new(reg.host(), repository), "v1")
+        .await
+        .unwrap();
+    tokens.log().split_off(before)
 }
 
 #[tokio::test]
@@ -126,15 +144,7 @@ async fn blob_redirect_drops_authorization() {
 #[tokio::test]
 async fn anonymous_bearer_uses_get() {
     let reg = token_registry(|c| c.anonymous_pull = true);
-    push_image(&reg, "public", &["v1"]);
-    let tokens = reg.token_server().unwrap();
-    let before = tokens.log().len();
-    let resolver = Resolver::new(options(None)).unwrap();
-    resolver
-        .resolve(&Repository::new(reg.host(), "public"), "v1")
-        .await
-        .unwrap();
-    let gets = tokens.log().split_off(before);
+    let gets = token_requests_of_resolve(&reg, "public", None).await;
     assert_eq!(gets.len(), 1, "{gets:#?}");
     assert_eq!(gets[0].method, "GET");
     assert!(
@@ -151,15 +161,7 @@ async fn anonymous_bearer_uses_get() {
 #[tokio::test]
 async fn oauth_post_unsupported_falls_back_to_basic_get() {
     let reg = token_registry(|c| c.get_only_tokens = true);
-    push_image(&reg, "legacy", &["v1"]);
-    let tokens = reg.token_server().unwrap();
-    let before = tokens.log().len();
-    let resolver = Resolver::new(options(user())).unwrap();
-    resolver
-        .resolve(&Repository::new(reg.host(), "legacy"), "v1")
-        .await
-        .unwrap();
-    let log = tokens.log().split_off(before);
+    let log = token_requests_of_resolve(&reg, "legacy", user()).await;
     let methods: Vec<_> = log.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(methods, ["POST", "GET"]);
     // base64("u:p")

@@ -198,6 +198,12 @@ impl Text {
         }
     }
 
+    /// [`text`](Self::text) of a log-uniform length in `lo..hi`.
+    fn text_between(&self, rng: &mut Rng, lo: usize, hi: usize) -> Vec<u8> {
+        let len = rng.log_uniform(lo, hi);
+        self.text(rng, len)
+    }
+
     fn text(&self, rng: &mut Rng, len: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(len);
         self.generate(rng, &mut out, len);
@@ -296,8 +302,7 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
                     .add_dir("usr/share/doc", 0o755)
                     .add_dir("usr/lib", 0o755);
                 for i in 0..200 {
-                    let len = rng.log_uniform(32, 4096);
-                    let body = text.text(rng, len);
+                    let body = text.text_between(rng, 32, 4096);
                     l.add_file(&format!("etc/conf-{i:03}.conf"), &body, 0o644);
                     files += 1;
                 }
@@ -306,8 +311,7 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
                     l.add_dir(&dir, 0o755);
                     let count = 10 + rng.below(41);
                     for f in 0..count {
-                        let len = rng.log_uniform(64, 24576);
-                        let body = text.text(rng, len);
+                        let body = text.text_between(rng, 64, 24576);
                         let path = format!("{dir}/file-{f:02}.txt");
                         l.add_file(&path, &body, if f % 7 == 0 { 0o755 } else { 0o644 });
                         files += 1;
@@ -370,8 +374,7 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
                     let dir = format!("app/module_{m:03}");
                     l.add_dir(&dir, 0o755);
                     for f in 0..40 {
-                        let len = rng.log_uniform(256, 16384);
-                        let body = text.text(rng, len);
+                        let body = text.text_between(rng, 256, 16384);
                         l.add_file(&format!("{dir}/src_{f:02}.py"), &body, 0o644);
                         files += 1;
                     }
@@ -399,8 +402,7 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
                     .add_opaque("usr/share/doc/pkg-0001")
                     .add_file("usr/share/doc/pkg-0001/README", b"replaced\n", 0o644);
                 for i in (0..200).step_by(4) {
-                    let len = rng.log_uniform(32, 4096);
-                    let body = text.text(rng, len);
+                    let body = text.text_between(rng, 32, 4096);
                     l.add_file(&format!("etc/conf-{i:03}.conf"), &body, 0o600);
                     files += 1;
                 }
@@ -455,8 +457,7 @@ fn small_tar(scale: usize, text: &Text) -> Tar {
             if i % 40 == 0 {
                 l.add_dir(&dir, 0o755);
             }
-            let len = rng.log_uniform(64, 4096);
-            let body = text.text(rng, len);
+            let body = text.text_between(rng, 64, 4096);
             l.add_file(&format!("{dir}/f{i:03}.txt"), &body, 0o644);
             files += 1;
         }
@@ -491,8 +492,7 @@ fn files_tar(name: &'static str, files: usize, text: &Text) -> Tar {
             let dir = format!("{top}/lib{:02}", d % 10);
             l.add_dir(&dir, 0o755);
             for f in 0..20.min(files - d * 20) {
-                let len = rng.log_uniform(64, 6144);
-                let body = text.text(rng, len);
+                let body = text.text_between(rng, 64, 6144);
                 l.add_file(&format!("{dir}/m{f:02}.js"), &body, 0o644);
             }
         }
@@ -535,8 +535,7 @@ fn layers_tars(count: usize, text: &Text) -> Vec<Tar> {
                 l.add_dir(&dir, 0o755);
                 let n = 1 + rng.below(40);
                 for f in 0..n {
-                    let len = rng.log_uniform(64, 16384);
-                    let body = text.text(rng, len);
+                    let body = text.text_between(rng, 64, 16384);
                     l.add_file(&format!("{dir}/f{f:02}"), &body, 0o644);
                 }
                 l.add_file("etc/steps", format!("{i}\n").as_bytes(), 0o644);
