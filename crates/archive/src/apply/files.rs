@@ -94,17 +94,26 @@ impl Job {
     }
 }
 
+/// The entry number and error of the first job that failed.
+type Failed = (u64, Error);
+
+/// The running thread: where jobs go, and what it ends with.
+struct Thread {
+    jobs: mpsc::SyncSender<Vec<Job>>,
+    handle: JoinHandle<Option<Failed>>,
+}
+
 /// The second thread, started with the first job.
 #[derive(Default)]
 pub(super) struct Finisher {
     pending: Vec<Job>,
-    thread: Option<(mpsc::SyncSender<Vec<Job>>, JoinHandle<Option<(u64, Error)>>)>,
+    thread: Option<Thread>,
 }
 
 impl Finisher {
     /// Queues a job; on the thread's failure, its error (with the failing
     /// entry's number).
-    pub(super) fn push(&mut self, job: Job) -> std::result::Result<(), (u64, Error)> {
+    pub(super) fn push(&mut self, job: Job) -> std::result::Result<(), Failed> {
         self.pending.push(job);
         if self.pending.len() >= GROUP {
             self.flush()?;
@@ -113,13 +122,13 @@ impl Finisher {
     }
 
     /// Hands the queued jobs to the thread.
-    pub(super) fn flush(&mut self) -> std::result::Result<(), (u64, Error)> {
+    pub(super) fn flush(&mut self) -> std::result::Result<(), Failed> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let jobs = std::mem::take(&mut self.pending);
         let tx = match &self.thread {
-            Some((tx, _)) => tx,
+            Some(thread) => &thread.jobs,
             None => {
                 let (tx, rx) = mpsc::sync_channel::<Vec<Job>>(1);
                 let span = tracing::Span::current();
@@ -138,7 +147,7 @@ impl Finisher {
                         None
                     })
                     .map_err(|e| (jobs[0].index, Error::io(jobs[0].path.relative(), e)))?;
-                &self.thread.insert((tx, handle)).0
+                &self.thread.insert(Thread { jobs: tx, handle }).jobs
             }
         };
         if tx.send(jobs).is_err() {
@@ -150,10 +159,10 @@ impl Finisher {
 
     /// Finishes every queued job and stops the thread; the first error it
     /// met, if any (reported once).
-    pub(super) fn join(&mut self) -> std::result::Result<(), (u64, Error)> {
+    pub(super) fn join(&mut self) -> std::result::Result<(), Failed> {
         let flushed = self.flush();
-        if let Some((tx, handle)) = self.thread.take() {
-            drop(tx);
+        if let Some(Thread { jobs, handle }) = self.thread.take() {
+            drop(jobs);
             match handle.join() {
                 Ok(Some(failed)) => return Err(failed),
                 Ok(None) => {}
