@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_util::{StreamExt, TryStreamExt};
 use hoist_metadata::Labels;
@@ -156,7 +157,7 @@ impl<'a> Session<'a> {
     /// chosen platforms' layers.
     pub(crate) async fn fetch_tree(&self, root: &Descriptor) -> Result<Fetched> {
         let mut walk = self.walk_manifests(root).await?;
-        let downloaded = self.fetch_leaves(&mut walk).await?;
+        let downloaded = self.fetch_leaves(&mut walk, || {}).await?;
         Ok(walk.fetched(root, downloaded))
     }
 
@@ -170,13 +171,23 @@ impl<'a> Session<'a> {
         let feeds = Arc::new(Feeds::default());
         self.feeds = Some(feeds.clone());
         let mut walk = self.walk_manifests(root).await?;
-        let unpacking = self.engine.start_unpack(
-            walk.manifests.clone(),
-            self.options,
-            self.lease.clone().expect("writes run under a lease"),
-            Some(feeds.clone()),
-        );
-        let downloaded = self.fetch_leaves(&mut walk).await;
+        let manifests = walk.manifests.clone();
+        let lease = self.lease.clone().expect("writes run under a lease");
+        let mut unpacking = None;
+        // The unpacker starts once every blob has been looked at, so that
+        // its events come after the store's "already exists" ones (the
+        // docker forms decide "Pulling fs layer" from those).
+        let downloaded = self
+            .fetch_leaves(&mut walk, || {
+                unpacking = Some(self.engine.start_unpack(
+                    manifests,
+                    self.options,
+                    lease,
+                    Some(feeds.clone()),
+                ));
+            })
+            .await;
+        let unpacking = unpacking.expect("started after the first poll");
         // Whatever the unpacker still waits for is stored now, or never
         // will be.
         feeds.close(if downloaded.is_ok() {
@@ -283,8 +294,10 @@ impl<'a> Session<'a> {
     }
 
     /// Downloads every config and layer the walk found, each once; returns
-    /// the bytes downloaded.
-    async fn fetch_leaves(&self, walk: &mut Walk) -> Result<u64> {
+    /// the bytes downloaded. `started` runs once every blob has been looked
+    /// at (the stored ones have said "already exists"), before any is
+    /// waited for.
+    async fn fetch_leaves(&self, walk: &mut Walk, started: impl FnOnce()) -> Result<u64> {
         let mut leaves = std::mem::take(&mut walk.leaves);
         leaves.retain(|pending| walk.seen.insert(pending.descriptor.digest().clone()));
         walk.blobs += leaves.len();
@@ -298,11 +311,19 @@ impl<'a> Session<'a> {
         // Every blob gets a future at once (so each can report "already
         // exists" immediately); the engine's semaphore bounds downloads.
         let concurrency = leaves.len().max(1);
-        let bytes: Vec<u64> = futures_util::stream::iter(leaves)
+        let downloads = futures_util::stream::iter(leaves)
             .map(|pending| async move { self.fetch_blob(&pending).await })
             .buffer_unordered(concurrency)
-            .try_collect()
-            .await?;
+            .try_collect::<Vec<u64>>();
+        let mut downloads = std::pin::pin!(downloads);
+        // The first poll polls every blob's future once (collecting goes on
+        // until all are pending), and a stored blob reports it in its first.
+        let first = std::future::poll_fn(|cx| Poll::Ready(downloads.as_mut().poll(cx))).await;
+        started();
+        let bytes = match first {
+            Poll::Ready(bytes) => bytes?,
+            Poll::Pending => downloads.await?,
+        };
         Ok(bytes.iter().sum())
     }
 

@@ -320,6 +320,7 @@ impl Engine {
                             }
                             Err(error) => {
                                 order.failed(i);
+                                order.report(i, None, progress);
                                 Err(error)
                             }
                         };
@@ -343,8 +344,13 @@ impl Engine {
     fn unpack_layer(&self, layer: &Layer<'_>, progress: &Progress) -> Result<()> {
         let key = layer.chain_id.as_ref();
         let snapshotter = layer.snapshotter;
+        // In a parallel unpack, in layer order (see `Order::report`).
+        let report = |event: Event| match &layer.order {
+            Some((order, i)) => order.report(*i, Some(event), progress),
+            None => progress.send(event),
+        };
         let already = || {
-            progress.send(Event::LayerAlreadyUnpacked {
+            report(Event::LayerAlreadyUnpacked {
                 digest: layer.descriptor.digest().clone(),
                 chain_id: layer.chain_id.clone(),
             });
@@ -399,7 +405,7 @@ impl Engine {
                 self.apply_snapshot(layer, Input::Store, progress)?;
             }
         }
-        progress.send(Event::LayerUnpacked {
+        report(Event::LayerUnpacked {
             digest: layer.descriptor.digest().clone(),
             chain_id: layer.chain_id.clone(),
         });

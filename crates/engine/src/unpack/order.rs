@@ -8,7 +8,10 @@
 //! - committing: a snapshot's parent must be committed first;
 //! - looking at the lowers: a layer that needs them (see
 //!   `hoist_archive::LateLowers`) waits until every layer below is
-//!   committed, so it sees exactly what a serial unpack would show it.
+//!   committed, so it sees exactly what a serial unpack would show it;
+//! - reporting: a layer's "unpacked" or "already unpacked" event goes out
+//!   after those of the layers below it, so progress reads as a serial
+//!   unpack's would, whichever worker finished first.
 //!
 //! Workers take layers bottom first, so the lowest unfinished layer always
 //! has a worker and never waits for one above it.
@@ -16,6 +19,8 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::progress::{Event, Progress};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Stage {
@@ -30,6 +35,15 @@ enum Stage {
 pub(crate) struct Order {
     stages: Mutex<Vec<Stage>>,
     changed: Condvar,
+    reports: Mutex<Reports>,
+}
+
+/// Final events held until the layers below have reported.
+struct Reports {
+    /// The lowest layer that has not reported.
+    next: usize,
+    /// Per layer: `None` until it finishes, then its event, if any.
+    held: Vec<Option<Option<Event>>>,
 }
 
 /// A layer below failed; its own error is the one reported.
@@ -41,6 +55,28 @@ impl Order {
         Order {
             stages: Mutex::new(vec![Stage::Waiting; layers]),
             changed: Condvar::new(),
+            reports: Mutex::new(Reports {
+                next: 0,
+                held: (0..layers).map(|_| None).collect(),
+            }),
+        }
+    }
+
+    /// Layer `layer` finished with `event` to report (`None`: nothing, as
+    /// when it failed); sends it, and the held events of the layers above
+    /// it, once every layer below has reported.
+    pub(crate) fn report(&self, layer: usize, event: Option<Event>, progress: &Progress) {
+        let mut guard = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        let reports = &mut *guard;
+        reports.held[layer] = Some(event);
+        while let Some(slot) = reports.held.get_mut(reports.next) {
+            let Some(event) = slot.take() else {
+                break;
+            };
+            reports.next += 1;
+            if let Some(event) = event {
+                progress.send(event);
+            }
         }
     }
 
@@ -158,5 +194,39 @@ mod tests {
         let error = waiter.join().unwrap().unwrap_err();
         assert!(error.to_string().contains("below"), "{error}");
         assert!(order.wait_below_locked(1).is_err());
+    }
+
+    #[test]
+    fn events_go_out_bottom_first_whoever_finishes_first() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let progress = Progress::new(Some(tx));
+        let order = Order::new(4);
+        let event = |n: u8| Event::LayerAlreadyUnpacked {
+            digest: format!("sha256:{}", format!("{n:x}").repeat(64))
+                .parse()
+                .unwrap(),
+            chain_id: format!("sha256:{}", format!("{n:x}").repeat(64))
+                .parse()
+                .unwrap(),
+        };
+        let mut sent = || {
+            let mut out = Vec::new();
+            while let Ok(Event::LayerAlreadyUnpacked { digest, .. }) = rx.try_recv() {
+                out.push(digest.to_string()[7..8].to_string());
+            }
+            out
+        };
+        order.report(2, Some(event(2)), &progress);
+        order.report(1, Some(event(1)), &progress);
+        assert!(sent().is_empty(), "nothing before layer 0");
+        order.report(0, Some(event(0)), &progress);
+        assert_eq!(sent(), ["0", "1", "2"]);
+        // A failed layer reports nothing but lets the ones above through.
+        order.report(3, Some(event(3)), &progress);
+        assert_eq!(sent(), ["3"]);
+        let order = Order::new(2);
+        order.report(1, Some(event(1)), &progress);
+        order.report(0, None, &progress);
+        assert_eq!(sent(), ["1"]);
     }
 }
