@@ -31,9 +31,9 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// How many received chunks may wait for the disk, per download. A chunk
 /// is a slice of hyper's read buffer and keeps all of it (up to about
 /// 400 KiB) alive until written: 16 of them made 23 MB of a 5-layer pull's
-/// peak heap with three downloads at once (heaptrack); 3 keep a download
-/// to about 1.6 MB while the disk thread still has work queued.
-const CHUNKS_IN_FLIGHT: usize = 3;
+/// peak heap with three downloads at once, 3 still 14 MB (heaptrack); with
+/// one, the disk thread still has the next chunk ready when it finishes one.
+const CHUNKS_IN_FLIGHT: usize = 1;
 /// One async lock per blob being fetched in this process. The content
 /// store's ingest lock already keeps processes apart; this keeps tasks of
 /// one process from even asking the registry twice (a manifest has no
