@@ -332,23 +332,7 @@ impl Applier<'_> {
             None
         };
         let name = parent.name;
-        // O_EXCL: the name is new, so nothing (a symlink planted earlier, a
-        // hardlink into a lower layer) can be written through.
-        let file = self
-            .make_at(&parent, path, |dir| {
-                rustix::fs::openat(
-                    dir,
-                    plain(name).map_err(|_| Errno::INVAL)?,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(exact.unwrap_or(0o600)),
-                )
-            })?
-            .map_err(|e| io_err(e.into()))?;
-        let mut file = File::from(file);
+        let mut file = File::from(self.create_file(&parent, path, exact)?);
         data(&mut |chunk| file.write_all(chunk).map_err(io_err))?;
         if self.needs_chown(&parent.dir, meta).map_err(io_err)? {
             fchown(file.as_fd(), meta).map_err(io_err)?;
@@ -361,6 +345,28 @@ impl Applier<'_> {
         rustix::fs::futimens(&file, &meta.mtime.timestamps()).map_err(|e| io_err(e.into()))?;
         drop(file);
         self.note_created(&parent.dir, name)
+    }
+
+    /// Creates the regular file `parent.name` for writing, with the mode
+    /// `exact` (else 0600 until its mode is set). `O_EXCL`: the name is new,
+    /// so nothing (a symlink planted earlier, a hardlink into a lower layer)
+    /// can be written through.
+    fn create_file(
+        &mut self,
+        parent: &Parent<'_>,
+        path: &RootedPath,
+        exact: Option<u32>,
+    ) -> Result<OwnedFd> {
+        let name = parent.name;
+        self.make_at(parent, path, |dir| {
+            rustix::fs::openat(
+                dir,
+                plain(name).map_err(|_| Errno::INVAL)?,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(exact.unwrap_or(0o600)),
+            )
+        })?
+        .map_err(|e| Error::io(path.relative(), io::Error::from(e)))
     }
 
     /// [`Self::regular`] for a file whose data is in a batch: the file is
@@ -381,21 +387,7 @@ impl Applier<'_> {
         };
         let exact = self.exact_mode(&parent.dir, meta.mode);
         let name = parent.name;
-        // O_EXCL, as in `regular`.
-        let file = self
-            .make_at(&parent, &path, |dir| {
-                rustix::fs::openat(
-                    dir,
-                    plain(name).map_err(|_| Errno::INVAL)?,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(exact.unwrap_or(0o600)),
-                )
-            })?
-            .map_err(|e| io_err(e.into()))?;
+        let file = self.create_file(&parent, &path, exact)?;
         let owner = self
             .needs_chown(&parent.dir, meta)
             .map_err(io_err)?
