@@ -335,8 +335,20 @@ impl<'o> Applier<'o> {
                             data: range,
                             mut error,
                         } = item;
-                        if error.is_none() && matches!(entry.op, Op::Regular) {
-                            self.apply_small(entry, &data, range)?;
+                        // Xattrs are rare and want this thread (which may
+                        // skip some): such a file is made here, in full.
+                        if error.is_none()
+                            && matches!(entry.op, Op::Regular)
+                            && entry.meta.xattrs.is_empty()
+                        {
+                            self.entries += 1;
+                            self.regular_deferred(
+                                entry.path,
+                                &entry.meta,
+                                &entry.raw,
+                                &data,
+                                range,
+                            )?;
                             continue;
                         }
                         let bytes = data.get(range);
@@ -402,29 +414,6 @@ impl<'o> Applier<'o> {
             }
         }
         Ok(false)
-    }
-
-    /// Applies a regular file whose data is all in a batch: its data and
-    /// attributes are finished on the files thread, unless it has xattrs.
-    fn apply_small(
-        &mut self,
-        parsed: entry::Entry,
-        data: &SharedData,
-        range: std::ops::Range<usize>,
-    ) -> Result<()> {
-        // Rare, and xattrs want the applying thread (which may skip some).
-        if !parsed.meta.xattrs.is_empty() {
-            let bytes = data.get(range);
-            return self.apply(parsed, |write| {
-                if bytes.is_empty() {
-                    Ok(())
-                } else {
-                    write(bytes)
-                }
-            });
-        }
-        self.entries += 1;
-        self.regular_deferred(parsed.path, &parsed.meta, &parsed.raw, data, range)
     }
 
     /// Applies one entry; a regular file's data comes from `data`, which

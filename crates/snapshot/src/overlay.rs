@@ -74,9 +74,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Mounts a two-lower overlay with an upper in a temporary directory under
 /// `root` (so the file system that will hold the layers is the one tested),
-/// checks a lower file shows through, and unmounts.
+/// checks a lower file shows through, and unmounts. `root` exists (the
+/// caller made it to learn its file system).
 fn probe(root: &Path) -> Result<()> {
-    std::fs::create_dir_all(root).map_err(Error::io(root))?;
     let tmp = tempfile::Builder::new()
         .prefix(".overlay-probe-")
         .tempdir_in(root)
