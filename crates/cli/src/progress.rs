@@ -18,6 +18,7 @@
 
 use std::io::IsTerminal;
 
+pub(crate) use hoist_engine::docker_progress::human_size;
 use hoist_engine::{BlobKind, Event, Pulled};
 use tokio::sync::{mpsc, oneshot};
 
@@ -128,52 +129,5 @@ pub(crate) fn kind_name(kind: BlobKind) -> &'static str {
         BlobKind::Config => "config",
         BlobKind::Layer => "layer",
         _ => "other",
-    }
-}
-
-/// Sizes as docker prints them (`units.HumanSize`): 1000-based units with
-/// four significant figures, trailing zeros dropped (Go's `%.4g`).
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    // Digits before the point (1 to 3); the rest of the four are decimals.
-    let integer_digits = if value < 10.0 {
-        1
-    } else if value < 100.0 {
-        2
-    } else {
-        3
-    };
-    let decimals = 4usize.saturating_sub(integer_digits);
-    let text = format!("{value:.decimals$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &text
-    };
-    format!("{text}{}", UNITS[unit])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1000), "1kB");
-        // What docker's units.HumanSize prints for the same sizes.
-        assert_eq!(human_size(65_612), "65.61kB");
-        assert_eq!(human_size(65_727), "65.73kB");
-        assert_eq!(human_size(3_400_000), "3.4MB");
-        assert_eq!(human_size(123_456), "123.5kB");
-        assert_eq!(human_size(1_234_567), "1.235MB");
-        assert_eq!(human_size(999_950), "1000kB");
     }
 }

@@ -8,7 +8,7 @@
 //! | `GET`/`HEAD /_ping` | version negotiation headers |
 //! | `GET /version` | the server's versions |
 //! | `POST /auth` | checks registry credentials (`docker login`) |
-//! | `POST /images/create?fromImage=&tag=&platform=` | pulls, streaming docker's progress ([`progress`], [`pull`]) |
+//! | `POST /images/create?fromImage=&tag=&platform=` | pulls, streaming docker's progress ([`pull`], in [`hoist_engine::docker_progress`]'s words) |
 //! | `GET /images/json` | docker's image list ([`images`]) |
 //! | `GET /images/{name}/json` | docker's image inspect |
 //! | `POST /images/{name}/tag?repo=&tag=` | tags |
@@ -30,7 +30,6 @@ pub mod error;
 pub mod filters;
 pub mod images;
 pub mod names;
-pub mod progress;
 pub mod pull;
 pub mod version;
 

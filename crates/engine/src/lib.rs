@@ -18,7 +18,9 @@
 //! named by chainID with [`hoist_archive`], and [`Engine::register`] the
 //! image. Progress leaves as typed [`Event`]s on a channel the caller owns,
 //! so rendering (terminal bars, docker's status lines, JSON) is the caller's
-//! business and never slows a pull down. Blocking work (disk, SQLite, file
+//! business and never slows a pull down; [`docker_progress`] puts events in
+//! docker's words, for the CLI's `--progress=docker` and the daemon's Docker
+//! API alike. Blocking work (disk, SQLite, file
 //! locks) runs on blocking threads, never on the async runtime.
 //!
 //! Around the pull: [`Engine::images`], [`Engine::inspect_image`],
@@ -40,6 +42,7 @@
 #![deny(missing_docs)]
 
 mod check;
+pub mod docker_progress;
 mod download;
 mod error;
 mod feed;

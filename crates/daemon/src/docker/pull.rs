@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 use super::auth::AuthConfig;
 use super::error::ApiError;
 use super::names::{self, PullTarget};
-use super::progress::{Message, Translator, TranslatorOptions};
 use crate::service::{PullError, PullRequest, Service};
+use hoist_engine::docker_progress::{Message, Translator, TranslatorOptions};
 
 /// What the pull task tells the response.
 #[derive(Debug)]

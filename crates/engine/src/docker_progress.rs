@@ -45,9 +45,10 @@
 //! `Retrying` rounds the engine's sub-second delay up to whole seconds, the
 //! unit docker prints.
 
-use hoist_engine::{BlobKind, Event};
 use hoist_oci::{Digest, Reference};
 use serde::Serialize;
+
+use crate::{BlobKind, Event};
 
 /// How the pull runs, which decides some lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +108,9 @@ impl ProgressDetail {
     }
 }
 
-/// go-units' `HumanSize`: decimal units, four significant digits.
-fn human_size(bytes: u64) -> String {
+/// Sizes as docker prints them (go-units' `HumanSize`): 1000-based units
+/// with four significant figures, trailing zeros dropped (Go's `%.4g`).
+pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -808,6 +810,11 @@ mod tests {
         assert_eq!(human_size(65_536), "65.54kB");
         assert_eq!(human_size(999_960), "1000kB");
         assert_eq!(human_size(3_400_000), "3.4MB");
+        assert_eq!(human_size(65_612), "65.61kB");
+        assert_eq!(human_size(65_727), "65.73kB");
+        assert_eq!(human_size(123_456), "123.5kB");
+        assert_eq!(human_size(1_234_567), "1.235MB");
+        assert_eq!(human_size(999_950), "1000kB");
         let full = ProgressDetail {
             current: 10,
             total: 10,
