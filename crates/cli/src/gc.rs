@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Subcommand};
 use hoist_engine::GcOptions;
 
-use crate::images::{ago, open, print_table};
+use crate::images::{ago, open};
 use crate::pull::human_size;
+use crate::table::{labels_column, print_table};
 
 /// Flags of `hoist gc`.
 #[derive(Args)]
@@ -141,18 +142,12 @@ pub(crate) fn run_leases(root: &Path, command: LeasesCommand) -> anyhow::Result<
                             human_duration(at.duration_since(now).unwrap_or_default())
                         ),
                     };
-                    let labels = lease
-                        .labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",");
                     vec![
                         lease.id,
                         ago(lease.created_at),
                         expires,
                         lease.resources.len().to_string(),
-                        labels,
+                        labels_column(&lease.labels),
                     ]
                 })
                 .collect();

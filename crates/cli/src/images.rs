@@ -11,6 +11,7 @@ use clap::Subcommand;
 use hoist_engine::Engine;
 
 use crate::pull::human_size;
+use crate::table::{labels_column, print_listing};
 
 /// Subcommands of `hoist images`.
 #[derive(Subcommand)]
@@ -69,16 +70,12 @@ pub(crate) fn run_images(root: &Path, command: ImagesCommand) -> anyhow::Result<
     let engine = open(root)?;
     match command {
         ImagesCommand::Ls { quiet } => {
-            let images = engine.images()?;
-            if quiet {
-                for image in images {
-                    println!("{}", image.name);
-                }
-                return Ok(());
-            }
-            let rows = images
-                .into_iter()
-                .map(|image| {
+            print_listing(
+                engine.images()?,
+                quiet,
+                |image| image.name.clone(),
+                &["REF", "DIGEST", "PLATFORMS", "SIZE", "UNPACKED", "CREATED"],
+                |image| {
                     let platforms = if image.platforms.is_empty() {
                         "-".to_string()
                     } else {
@@ -97,11 +94,7 @@ pub(crate) fn run_images(root: &Path, command: ImagesCommand) -> anyhow::Result<
                         unpacked.to_string(),
                         ago(image.created_at),
                     ]
-                })
-                .collect();
-            print_table(
-                &["REF", "DIGEST", "PLATFORMS", "SIZE", "UNPACKED", "CREATED"],
-                rows,
+                },
             );
         }
         ImagesCommand::Rm { references } => {
@@ -149,52 +142,20 @@ pub(crate) fn run_content(root: &Path, command: ContentCommand) -> anyhow::Resul
     let engine = open(root)?;
     match command {
         ContentCommand::Ls { quiet } => {
-            let entries = engine.content_entries()?;
-            if quiet {
-                for entry in entries {
-                    println!("{}", entry.digest);
-                }
-                return Ok(());
-            }
-            let rows = entries
-                .into_iter()
-                .map(|entry| {
-                    let labels = entry
-                        .labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    vec![entry.digest.to_string(), human_size(entry.size), labels]
-                })
-                .collect();
-            print_table(&["DIGEST", "SIZE", "LABELS"], rows);
+            print_listing(
+                engine.content_entries()?,
+                quiet,
+                |entry| entry.digest.to_string(),
+                &["DIGEST", "SIZE", "LABELS"],
+                |entry| {
+                    vec![
+                        entry.digest.to_string(),
+                        human_size(entry.size),
+                        labels_column(&entry.labels),
+                    ]
+                },
+            );
         }
     }
     Ok(())
-}
-
-/// Left-aligned columns separated by two spaces, like `ctr` and `docker`.
-pub(crate) fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }

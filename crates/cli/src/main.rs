@@ -9,6 +9,7 @@ mod login;
 mod progress;
 mod pull;
 mod snapshots;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

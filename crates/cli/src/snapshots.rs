@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use hoist_oci::Platform;
 
-use crate::images::{open, print_table};
+use crate::images::open;
+use crate::table::print_table;
 
 /// Subcommands of `hoist snapshots`.
 #[derive(Subcommand)]

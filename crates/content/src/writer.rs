@@ -277,38 +277,27 @@ impl Writer {
     /// On [`Error::SizeMismatch`] or [`Error::DigestMismatch`] the ingest's
     /// bytes are deleted, since they can never become the expected blob.
     pub fn commit(self) -> Result<Committed> {
-        let Writer {
-            store,
-            reference,
-            expected,
-            dir,
-            data_path,
-            data,
-            digester,
-            offset,
-            lock,
-        } = self;
-
-        if let Some(size) = expected.size
-            && offset != size
+        let store = &self.store;
+        if let Some(size) = self.expected.size
+            && self.offset != size
         {
-            discard(&store, &dir, &reference);
+            discard(store, &self.dir, &self.reference);
             return Err(Error::SizeMismatch {
                 expected: size,
-                actual: offset,
+                actual: self.offset,
             });
         }
-        let actual = digester.finalize();
-        if actual != expected.digest {
-            discard(&store, &dir, &reference);
+        let actual = self.digester.finalize();
+        if actual != self.expected.digest {
+            discard(store, &self.dir, &self.reference);
             return Err(Error::DigestMismatch {
-                expected: expected.digest,
+                expected: self.expected.digest,
                 actual,
             });
         }
 
         if store.fsyncs() {
-            data.sync_all().at(&data_path)?;
+            self.data.sync_all().at(&self.data_path)?;
         }
         let target = store.blob_path(&actual);
         let parent = target
@@ -318,7 +307,7 @@ impl Writer {
         fs::create_dir_all(&parent).at(&parent)?;
         // A hard link fails if the target exists, so a blob is never replaced
         // and we learn whether another writer got there first.
-        let outcome = match fs::hard_link(&data_path, &target) {
+        let outcome = match fs::hard_link(&self.data_path, &target) {
             Ok(()) => Committed::New,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Committed::AlreadyExists,
             Err(e) => {
@@ -326,7 +315,7 @@ impl Writer {
                 if target.exists() {
                     Committed::AlreadyExists
                 } else {
-                    fs::rename(&data_path, &target).at(&target)?;
+                    fs::rename(&self.data_path, &target).at(&target)?;
                     Committed::New
                 }
             }
@@ -336,19 +325,19 @@ impl Writer {
         }
         if outcome == Committed::New {
             // Blobs are immutable; read-only permissions make accidental writes fail loudly.
-            let mut perms = data.metadata().at(&target)?.permissions();
+            let mut perms = self.data.metadata().at(&target)?.permissions();
             perms.set_readonly(true);
-            if let Err(error) = data.set_permissions(perms) {
+            if let Err(error) = self.data.set_permissions(perms) {
                 tracing::debug!(%error, "could not make blob read-only");
             }
         }
-        drop(data);
+        drop(self.data);
         // The blob is committed; a leftover ingest is only clutter, so do not fail for it.
-        if let Err(error) = store.remove_ingest(&dir) {
-            tracing::warn!(reference, %error, "could not remove committed ingest");
+        if let Err(error) = store.remove_ingest(&self.dir) {
+            tracing::warn!(self.reference, %error, "could not remove committed ingest");
         }
-        drop(lock);
-        tracing::debug!(digest = %actual, size = offset, ?outcome, "committed blob");
+        drop(self.lock);
+        tracing::debug!(digest = %actual, size = self.offset, ?outcome, "committed blob");
         Ok(outcome)
     }
 

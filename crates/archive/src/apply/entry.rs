@@ -191,35 +191,40 @@ pub(super) fn parse<R: Read>(
     let whiteout = path
         .split_key()
         .and_then(|(_, last)| last.strip_prefix(b".wh."));
-    if let Some(target) = whiteout {
-        let (dir, _) = path.split_last().expect("not the root");
-        let op = Op::Whiteout {
-            dir,
-            target: target.to_vec(),
-        };
-        return Ok((
-            Some(Entry {
-                raw,
-                path,
-                meta,
-                op,
-            }),
-            data_end,
-        ));
-    }
+    let op = match whiteout {
+        Some(target) => {
+            let (dir, _) = path.split_last().expect("not the root");
+            Op::Whiteout {
+                dir,
+                target: target.to_vec(),
+            }
+        }
+        None => file_op(entry, kind, &raw)?,
+    };
+    Ok((
+        Some(Entry {
+            raw,
+            path,
+            meta,
+            op,
+        }),
+        data_end,
+    ))
+}
 
+/// What a tar entry that is not a whiteout asks for.
+fn file_op(entry: &tar::Entry<'_, impl Read>, kind: tar::EntryType, raw: &[u8]) -> Result<Op> {
     let link = |what: &str| -> Result<Vec<u8>> {
         entry
             .link_name_bytes()
             .map(|l| l.into_owned())
-            .ok_or_else(|| Error::malformed(format!("{what} {} has no target", label(&raw))))
+            .ok_or_else(|| Error::malformed(format!("{what} {} has no target", label(raw))))
     };
     let device = |kind| Op::Special {
         kind,
-        dev: device_number(header, &raw),
+        dev: device_number(entry.header(), raw),
     };
-    let byte = kind.as_byte();
-    let op = match byte {
+    Ok(match kind.as_byte() {
         b'5' => Op::Directory,
         // Old tar writers mark directories as regular files with a trailing
         // `/`; Go's reader (docker, containerd) makes them directories too.
@@ -235,19 +240,10 @@ pub(super) fn parse<R: Read>(
         },
         other => {
             return Err(Error::Unsupported {
-                detail: format!("entry {}: tar entry type {:?}", label(&raw), other as char),
+                detail: format!("entry {}: tar entry type {:?}", label(raw), other as char),
             });
         }
-    };
-    Ok((
-        Some(Entry {
-            raw,
-            path,
-            meta,
-            op,
-        }),
-        data_end,
-    ))
+    })
 }
 
 fn device_number(header: &tar::Header, raw: &[u8]) -> Result<rustix::fs::Dev> {
