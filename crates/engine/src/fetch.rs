@@ -308,8 +308,14 @@ impl<'a> Session<'a> {
                 size: pending.descriptor.size(),
             });
         }
-        // Every blob gets a future at once (so each can report "already
-        // exists" immediately); the engine's semaphore bounds downloads.
+        // What is stored already is reported and recorded at once, in one
+        // metadata transaction rather than one per blob.
+        let (stored, leaves): (Vec<_>, Vec<_>) = leaves
+            .into_iter()
+            .partition(|pending| self.engine.content.contains(pending.descriptor.digest()));
+        self.already_stored(&stored).await?;
+        // Every other blob gets a future at once; the engine's semaphore
+        // bounds downloads.
         let concurrency = leaves.len().max(1);
         let downloads = futures_util::stream::iter(leaves)
             .map(|pending| async move { self.fetch_blob(&pending).await })
@@ -325,6 +331,40 @@ impl<'a> Session<'a> {
             Poll::Pending => downloads.await?,
         };
         Ok(bytes.iter().sum())
+    }
+
+    /// Reports blobs found in the store as already there, records them,
+    /// and tells the unpacker to read them from the store.
+    async fn already_stored(&self, stored: &[Pending]) -> Result<()> {
+        if stored.is_empty() {
+            return Ok(());
+        }
+        for pending in stored {
+            self.progress.send(Event::AlreadyExists {
+                digest: pending.descriptor.digest().clone(),
+                kind: pending.kind,
+                size: pending.descriptor.size(),
+            });
+        }
+        let blobs = stored
+            .iter()
+            .map(|pending| {
+                (
+                    pending.descriptor.digest().clone(),
+                    pending.descriptor.size(),
+                )
+            })
+            .collect::<Vec<_>>();
+        let db = self.engine.db.clone();
+        let labels = self.source_labels.clone();
+        self.blocking(move || db.put_contents(&blobs, &labels))
+            .await??;
+        if let Some(feeds) = &self.feeds {
+            for pending in stored {
+                feeds.source(pending.descriptor.digest()).end(End::Stored);
+            }
+        }
+        Ok(())
     }
 
     /// How many bottom layers of a stored manifest need no blob because

@@ -269,7 +269,17 @@ impl Engine {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        if snapshotter.rebases() && layers.len() > 1 {
+        if is_committed(snapshotter, top.as_ref()) {
+            // No snapshot is removed while it has children, so below a
+            // committed top every layer is committed too: a warm re-pull
+            // reports them without a thread or a lookup per layer.
+            for layer in &layers {
+                progress.send(Event::LayerAlreadyUnpacked {
+                    digest: layer.descriptor.digest().clone(),
+                    chain_id: layer.chain_id.clone(),
+                });
+            }
+        } else if snapshotter.rebases() && layers.len() > 1 {
             self.unpack_in_parallel(layers, progress)?;
         } else {
             for layer in &layers {

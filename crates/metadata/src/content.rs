@@ -65,32 +65,61 @@ impl Db {
     /// left as it is, untouched (`updated_at` too): a re-pull of what is
     /// stored writes nothing.
     pub fn put_content(&self, digest: &Digest, size: u64, labels: &Labels) -> Result<()> {
-        if let Some(record) = self.get_content(digest)?
-            && record.size == size
-            && labels
+        self.put_contents(&[(digest.clone(), size)], labels)
+    }
+
+    /// [`put_content`](Self::put_content) for many blobs with the same
+    /// labels: the records are read in one transaction and the ones that
+    /// change written in another, so recording what a warm re-pull found
+    /// stored takes two transactions, not two per blob.
+    pub fn put_contents(&self, blobs: &[(Digest, u64)], labels: &Labels) -> Result<()> {
+        let current = |record: &ContentRecord, size: u64| {
+            record.size == size
+                && labels
+                    .iter()
+                    .all(|(key, value)| record.labels.get(key) == Some(value))
+        };
+        let raws = self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM content WHERE digest = ?1"))?;
+            let raws = blobs
                 .iter()
-                .all(|(key, value)| record.labels.get(key) == Some(value))
-        {
+                .map(|(digest, _)| {
+                    stmt.query_row([digest.to_string()], Raw::from_row)
+                        .optional()
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(stmt);
+            tx.commit()?;
+            Ok(raws)
+        })?;
+        let mut stale = Vec::new();
+        for ((digest, size), raw) in blobs.iter().zip(raws) {
+            match raw.map(Raw::decode).transpose()? {
+                Some(record) if current(&record, *size) => {}
+                _ => stale.push((digest, size_to_sql(*size)?)),
+            }
+        }
+        if stale.is_empty() {
             return Ok(());
         }
-        let size = size_to_sql(size)?;
+        let labels = labels_to_sql(labels);
+        let now = to_nanos(now());
         self.write(|tx| {
             // json_patch merges objects key by key; label values are strings,
             // never null, so it never deletes a key.
-            tx.prepare_cached(
+            let mut stmt = tx.prepare_cached(
                 "INSERT INTO content (digest, size, labels, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT (digest) DO UPDATE SET
                      size = excluded.size,
                      labels = json_patch(content.labels, excluded.labels),
                      updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                digest.to_string(),
-                size,
-                labels_to_sql(labels),
-                to_nanos(now())
-            ])?;
+            )?;
+            for (digest, size) in &stale {
+                stmt.execute(params![digest.to_string(), size, labels, now])?;
+            }
             Ok(())
         })
     }

@@ -462,3 +462,27 @@ fn remove_content_labels_drops_only_the_prefixed_keys() {
         vec!["containerd.io/gc.ref.content.config"]
     );
 }
+
+#[test]
+fn put_contents_records_many_and_leaves_current_records_untouched() {
+    let (_dir, db) = open();
+    let source = labels(&[("source", "r")]);
+    db.put_content(&digest(1), 10, &source).unwrap();
+    db.put_content(&digest(2), 20, &labels(&[("other", "x")]))
+        .unwrap();
+    let current = db.get_content(&digest(1)).unwrap().unwrap();
+
+    db.put_contents(
+        &[(digest(1), 10), (digest(2), 20), (digest(3), 30)],
+        &source,
+    )
+    .unwrap();
+
+    // Same size and labels: not written again, not even its time.
+    assert_eq!(db.get_content(&digest(1)).unwrap().unwrap(), current);
+    let merged = db.get_content(&digest(2)).unwrap().unwrap();
+    assert_eq!(merged.labels, labels(&[("other", "x"), ("source", "r")]));
+    let new = db.get_content(&digest(3)).unwrap().unwrap();
+    assert_eq!((new.size, new.labels), (30, source));
+    assert_eq!(db.list_content().unwrap().len(), 3);
+}
