@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use hoist_engine::GcOptions;
+use hoist_engine::{GcOptions, parse_duration};
 
 use crate::images::{ago, open};
 use crate::pull::human_size;
@@ -165,45 +165,6 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
-/// Parses `90`, `90s`, `500ms`, `30m`, `12h`, `2d`, and sums like `1h30m`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".to_string());
-    }
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("{text:?}: a number needs a unit (ms, s, m, h, d)"))?;
-        if digits == 0 {
-            return Err(format!("{text:?} is not a duration (like 30m, 12h, 2d)"));
-        }
-        let value: u64 = rest[..digits]
-            .parse()
-            .map_err(|e| format!("{text:?}: {e}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value * 60),
-            "h" => Duration::from_secs(value * 3600),
-            "d" => Duration::from_secs(value * 86_400),
-            other => return Err(format!("{text:?}: unknown unit {other:?} (ms, s, m, h, d)")),
-        };
-        total += unit;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
 /// A duration as docker words it ("5 minutes", "About an hour", "3 days").
 pub(crate) fn human_duration(duration: Duration) -> String {
     // go-units' HumanDuration.
@@ -238,18 +199,6 @@ pub(crate) fn human_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn durations_read_like_docker() {

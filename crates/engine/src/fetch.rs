@@ -257,11 +257,9 @@ impl<'a> Session<'a> {
         stored: bool,
         walk: &mut Walk,
     ) -> Result<Labels> {
-        let mut gc_labels = Labels::new();
-        gc_labels.insert(labels::config_ref(), config.digest().to_string());
-        if wanted && self.options.unpack {
-            check_unpackable(&config, &layers, &self.reference.to_string())?;
-        }
+        let unpacked = wanted && self.options.unpack;
+        let name = self.reference.to_string();
+        let mut gc_labels = manifest_gc_labels(&config, &layers, unpacked, &name)?;
         walk.leaves
             .push(Pending::new(config.clone(), BlobKind::Config));
         if !wanted {
@@ -404,10 +402,7 @@ impl<'a> Session<'a> {
     /// A layer to download. Non-distributable ("foreign") layers come from
     /// the URLs in their descriptor, and only when the user allows it.
     fn layer_pending(&self, layer: Descriptor) -> Result<Pending> {
-        let kind = match media_type::classify(layer.media_type().as_ref()) {
-            Kind::Layer(_) => BlobKind::Layer,
-            _ => BlobKind::Other,
-        };
+        let kind = layer_kind(&layer);
         let foreign = media_type::is_nondistributable(layer.media_type().as_ref());
         if foreign && !self.options.allow_nondistributable {
             return Err(Error::ForeignLayer {
@@ -464,14 +459,37 @@ impl<'a> Session<'a> {
     }
 }
 
+/// The GC labels an image manifest's record starts with (the edge to its
+/// config), once a manifest to unpack has passed [`check_unpackable`]; a
+/// pull and a layout import both begin a manifest with this.
+pub(crate) fn manifest_gc_labels(
+    config: &Descriptor,
+    layers: &[Descriptor],
+    unpacked: bool,
+    name: &str,
+) -> Result<Labels> {
+    if unpacked {
+        check_unpackable(config, layers, name)?;
+    }
+    Ok(Labels::from([(
+        labels::config_ref(),
+        config.digest().to_string(),
+    )]))
+}
+
+/// The kind of blob a manifest's layer descriptor is: a filesystem layer,
+/// or something else a manifest lists as a layer (an artifact's blob).
+pub(crate) fn layer_kind(layer: &Descriptor) -> BlobKind {
+    match media_type::classify(layer.media_type().as_ref()) {
+        Kind::Layer(_) => BlobKind::Layer,
+        _ => BlobKind::Other,
+    }
+}
+
 /// Refuses, before any layer is fetched, an image that will not unpack: an
 /// artifact (its config is not an image config), or a layer that is
 /// encrypted or not a filesystem layer. `name` names the image in errors.
-pub(crate) fn check_unpackable(
-    config: &Descriptor,
-    layers: &[Descriptor],
-    name: &str,
-) -> Result<()> {
+fn check_unpackable(config: &Descriptor, layers: &[Descriptor], name: &str) -> Result<()> {
     if media_type::classify(config.media_type().as_ref()) != Kind::Config {
         return Err(Error::NotAnImage {
             reference: name.to_string(),

@@ -43,6 +43,7 @@ use hoist_oci::manifest::{self, Children};
 use hoist_oci::media_type::{self, Kind};
 use hoist_oci::{Descriptor, Digest, Digester, Platform, Reference};
 
+use crate::fetch::{layer_kind, manifest_gc_labels};
 use crate::lease::Lease;
 use crate::lock::RootLock;
 use crate::progress::{BlobKind, Event, Progress};
@@ -1201,12 +1202,9 @@ impl Importer {
         wanted: bool,
         walk: &mut Walk,
     ) -> Result<Labels> {
-        let mut gc_labels = Labels::new();
-        gc_labels.insert(labels::config_ref(), config.digest().to_string());
-        if wanted && self.options.unpack {
-            // Refused before any layer is copied, as a pull refuses it.
-            crate::fetch::check_unpackable(&config, &layers, &self.name)?;
-        }
+        // Refused before any layer is copied, as a pull refuses it.
+        let unpacked = wanted && self.options.unpack;
+        let mut gc_labels = manifest_gc_labels(&config, &layers, unpacked, &self.name)?;
         walk.leaves.push((config.clone(), BlobKind::Config));
         if !wanted {
             return Ok(gc_labels);
@@ -1215,10 +1213,7 @@ impl Importer {
         walk.configs.push(config.digest().clone());
         for (i, layer) in layers.into_iter().enumerate() {
             gc_labels.insert(labels::layer_ref(i), layer.digest().to_string());
-            let kind = match media_type::classify(layer.media_type().as_ref()) {
-                Kind::Layer(_) => BlobKind::Layer,
-                _ => BlobKind::Other,
-            };
+            let kind = layer_kind(&layer);
             walk.leaves.push((layer, kind));
         }
         Ok(gc_labels)

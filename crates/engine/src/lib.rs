@@ -69,7 +69,10 @@ pub use gc::{FreedBlob, FreedSnapshot, GcOptions, GcReport, LeaseInfo};
 pub use hoist_metadata::Labels;
 pub use hoist_oci::{Descriptor, Digest, Platform, Reference};
 pub use hoist_remote::login;
-pub use hoist_remote::{CredentialProvider, Credentials, RegistryOptions, StaticCredentials};
+pub use hoist_remote::{
+    CredentialProvider, Credentials, InvalidDuration, RegistryOptions, StaticCredentials,
+    parse_duration,
+};
 pub use hoist_snapshot::{Info as SnapshotInfo, Mount, NAMES as SNAPSHOTTERS, Snapshotter};
 pub use images::{
     ContentEntry, ImageDetails, ImageSummary, LayerDetails, ManifestDetails, PrunedImages,

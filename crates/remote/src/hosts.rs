@@ -34,6 +34,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::duration::parse_duration;
 use crate::error::{Error, Result};
 
 /// How long a mirror may take to accept a connection before the next host
@@ -384,8 +385,7 @@ fn host_from(
     }
     let dial_timeout = match &settings.dial_timeout {
         Some(text) => Some(
-            parse_duration(text)
-                .ok_or_else(|| invalid(format!("invalid dial_timeout {text:?}")))?,
+            parse_duration(text).map_err(|_| invalid(format!("invalid dial_timeout {text:?}")))?,
         ),
         None if is_server => None,
         None => Some(DEFAULT_MIRROR_DIAL_TIMEOUT),
@@ -402,33 +402,6 @@ fn host_from(
         dial_timeout,
         is_server,
     })
-}
-
-/// A Go-style duration (`"500ms"`, `"2s"`, `"1m30s"`).
-fn parse_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let number: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_end] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += number * unit;
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]

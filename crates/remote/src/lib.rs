@@ -45,6 +45,7 @@
 
 mod auth;
 mod credentials;
+mod duration;
 mod error;
 mod fetcher;
 pub mod hosts;
@@ -55,6 +56,7 @@ mod resolver;
 mod transport;
 
 pub use credentials::{CredentialProvider, Credentials, StaticCredentials};
+pub use duration::{InvalidDuration, parse_duration};
 pub use error::{Error, RegistryError, Result};
 pub use fetcher::BlobStream;
 pub use oci_spec::image::{Descriptor, Digest};
