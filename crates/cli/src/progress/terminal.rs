@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 use std::time::Instant;
 
+use hoist_engine::docker_progress::short_id;
 use hoist_engine::{BlobKind, Event, Pulled};
 use hoist_oci::Digest;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -118,10 +119,6 @@ pub(crate) struct Terminal {
     started: Instant,
     /// Set while bars are drawn; dropped when they are settled.
     echo: Option<EchoOff>,
-}
-
-fn short_id(digest: &Digest) -> String {
-    digest.digest().chars().take(12).collect()
 }
 
 impl Terminal {
