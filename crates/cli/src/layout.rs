@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use hoist_engine::{Engine, ExportOptions, ExportPlatforms, ImportOptions, PullOptions, Pulled};
+use clap::builder::PossibleValuesParser;
+use hoist_engine::{
+    Engine, ExportOptions, ExportPlatforms, ImportOptions, PullOptions, Pulled, SNAPSHOTTERS,
+};
 
 use crate::images::open;
 use crate::progress::result_lines;
@@ -88,7 +91,7 @@ pub(crate) struct ImportArgs {
 
     /// Snapshotter to unpack into: overlay or native [default: overlay where
     /// the kernel can mount it, native otherwise]
-    #[arg(long, value_name = "NAME", value_parser = ["overlay", "native"])]
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(SNAPSHOTTERS))]
     snapshotter: Option<String>,
 }
 

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use clap::builder::PossibleValuesParser;
 use hoist_engine::{
     Credentials, Engine, EngineOptions, GcOptions, PlatformSelection, PullOptions, RegistryOptions,
-    SyncPolicy,
+    SNAPSHOTTERS, SyncPolicy,
 };
 use hoist_oci::Platform;
 use tokio::sync::{mpsc, oneshot};
@@ -132,7 +133,7 @@ pub(crate) struct PullArgs {
 
     /// Snapshotter to unpack into: overlay or native [default: overlay where
     /// the kernel can mount it, native otherwise]
-    #[arg(long, value_name = "NAME", value_parser = ["overlay", "native"])]
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(SNAPSHOTTERS))]
     snapshotter: Option<String>,
 
     /// Download at most this many blobs at once [default: the config's

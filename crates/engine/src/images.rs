@@ -459,7 +459,10 @@ impl Engine {
             if !self.content.contains(descriptor.digest()) {
                 return Ok(None);
             }
-            match self.content.read_blob(descriptor.digest(), 8 << 20) {
+            match self
+                .content
+                .read_blob(descriptor.digest(), self.max_manifest_size())
+            {
                 Ok(body) => Ok(Some(body)),
                 // A corrupt manifest is `hoist check`'s to report.
                 Err(hoist_content::Error::DigestMismatch { .. }) => Ok(None),
@@ -494,7 +497,10 @@ impl Engine {
 
     /// A single-platform image names its platform only in its config.
     fn config_platform(&self, config: &Descriptor) -> Option<String> {
-        let body = self.content.read_blob(config.digest(), 8 << 20).ok()?;
+        let body = self
+            .content
+            .read_blob(config.digest(), self.max_manifest_size())
+            .ok()?;
         let value: serde_json::Value = serde_json::from_slice(&body).ok()?;
         let os = value.get("os")?.as_str()?;
         let architecture = value.get("architecture")?.as_str()?;

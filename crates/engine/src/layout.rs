@@ -64,9 +64,6 @@ const LAYOUT_VERSION: &str = "1.0.0";
 /// `oci-layout` is a few bytes; anything bigger is not one.
 const MAX_LAYOUT_FILE_SIZE: u64 = 64 << 10;
 
-/// `index.json` is read whole; a layout's index is a list of descriptors.
-const MAX_INDEX_SIZE: u64 = 8 << 20;
-
 /// Copy progress is reported once per this many bytes...
 const PROGRESS_STEP: u64 = 1 << 20;
 /// ...or when this long passed since the last report.
@@ -220,10 +217,17 @@ impl Engine {
         let path = source.to_path_buf();
         let name = options.name.clone();
         let ref_name = options.ref_name.clone();
+        let max_index_size = self.max_manifest_size();
         // Reading index.json (maybe indexing a whole tar) is disk work.
         let (layout, plan) = tokio::task::spawn_blocking(move || -> Result<_> {
             let layout = Layout::open(&path)?;
-            let plan = plan_import(&layout, name.as_deref(), ref_name.as_deref(), single)?;
+            let plan = plan_import(
+                &layout,
+                name.as_deref(),
+                ref_name.as_deref(),
+                single,
+                max_index_size,
+            )?;
             Ok((layout, plan))
         })
         .await??;
@@ -837,9 +841,10 @@ impl Layout {
         }
     }
 
-    /// The entries of `index.json`.
-    fn index(&self) -> Result<Vec<Descriptor>> {
-        let Some(body) = self.read_small(INDEX_FILE, MAX_INDEX_SIZE)? else {
+    /// The entries of `index.json`, an index read whole like any other
+    /// (bounded by the engine's manifest size).
+    fn index(&self, max_size: u64) -> Result<Vec<Descriptor>> {
+        let Some(body) = self.read_small(INDEX_FILE, max_size)? else {
             return Err(self.error("it has no index.json"));
         };
         match manifest::children(media_type::OCI_INDEX, &body) {
@@ -972,8 +977,9 @@ fn plan_import(
     name: Option<&str>,
     ref_name: Option<&str>,
     single: bool,
+    max_index_size: u64,
 ) -> Result<Plan> {
-    let entries = layout.index()?;
+    let entries = layout.index(max_index_size)?;
     if entries.is_empty() {
         return Err(layout.error("index.json lists no image"));
     }

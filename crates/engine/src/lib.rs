@@ -198,8 +198,10 @@ impl Engine {
         })
     }
 
-    /// The bound on manifests, indexes and configs read whole.
-    pub(crate) fn max_manifest_size(&self) -> u64 {
+    /// The bound on manifests, indexes and configs read whole
+    /// ([`RegistryOptions::max_manifest_size`]): the one bound for what a
+    /// pull downloads and what anything later reads back from the store.
+    pub fn max_manifest_size(&self) -> u64 {
         self.shared.max_manifest_size
     }
 

@@ -202,4 +202,8 @@ async fn the_manifest_bound_is_one_setting_for_the_network_and_the_store() {
     let pulled = raised.pull(&pushed.reference, native()).await.unwrap();
     assert_eq!(pulled.chain_ids.len(), 1);
     assert!(raised.check(false).unwrap().problems.is_empty());
+    // And for listing, which reads the platform from the config.
+    let images = raised.images().unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].platforms, vec![host_platform()]);
 }

@@ -34,9 +34,6 @@ pub(crate) const PINNED_LABEL: &str = "io.cri-containerd.pinned";
 /// Its value when pinned.
 pub(crate) const PINNED_VALUE: &str = "pinned";
 
-/// Bound for manifest, index and config bodies read here.
-const MAX_MANIFEST_SIZE: u64 = 8 << 20;
-
 /// What the stored content says about one root descriptor.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ImageInfo {
@@ -341,7 +338,11 @@ fn read(engine: &Engine, digest: &Digest) -> Result<Option<Vec<u8>>, hoist_engin
     if !engine.content().contains(digest) {
         return Ok(None);
     }
-    Ok(Some(engine.content().read_blob(digest, MAX_MANIFEST_SIZE)?))
+    Ok(Some(
+        engine
+            .content()
+            .read_blob(digest, engine.max_manifest_size())?,
+    ))
 }
 
 #[cfg(test)]

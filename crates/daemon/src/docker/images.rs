@@ -21,9 +21,6 @@ use super::names;
 use super::version::ApiVersion;
 use crate::service::Service;
 
-/// Image configs are read whole; this bounds them (as the engine does).
-const MAX_CONFIG_SIZE: u64 = 8 << 20;
-
 /// Runs `work` on a blocking thread with the engine.
 async fn blocking<T: Send + 'static>(
     service: &Service,
@@ -91,7 +88,7 @@ fn config_view(engine: &Engine, name: &str) -> ConfigView {
     };
     engine
         .content()
-        .read_blob(manifest.config.digest(), MAX_CONFIG_SIZE)
+        .read_blob(manifest.config.digest(), engine.max_manifest_size())
         .ok()
         .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
         .map(|config| ConfigView::from_json(&config))
