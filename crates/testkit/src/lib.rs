@@ -59,7 +59,9 @@ pub use fixture::{
     Compression, Format, Image, Layer, LayerBuilder, chain_ids, layer, noise, sha256_digest,
     simple_image, simple_index,
 };
-pub use process::{StoreDir, assert_success, run_ok, run_with_stdin, scrub_env};
+pub use process::{
+    StoreDir, assert_success, assert_success_with, run_ok, run_ok_with, run_with_stdin, scrub_env,
+};
 pub use proxy::{Fault, FaultProxy, Seen};
 pub use registry::{Auth, Pushed, Registry, RegistryConfig};
 pub use rich::{rich_image, rich_layers};

@@ -271,16 +271,12 @@ fn copy_matches_cp(privileged: bool) {
 
     let cp_copy = cx.root.join("cp-copy");
     std::fs::create_dir(&cp_copy).unwrap();
-    let output = Command::new("cp")
-        .args(["-a", "--preserve=xattr", "--reflink=auto", "--"])
-        .arg(source.join("."))
-        .arg(&cp_copy)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "cp -a: {}",
-        String::from_utf8_lossy(&output.stderr)
+    hoist_testkit::run_ok(
+        Command::new("cp")
+            .args(["-a", "--preserve=xattr", "--reflink=auto", "--"])
+            .arg(source.join("."))
+            .arg(&cp_copy),
+        "cp -a",
     );
     let source_dir_mtimes = dir_mtimes(&source);
 
