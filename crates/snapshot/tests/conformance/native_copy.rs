@@ -52,6 +52,28 @@ fn xattr(path: &Path, name: &str, value: &[u8]) {
         .unwrap_or_else(|e| panic!("setxattr {} {name}: {e}", path.display()));
 }
 
+/// Sets the times of entries under a root, remembering every atime set: the
+/// copies must keep them, and the tree comparer does not look at atimes.
+struct TimesSet<'a> {
+    root: &'a Path,
+    /// Path relative to the root → the atime set.
+    atimes: BTreeMap<PathBuf, (i64, i64)>,
+}
+
+impl<'a> TimesSet<'a> {
+    fn under(root: &'a Path) -> Self {
+        TimesSet {
+            root,
+            atimes: BTreeMap::new(),
+        }
+    }
+
+    fn set(&mut self, rel: &str, atime: (i64, i64), mtime: (i64, i64)) {
+        set_times(&self.root.join(rel), atime, mtime);
+        self.atimes.insert(PathBuf::from(rel), atime);
+    }
+}
+
 /// Times the tree sets on entries, so a copy that drops nanoseconds,
 /// negative seconds or far-future seconds shows.
 const OLD: (i64, i64) = (-86_400 * 365 + 7, 999_999_999);
@@ -126,31 +148,27 @@ fn build_unprivileged(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
     xattr(&p("a/b"), "user.dir", b"1");
     xattr(&p("a/b/linked"), "user.shared", b"by all links");
 
-    let mut atimes = BTreeMap::new();
-    let mut times = |rel: &str, atime, mtime| {
-        set_times(&p(rel), atime, mtime);
-        atimes.insert(PathBuf::from(rel), atime);
-    };
-    times("a/file", EPOCH, PRECISE);
-    times("a/b/big", PRECISE, OLD);
-    times("a/setuid", FUTURE, FUTURE);
-    times("a/sym", OLD, PRECISE);
-    times("a/dangling", PRECISE, EPOCH);
-    times("fifo", PRECISE, OLD);
-    times("a/socket", OLD, FUTURE);
+    let mut times = TimesSet::under(root);
+    times.set("a/file", EPOCH, PRECISE);
+    times.set("a/b/big", PRECISE, OLD);
+    times.set("a/setuid", FUTURE, FUTURE);
+    times.set("a/sym", OLD, PRECISE);
+    times.set("a/dangling", PRECISE, EPOCH);
+    times.set("fifo", PRECISE, OLD);
+    times.set("a/socket", OLD, FUTURE);
     // Directories last, deepest first: creating entries moves their times.
-    times("a/b/c", PRECISE, FUTURE);
-    times("a/b", OLD, PRECISE);
-    times("a", EPOCH, OLD);
-    times("empty", FUTURE, PRECISE);
-    times("many", PRECISE, PRECISE);
+    times.set("a/b/c", PRECISE, FUTURE);
+    times.set("a/b", OLD, PRECISE);
+    times.set("a", EPOCH, OLD);
+    times.set("empty", FUTURE, PRECISE);
+    times.set("many", PRECISE, PRECISE);
     chmod(&p("ro"), 0o555);
-    times("ro", OLD, OLD);
+    times.set("ro", OLD, OLD);
     chmod(&p("sticky"), 0o1777);
     chmod(&p("setgid"), 0o2755);
     chmod(root, 0o751);
-    times(".", PRECISE, PRECISE);
-    atimes
+    times.set(".", PRECISE, PRECISE);
+    times.atimes
 }
 
 /// Adds what only root can make: devices, a whiteout, other owners (of a
@@ -203,17 +221,13 @@ fn build_privileged(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
     chmod(&p("locked/inner"), 0o000);
     chmod(&p("locked"), 0o000);
 
-    let mut atimes = BTreeMap::new();
-    let mut times = |rel: &str, atime, mtime| {
-        set_times(&p(rel), atime, mtime);
-        atimes.insert(PathBuf::from(rel), atime);
-    };
-    times("dev/null", PRECISE, OLD);
-    times("su", OLD, PRECISE);
-    times("su-link", FUTURE, EPOCH);
-    times("dev", OLD, FUTURE);
-    times("home/user", PRECISE, OLD);
-    atimes
+    let mut times = TimesSet::under(root);
+    times.set("dev/null", PRECISE, OLD);
+    times.set("su", OLD, PRECISE);
+    times.set("su-link", FUTURE, EPOCH);
+    times.set("dev", OLD, FUTURE);
+    times.set("home/user", PRECISE, OLD);
+    times.atimes
 }
 
 /// `path → (mtime, mtime_nsec)` of every directory under `root` (the tree
