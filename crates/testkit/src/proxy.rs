@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use crate::registry::Registry;
-use crate::util::Background;
+use crate::util::{Background, Recorded};
 
 /// What the proxy does to requests.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -122,10 +122,10 @@ struct Shared {
     client: reqwest::Client,
     fault: Mutex<Fault>,
     requests: AtomicUsize,
-    log: Mutex<Vec<String>>,
-    seen: Mutex<Vec<Seen>>,
+    log: Recorded<String>,
+    seen: Recorded<Seen>,
     base_url: Mutex<String>,
-    stalls: Mutex<Vec<std::time::SystemTime>>,
+    stalls: Recorded<std::time::SystemTime>,
     /// Blob paths already cut once by [`Fault::TruncateOnceIgnoringRange`].
     cut_once: Mutex<std::collections::HashSet<String>>,
 }
@@ -162,10 +162,10 @@ impl FaultProxy {
             client: builder.build().expect("build proxy client"),
             fault: Mutex::new(Fault::None),
             requests: AtomicUsize::new(0),
-            log: Mutex::new(Vec::new()),
-            seen: Mutex::new(Vec::new()),
+            log: Recorded::default(),
+            seen: Recorded::default(),
             base_url: Mutex::new(String::new()),
-            stalls: Mutex::new(Vec::new()),
+            stalls: Recorded::default(),
             cut_once: Mutex::default(),
         });
         let router = Router::new().fallback(forward).with_state(shared.clone());
@@ -222,19 +222,19 @@ impl FaultProxy {
     /// Every request so far as `"METHOD /path?query"`, plus `" range=…"`
     /// when it had a `Range` header.
     pub fn request_log(&self) -> Vec<String> {
-        self.shared.log.lock().expect("log lock").clone()
+        self.shared.log.all()
     }
 
     /// Every request so far with its headers.
     pub fn seen(&self) -> Vec<Seen> {
-        self.shared.seen.lock().expect("seen lock").clone()
+        self.shared.seen.all()
     }
 
     /// When each blob body stalled under [`Fault::StallBlobs`] (the moment
     /// its last byte before the stall was handed to the connection), in
     /// wall-clock time so another process's timestamps compare with it.
     pub fn stalls(&self) -> Vec<std::time::SystemTime> {
-        self.shared.stalls.lock().expect("stalls lock").clone()
+        self.shared.stalls.all()
     }
 }
 
@@ -271,8 +271,8 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         if let Some(range) = parts.headers.get("range").and_then(|v| v.to_str().ok()) {
             line.push_str(&format!(" range={range}"));
         }
-        shared.log.lock().expect("log lock").push(line);
-        shared.seen.lock().expect("seen lock").push(Seen {
+        shared.log.push(line);
+        shared.seen.push(Seen {
             method: parts.method.to_string(),
             target: path_and_query.clone(),
             headers: parts
@@ -495,11 +495,7 @@ where
                             None => false,
                         });
                 if stall {
-                    shared
-                        .stalls
-                        .lock()
-                        .expect("stalls lock")
-                        .push(std::time::SystemTime::now());
+                    shared.stalls.push(std::time::SystemTime::now());
                     std::future::pending::<()>().await;
                 }
                 if left == 0 {
