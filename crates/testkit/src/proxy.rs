@@ -400,14 +400,28 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     response.body(body).expect("response")
 }
 
-/// The first `after` bytes of `stream`, then a broken connection.
-fn cut_after<S>(
-    stream: S,
-    after: usize,
-) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
-where
-    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
+/// A response body as the proxy reads it from the upstream.
+trait UpstreamBody:
+    futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin
 {
+}
+
+impl<S> UpstreamBody for S where
+    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin
+{
+}
+
+/// A response body as a fault hands it to the client: chunks, or the error
+/// that breaks the connection.
+trait ClientBody: futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send {}
+
+impl<S> ClientBody for S where
+    S: futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
+{
+}
+
+/// The first `after` bytes of `stream`, then a broken connection.
+fn cut_after(stream: impl UpstreamBody, after: usize) -> impl ClientBody {
     // State: (upstream stream, bytes still to send, finished).
     futures_util::stream::unfold(
         (stream, after, false),
@@ -436,13 +450,7 @@ where
 
 /// `stream` at about `rate` bytes per second: slices of at most a tenth of
 /// a second's worth, each sent when the running total is due.
-fn throttle<S>(
-    stream: S,
-    rate: u64,
-) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
-where
-    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
-{
+fn throttle(stream: impl UpstreamBody, rate: u64) -> impl ClientBody {
     let slice = usize::try_from((rate / 10).max(1)).unwrap_or(usize::MAX);
     let start = tokio::time::Instant::now();
     futures_util::stream::unfold(
@@ -470,14 +478,7 @@ where
 /// `stream` cut after `after` bytes, then silent forever (the connection
 /// stays open until the client drops it); records when the silence began.
 /// A body no longer than `after` passes whole.
-fn stall_after<S>(
-    stream: S,
-    after: usize,
-    shared: Arc<Shared>,
-) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
-where
-    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
-{
+fn stall_after(stream: impl UpstreamBody, after: usize, shared: Arc<Shared>) -> impl ClientBody {
     // State: (upstream stream, bytes still to send, bytes were held back).
     futures_util::stream::unfold(
         (stream, after, false),
