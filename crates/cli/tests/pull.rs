@@ -66,45 +66,38 @@ fn pull_single_and_check(image: &Image) {
     }
 }
 
-#[test]
-fn pull_oci_gzip_image_stores_every_blob() {
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    assert_eq!(image.media_type(), OCI_MANIFEST);
+/// [`pull_single_and_check`] of the simple host-platform image in `format`
+/// with `compression` layers, after checking it has that format's manifest
+/// media type.
+fn pull_simple_and_check(format: Format, compression: Compression) {
+    let image = simple_image(format, compression, host_platform());
+    let media_type = match format {
+        Format::Oci => OCI_MANIFEST,
+        Format::Docker => DOCKER_MANIFEST,
+    };
+    assert_eq!(image.media_type(), media_type);
     pull_single_and_check(&image);
 }
 
-#[test]
-fn pull_oci_zstd_image_stores_every_blob() {
-    pull_single_and_check(&simple_image(
-        Format::Oci,
-        Compression::Zstd,
-        host_platform(),
-    ));
+/// One `#[test]` of [`pull_simple_and_check`] per name, format and
+/// compression.
+macro_rules! pull_simple_tests {
+    ($($test:ident: $format:ident, $compression:ident;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                pull_simple_and_check(Format::$format, Compression::$compression);
+            }
+        )*
+    };
 }
 
-#[test]
-fn pull_oci_uncompressed_image_stores_every_blob() {
-    pull_single_and_check(&simple_image(
-        Format::Oci,
-        Compression::None,
-        host_platform(),
-    ));
-}
-
-#[test]
-fn pull_docker_v2s2_gzip_image_stores_every_blob() {
-    let image = simple_image(Format::Docker, Compression::Gzip, host_platform());
-    assert_eq!(image.media_type(), DOCKER_MANIFEST);
-    pull_single_and_check(&image);
-}
-
-#[test]
-fn pull_docker_v2s2_uncompressed_image_stores_every_blob() {
-    pull_single_and_check(&simple_image(
-        Format::Docker,
-        Compression::None,
-        host_platform(),
-    ));
+pull_simple_tests! {
+    pull_oci_gzip_image_stores_every_blob: Oci, Gzip;
+    pull_oci_zstd_image_stores_every_blob: Oci, Zstd;
+    pull_oci_uncompressed_image_stores_every_blob: Oci, None;
+    pull_docker_v2s2_gzip_image_stores_every_blob: Docker, Gzip;
+    pull_docker_v2s2_uncompressed_image_stores_every_blob: Docker, None;
 }
 
 #[test]
