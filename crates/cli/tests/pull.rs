@@ -368,13 +368,9 @@ fn pull_resumes_a_partial_ingest_with_a_range_request() {
     let image = big_image(2, 3 << 20);
     let (_registry, proxy, reference) = behind_proxy(&image);
     let env = TestEnv::new();
-    // Open the store, then leave the first MiB of the big layer as an
-    // interrupted pull would.
-    success(&env.run(&["images", "ls"]));
+    // The first MiB of the big layer, as an interrupted pull leaves it.
     let big = &image.layers()[1];
-    let dir = env.ingest_dir(&big.digest);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("data"), &big.blob[..1 << 20]).unwrap();
+    env.leave_ingest(&big.digest, &big.blob[..1 << 20]);
 
     env.pull_ok(&reference);
 
@@ -401,11 +397,8 @@ fn pull_commits_a_complete_ingest_left_by_an_interrupted_pull() {
     // registry for the bytes after the end (which answers 416).
     let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
-    success(&env.run(&["images", "ls"]));
     let layer = &image.layers()[2];
-    let dir = env.ingest_dir(&layer.digest);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("data"), &layer.blob).unwrap();
+    env.leave_ingest(&layer.digest, &layer.blob);
 
     let output = env.pull(&["--plain-http", &pushed.reference]);
 
@@ -418,11 +411,8 @@ fn pull_commits_a_complete_ingest_left_by_an_interrupted_pull() {
 fn pull_over_a_bad_ingest(index: usize, bytes: impl FnOnce(&[u8]) -> Vec<u8>) {
     let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
-    success(&env.run(&["images", "ls"]));
     let layer = &image.layers()[index];
-    let dir = env.ingest_dir(&layer.digest);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("data"), bytes(&layer.blob)).unwrap();
+    env.leave_ingest(&layer.digest, &bytes(&layer.blob));
 
     env.pull_ok(&pushed.reference);
 

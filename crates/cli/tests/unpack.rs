@@ -692,7 +692,7 @@ fn unpack_concurrent_pulls_sharing_base_layers_unpack_each_layer_once() {
         let env = TestEnv::new();
         // The store exists before both start (a fresh root is covered by
         // the content concurrency tests).
-        success(&env.run(&["images", "ls"]));
+        env.create_store();
         let children = [
             spawn_pull(&env, snapshotter, &pushed_a.reference),
             spawn_pull(&env, snapshotter, &pushed_b.reference),

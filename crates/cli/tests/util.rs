@@ -207,6 +207,21 @@ impl TestEnv {
             .join(hoist_oci::digest::sha256_hex(reference.as_bytes()))
     }
 
+    /// Creates the store by running a command that opens it, so that the
+    /// processes a test starts next open an existing root.
+    pub(crate) fn create_store(&self) {
+        success(&self.run(&["images", "ls"]));
+    }
+
+    /// Creates the store and leaves `bytes` as the ingest of blob `digest`,
+    /// as a pull interrupted while writing it would.
+    pub(crate) fn leave_ingest(&self, digest: &str, bytes: &[u8]) {
+        self.create_store();
+        let dir = self.ingest_dir(digest);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data"), bytes).unwrap();
+    }
+
     /// Every file left under `content/ingest`.
     pub(crate) fn ingest_files(&self) -> Vec<PathBuf> {
         files_under(&self.root().join("content").join("ingest"))
