@@ -6,11 +6,11 @@
 //! platform selection: `platforms`; auth: `auth`; TLS: `tls`; broken
 //! registries: `faults`.)
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hoist_testkit::fixture::{DOCKER_MANIFEST, OCI_MANIFEST};
 use hoist_testkit::{
-    Compression, FaultProxy, Format, Image, Registry, layer, simple_image,
+    Compression, FaultProxy, Format, Image, Pushed, Registry, layer, simple_image,
     skopeo_copy_layout_to_registry,
 };
 
@@ -187,11 +187,18 @@ fn pull_of_tag_and_digest_that_disagree_with_the_registry_stores_nothing() {
     assert!(env.image_names().is_empty());
 }
 
+/// The simple image pulled (as `app:1.0`) into a fresh store whose
+/// registry has stopped since, and the blobs stored.
+fn pulled_then_registry_stopped() -> (Pushed, TestEnv, BTreeMap<String, Vec<u8>>) {
+    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
+    let stored = env.stored_blobs();
+    drop(registry);
+    (pushed, env, stored)
+}
+
 #[test]
 fn repull_by_digest_of_stored_image_needs_no_registry() {
-    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
-    let before = env.stored_blobs();
-    drop(registry);
+    let (pushed, env, before) = pulled_then_registry_stopped();
 
     // Both with and without --plain-http: neither may try the network.
     let by_digest = success(&env.pull(&["--plain-http", &pushed.digest_reference]));
@@ -214,9 +221,7 @@ fn repull_by_digest_of_stored_image_needs_no_registry() {
 
 #[test]
 fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
-    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
-    let before = env.stored_blobs();
-    drop(registry);
+    let (pushed, env, before) = pulled_then_registry_stopped();
 
     // A tag must be resolved by the registry, stored or not.
     let line = failure(&env.pull(&["--plain-http", &pushed.reference]));
