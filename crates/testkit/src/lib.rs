@@ -22,7 +22,8 @@
 //!   [`scrub_env`] run helper processes.
 //! - [`umoci`]: unpacks an image with the real `umoci`, the reference for
 //!   hoist's unpacking; [`tree`] snapshots and compares directory trees;
-//!   [`rich`] builds layers with every kind of tar entry.
+//!   [`rich`] builds layers with every kind of tar entry; [`outside`] proves
+//!   that applying a layer changed nothing outside its root.
 //!
 //! Every server stops when its value is dropped. Servers are usable from sync
 //! tests and from inside a tokio runtime alike (blocking HTTP runs on a helper
@@ -42,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod fixture;
+pub mod outside;
 mod pki;
 pub mod process;
 pub mod proxy;
