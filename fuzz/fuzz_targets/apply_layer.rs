@@ -110,14 +110,6 @@ impl Sandbox {
         let lower = dir.join("lower");
         let canary = dir.join("canary");
         plant_canary(&canary);
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            canary.join("fifo"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
         std::fs::create_dir(&lower).unwrap();
         let mut sandbox = Sandbox {
             base,

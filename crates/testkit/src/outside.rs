@@ -51,12 +51,20 @@ pub enum State {
 }
 
 /// Makes `canary` (beside the root) with what a hostile layer might try to
-/// reach: a file, a directory holding a file, and a symlink.
+/// reach: a file, a directory holding a file, a symlink and a fifo.
 pub fn plant_canary(canary: &Path) {
     std::fs::create_dir_all(canary.join("dir")).unwrap();
     std::fs::write(canary.join("file"), b"precious").unwrap();
     std::fs::write(canary.join("dir/inner"), b"also precious").unwrap();
     std::os::unix::fs::symlink("file", canary.join("link")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        canary.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
 }
 
 /// The state of every path under `base` but those below `root` (a directory

@@ -109,8 +109,8 @@ pub(crate) fn read(root: &Path, name: &str) -> Vec<u8> {
 }
 
 /// A temp directory holding `root/` (where layers go) and, beside it,
-/// `canary/` with a file, a subdirectory and a symlink: everything a hostile
-/// layer might try to reach.
+/// `canary/` ([`plant_canary`]): everything a hostile layer might try to
+/// reach.
 pub(crate) struct Sandbox {
     pub(crate) tmp: tempfile::TempDir,
     pub(crate) root: PathBuf,
