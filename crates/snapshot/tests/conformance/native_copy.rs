@@ -13,7 +13,7 @@ use std::process::Command;
 
 use hoist_snapshot::Labels;
 use hoist_testkit::assert_trees_equal;
-use hoist_testkit::tree::{FileKind, Tree, snapshot_tree};
+use hoist_testkit::tree::{FileKind, Tree, snapshot_tree, walk};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
 
 use crate::suite::Ctx;
@@ -233,18 +233,11 @@ fn build_privileged(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
 /// `path → (mtime, mtime_nsec)` of every directory under `root` (the tree
 /// comparer leaves directory times out).
 fn dir_mtimes(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&dir).unwrap();
-        let rel = dir.strip_prefix(root).unwrap().to_path_buf();
-        out.insert(rel, (meta.mtime(), meta.mtime_nsec()));
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            }
-        }
+    let meta = std::fs::symlink_metadata(root).unwrap();
+    let mut out = BTreeMap::from([(PathBuf::new(), (meta.mtime(), meta.mtime_nsec()))]);
+    for walked in walk(root).filter(|w| w.meta.is_dir()) {
+        let mtime = (walked.meta.mtime(), walked.meta.mtime_nsec());
+        out.insert(walked.relative, mtime);
     }
     out
 }
