@@ -28,14 +28,20 @@
 
 #![no_main]
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use hoist_archive::{ApplyOptions, Compression, WhiteoutMode, apply_layer, detect_compression};
 use libfuzzer_sys::fuzz_target;
+
+// The testkit's canary proof, by path: the testkit itself brings servers
+// that have no place in a sanitizer build (the module uses only std and
+// rustix).
+#[path = "../../crates/testkit/src/outside.rs"]
+mod outside;
+
+use outside::{Record, changes, plant_canary, record_outside};
 
 /// Where the mount namespace's private tmpfs goes.
 const MOUNT_POINT: &str = "/tmp/hoist-fuzz-apply";
@@ -45,7 +51,7 @@ struct Sandbox {
     root: PathBuf,
     lower: PathBuf,
     canary: PathBuf,
-    before: BTreeMap<PathBuf, State>,
+    before: Record,
 }
 
 static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
@@ -103,25 +109,14 @@ impl Sandbox {
         let root = dir.join("root");
         let lower = dir.join("lower");
         let canary = dir.join("canary");
-        std::fs::create_dir_all(canary.join("dir")).unwrap();
-        std::fs::write(canary.join("file"), b"precious").unwrap();
-        std::fs::write(canary.join("dir/inner"), b"also precious").unwrap();
-        std::os::unix::fs::symlink("file", canary.join("link")).unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            canary.join("fifo"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        plant_canary(&canary);
         std::fs::create_dir(&lower).unwrap();
         let mut sandbox = Sandbox {
             base,
             root,
             lower,
             canary,
-            before: BTreeMap::new(),
+            before: Record::new(),
         };
         sandbox.plant(&sandbox.lower.clone());
         sandbox.before = sandbox.outside();
@@ -167,34 +162,17 @@ impl Sandbox {
     }
 
     /// Everything under the base but the root's contents.
-    fn outside(&self) -> BTreeMap<PathBuf, State> {
-        let mut out = BTreeMap::new();
-        walk(&self.base, &self.root, &mut out);
-        // The directories the root is removed from and made in each run:
-        // only what they hold counts, not their times.
-        out.insert(self.base.clone(), State::Listed);
-        out.insert(self.root.parent().unwrap().to_path_buf(), State::Listed);
-        out
+    fn outside(&self) -> Record {
+        record_outside(&self.base, &self.root)
     }
 
     fn check<T: std::fmt::Debug>(&self, result: &T) {
-        let after = self.outside();
-        if after != self.before {
-            let mut report = String::new();
-            for (path, was) in &self.before {
-                match after.get(path) {
-                    None => report.push_str(&format!("\n  removed {}", path.display())),
-                    Some(now) if now != was => report.push_str(&format!(
-                        "\n  changed {}:\n    before {was:?}\n    after  {now:?}",
-                        path.display()
-                    )),
-                    Some(_) => {}
-                }
-            }
-            for path in after.keys().filter(|p| !self.before.contains_key(*p)) {
-                report.push_str(&format!("\n  created {}", path.display()));
-            }
-            panic!("the apply ({result:?}) changed things outside the root:{report}");
+        let changes = changes(&self.before, &self.outside());
+        if !changes.is_empty() {
+            panic!(
+                "the apply ({result:?}) changed things outside the root:\n  {}",
+                changes.join("\n  ")
+            );
         }
         let root = std::fs::symlink_metadata(&self.root).expect("the root is still there");
         assert!(root.is_dir(), "the root is no longer a directory");
@@ -239,86 +217,6 @@ fn private_tmpfs(dir: &Path) -> rustix::io::Result<()> {
         MountFlags::NODEV | MountFlags::NOSUID,
         Some(c"size=256m,nr_inodes=65536,mode=0755"),
     )
-}
-
-/// One path's observable state.
-#[derive(Debug, PartialEq, Eq)]
-enum State {
-    /// A directory whose own metadata is not at stake, only its entries.
-    Listed,
-    Node {
-        kind: &'static str,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        ino: u64,
-        nlink: u64,
-        mtime: (i64, i64),
-        ctime: (i64, i64),
-        content: Vec<u8>,
-        xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    },
-}
-
-fn state(path: &Path) -> State {
-    let md = std::fs::symlink_metadata(path).unwrap();
-    let ft = md.file_type();
-    let (kind, content) = if ft.is_symlink() {
-        let target = std::fs::read_link(path).unwrap();
-        ("symlink", target.into_os_string().into_encoded_bytes())
-    } else if ft.is_dir() {
-        ("dir", Vec::new())
-    } else if ft.is_file() {
-        ("file", std::fs::read(path).unwrap())
-    } else if ft.is_fifo() {
-        ("fifo", Vec::new())
-    } else {
-        ("other", Vec::new())
-    };
-    State::Node {
-        kind,
-        mode: md.mode(),
-        uid: md.uid(),
-        gid: md.gid(),
-        ino: md.ino(),
-        nlink: md.nlink(),
-        mtime: (md.mtime(), md.mtime_nsec()),
-        ctime: (md.ctime(), md.ctime_nsec()),
-        content,
-        xattrs: xattrs(path),
-    }
-}
-
-fn xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut names = vec![0u8; 64 << 10];
-    let Ok(n) = rustix::fs::llistxattr(path, &mut names[..]) else {
-        return Vec::new();
-    };
-    names[..n]
-        .split(|&b| b == 0)
-        .filter(|name| !name.is_empty())
-        .map(|name| {
-            let mut value = vec![0u8; 64 << 10];
-            let len = rustix::fs::lgetxattr(path, name, &mut value[..]).unwrap_or(0);
-            value.truncate(len);
-            (name.to_vec(), value)
-        })
-        .collect()
-}
-
-fn walk(dir: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, State>) {
-    out.insert(dir.to_path_buf(), state(dir));
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path == skip {
-            continue;
-        }
-        if std::fs::symlink_metadata(&path).unwrap().is_dir() {
-            walk(&path, skip, out);
-        } else {
-            out.insert(path.clone(), state(&path));
-        }
-    }
 }
 
 /// Rewrites the checksum of every header block, walking the archive the

@@ -56,7 +56,7 @@ fn two_concurrent_pulls_of_one_image_both_succeed_and_store_each_blob_once() {
     let (_registry, proxy, reference) = behind_proxy(&image);
     let env = TestEnv::new();
     // Create the store first, so both processes open an existing root...
-    success(&env.run(&["images", "ls"]));
+    env.create_store();
 
     let children = vec![
         spawn_pull(&env, &[&reference]),

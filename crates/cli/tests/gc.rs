@@ -228,7 +228,7 @@ fn gc_removes_unreferenced_snapshots_and_leftover_active_ones_but_keeps_views_as
 #[test]
 fn gc_removes_stale_ingests_and_expired_leases_only() {
     let env = TestEnv::new();
-    success(&env.run(&["images", "ls"]));
+    env.create_store();
     let engine = hoist_engine::Engine::open(env.root()).unwrap();
     let store = engine.content();
     let old = SystemTime::now() - Duration::from_secs(3 * 24 * 3600);
@@ -335,7 +335,7 @@ fn gc_in_a_loop_never_breaks_concurrent_pulls() {
         registry.push(&a, "a", "2").reference,
     ];
     let env = Arc::new(TestEnv::new());
-    success(&env.run(&["images", "ls"]));
+    env.create_store();
 
     let stop = Arc::new(AtomicBool::new(false));
     let collector = {

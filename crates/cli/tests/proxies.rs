@@ -129,26 +129,20 @@ fn a_tls_registry_is_tunnelled_through_an_authenticating_https_proxy() {
     let ca = ca_cert_arg(&registry);
     let reference = registry.reference("via/tunnel", "1.0");
 
-    let refused = pull_with(
-        &env,
-        &[
-            ("HTTPS_PROXY", &proxy.url(Some("squid:wrong"))),
-            ("NO_PROXY", ""),
-        ],
-        &["--tlscacert", &ca, &reference],
-    );
-    failure(&refused);
+    // Through the proxy with `credentials`, its variables spelled as given:
+    // hoist reads both spellings.
+    let pull_through = |https_proxy: &str, no_proxy: &str, credentials: &str| {
+        pull_with(
+            &env,
+            &[(https_proxy, &proxy.url(Some(credentials))), (no_proxy, "")],
+            &["--tlscacert", &ca, &reference],
+        )
+    };
+
+    failure(&pull_through("HTTPS_PROXY", "NO_PROXY", "squid:wrong"));
     assert!(env.image_names().is_empty());
 
-    let output = pull_with(
-        &env,
-        &[
-            ("https_proxy", &proxy.url(Some("squid:cuttlefish"))),
-            ("no_proxy", ""),
-        ],
-        &["--tlscacert", &ca, &reference],
-    );
-    success(&output);
+    success(&pull_through("https_proxy", "no_proxy", "squid:cuttlefish"));
     let requests = proxy.requests();
     assert!(
         requests

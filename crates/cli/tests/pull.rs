@@ -6,11 +6,11 @@
 //! platform selection: `platforms`; auth: `auth`; TLS: `tls`; broken
 //! registries: `faults`.)
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hoist_testkit::fixture::{DOCKER_MANIFEST, OCI_MANIFEST};
 use hoist_testkit::{
-    Compression, FaultProxy, Format, Image, Registry, layer, simple_image,
+    Compression, FaultProxy, Format, Image, Pushed, Registry, layer, simple_image,
     skopeo_copy_layout_to_registry,
 };
 
@@ -66,45 +66,38 @@ fn pull_single_and_check(image: &Image) {
     }
 }
 
-#[test]
-fn pull_oci_gzip_image_stores_every_blob() {
-    let image = simple_image(Format::Oci, Compression::Gzip, host_platform());
-    assert_eq!(image.media_type(), OCI_MANIFEST);
+/// [`pull_single_and_check`] of the simple host-platform image in `format`
+/// with `compression` layers, after checking it has that format's manifest
+/// media type.
+fn pull_simple_and_check(format: Format, compression: Compression) {
+    let image = simple_image(format, compression, host_platform());
+    let media_type = match format {
+        Format::Oci => OCI_MANIFEST,
+        Format::Docker => DOCKER_MANIFEST,
+    };
+    assert_eq!(image.media_type(), media_type);
     pull_single_and_check(&image);
 }
 
-#[test]
-fn pull_oci_zstd_image_stores_every_blob() {
-    pull_single_and_check(&simple_image(
-        Format::Oci,
-        Compression::Zstd,
-        host_platform(),
-    ));
+/// One `#[test]` of [`pull_simple_and_check`] per name, format and
+/// compression.
+macro_rules! pull_simple_tests {
+    ($($test:ident: $format:ident, $compression:ident;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                pull_simple_and_check(Format::$format, Compression::$compression);
+            }
+        )*
+    };
 }
 
-#[test]
-fn pull_oci_uncompressed_image_stores_every_blob() {
-    pull_single_and_check(&simple_image(
-        Format::Oci,
-        Compression::None,
-        host_platform(),
-    ));
-}
-
-#[test]
-fn pull_docker_v2s2_gzip_image_stores_every_blob() {
-    let image = simple_image(Format::Docker, Compression::Gzip, host_platform());
-    assert_eq!(image.media_type(), DOCKER_MANIFEST);
-    pull_single_and_check(&image);
-}
-
-#[test]
-fn pull_docker_v2s2_uncompressed_image_stores_every_blob() {
-    pull_single_and_check(&simple_image(
-        Format::Docker,
-        Compression::None,
-        host_platform(),
-    ));
+pull_simple_tests! {
+    pull_oci_gzip_image_stores_every_blob: Oci, Gzip;
+    pull_oci_zstd_image_stores_every_blob: Oci, Zstd;
+    pull_oci_uncompressed_image_stores_every_blob: Oci, None;
+    pull_docker_v2s2_gzip_image_stores_every_blob: Docker, Gzip;
+    pull_docker_v2s2_uncompressed_image_stores_every_blob: Docker, None;
 }
 
 #[test]
@@ -194,11 +187,18 @@ fn pull_of_tag_and_digest_that_disagree_with_the_registry_stores_nothing() {
     assert!(env.image_names().is_empty());
 }
 
+/// The simple image pulled (as `app:1.0`) into a fresh store whose
+/// registry has stopped since, and the blobs stored.
+fn pulled_then_registry_stopped() -> (Pushed, TestEnv, BTreeMap<String, Vec<u8>>) {
+    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
+    let stored = env.stored_blobs();
+    drop(registry);
+    (pushed, env, stored)
+}
+
 #[test]
 fn repull_by_digest_of_stored_image_needs_no_registry() {
-    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
-    let before = env.stored_blobs();
-    drop(registry);
+    let (pushed, env, before) = pulled_then_registry_stopped();
 
     // Both with and without --plain-http: neither may try the network.
     let by_digest = success(&env.pull(&["--plain-http", &pushed.digest_reference]));
@@ -221,9 +221,7 @@ fn repull_by_digest_of_stored_image_needs_no_registry() {
 
 #[test]
 fn repull_by_tag_with_registry_stopped_fails_naming_the_connection() {
-    let (registry, _, pushed, env) = serve_and_pull_simple("app", "1.0");
-    let before = env.stored_blobs();
-    drop(registry);
+    let (pushed, env, before) = pulled_then_registry_stopped();
 
     // A tag must be resolved by the registry, stored or not.
     let line = failure(&env.pull(&["--plain-http", &pushed.reference]));
@@ -375,13 +373,9 @@ fn pull_resumes_a_partial_ingest_with_a_range_request() {
     let image = big_image(2, 3 << 20);
     let (_registry, proxy, reference) = behind_proxy(&image);
     let env = TestEnv::new();
-    // Open the store, then leave the first MiB of the big layer as an
-    // interrupted pull would.
-    success(&env.run(&["images", "ls"]));
+    // The first MiB of the big layer, as an interrupted pull leaves it.
     let big = &image.layers()[1];
-    let dir = env.ingest_dir(&big.digest);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("data"), &big.blob[..1 << 20]).unwrap();
+    env.leave_ingest(&big.digest, &big.blob[..1 << 20]);
 
     env.pull_ok(&reference);
 
@@ -408,11 +402,8 @@ fn pull_commits_a_complete_ingest_left_by_an_interrupted_pull() {
     // registry for the bytes after the end (which answers 416).
     let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
-    success(&env.run(&["images", "ls"]));
     let layer = &image.layers()[2];
-    let dir = env.ingest_dir(&layer.digest);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("data"), &layer.blob).unwrap();
+    env.leave_ingest(&layer.digest, &layer.blob);
 
     let output = env.pull(&["--plain-http", &pushed.reference]);
 
@@ -425,11 +416,8 @@ fn pull_commits_a_complete_ingest_left_by_an_interrupted_pull() {
 fn pull_over_a_bad_ingest(index: usize, bytes: impl FnOnce(&[u8]) -> Vec<u8>) {
     let (_registry, image, pushed) = serve_simple("app", "1.0");
     let env = TestEnv::new();
-    success(&env.run(&["images", "ls"]));
     let layer = &image.layers()[index];
-    let dir = env.ingest_dir(&layer.digest);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("data"), bytes(&layer.blob)).unwrap();
+    env.leave_ingest(&layer.digest, &bytes(&layer.blob));
 
     env.pull_ok(&pushed.reference);
 

@@ -25,7 +25,7 @@ use hoist_testkit::{
 
 use crate::util::{
     TestEnv, assert_mentions, big_layer, failure, host_platform, other_platform, serve, stderr,
-    success,
+    success, table_cells,
 };
 
 /// Both snapshotters.
@@ -100,25 +100,20 @@ pub(crate) struct SnapshotRow {
 
 /// Parses `hoist snapshots ls` output.
 pub(crate) fn parse_snapshots(stdout: &str) -> Vec<SnapshotRow> {
-    let mut lines = stdout.lines();
-    let header = lines.next().expect("snapshots ls prints a header");
-    assert!(header.starts_with("KEY"), "header: {header}");
-    lines
-        .map(|line| {
-            let cells: Vec<&str> = line.split_whitespace().collect();
-            match cells.as_slice() {
-                [key, kind] => SnapshotRow {
-                    key: key.to_string(),
-                    parent: None,
-                    kind: kind.to_string(),
-                },
-                [key, parent, kind] => SnapshotRow {
-                    key: key.to_string(),
-                    parent: Some(parent.to_string()),
-                    kind: kind.to_string(),
-                },
-                _ => panic!("snapshots ls row: {line:?}"),
-            }
+    table_cells(stdout, "snapshots ls", "KEY")
+        .into_iter()
+        .map(|cells| match cells.as_slice() {
+            [key, kind] => SnapshotRow {
+                key: key.to_string(),
+                parent: None,
+                kind: kind.to_string(),
+            },
+            [key, parent, kind] => SnapshotRow {
+                key: key.to_string(),
+                parent: Some(parent.to_string()),
+                kind: kind.to_string(),
+            },
+            _ => panic!("snapshots ls row: {cells:?}"),
         })
         .collect()
 }
@@ -697,7 +692,7 @@ fn unpack_concurrent_pulls_sharing_base_layers_unpack_each_layer_once() {
         let env = TestEnv::new();
         // The store exists before both start (a fresh root is covered by
         // the content concurrency tests).
-        success(&env.run(&["images", "ls"]));
+        env.create_store();
         let children = [
             spawn_pull(&env, snapshotter, &pushed_a.reference),
             spawn_pull(&env, snapshotter, &pushed_b.reference),

@@ -100,9 +100,7 @@ impl TestEnv {
     /// `hoist images inspect`.
     pub(crate) fn images(&self) -> Vec<ImageRow> {
         let stdout = success(&self.run(&["images", "ls"]));
-        let mut lines = stdout.lines();
-        let header = lines.next().expect("images ls prints a header");
-        assert!(header.starts_with("REF"), "header: {header}");
+        let (header, lines) = split_table(&stdout, "images ls", "REF");
         let columns = ["REF", "DIGEST", "PLATFORMS", "SIZE", "UNPACKED", "CREATED"];
         let starts: Vec<usize> = columns
             .iter()
@@ -158,12 +156,9 @@ impl TestEnv {
     /// `hoist content ls`: digest → labels.
     pub(crate) fn content(&self) -> BTreeMap<String, BTreeMap<String, String>> {
         let stdout = success(&self.run(&["content", "ls"]));
-        let mut lines = stdout.lines();
-        let header = lines.next().expect("content ls prints a header");
-        assert!(header.starts_with("DIGEST"), "header: {header}");
-        lines
-            .map(|line| {
-                let cells: Vec<&str> = line.split_whitespace().collect();
+        table_cells(&stdout, "content ls", "DIGEST")
+            .into_iter()
+            .map(|cells| {
                 let labels = cells
                     .get(2)
                     .map(|labels| {
@@ -212,10 +207,54 @@ impl TestEnv {
             .join(hoist_oci::digest::sha256_hex(reference.as_bytes()))
     }
 
+    /// Creates the store by running a command that opens it, so that the
+    /// processes a test starts next open an existing root.
+    pub(crate) fn create_store(&self) {
+        success(&self.run(&["images", "ls"]));
+    }
+
+    /// Creates the store and leaves `bytes` as the ingest of blob `digest`,
+    /// as a pull interrupted while writing it would.
+    pub(crate) fn leave_ingest(&self, digest: &str, bytes: &[u8]) {
+        self.create_store();
+        let dir = self.ingest_dir(digest);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data"), bytes).unwrap();
+    }
+
     /// Every file left under `content/ingest`.
     pub(crate) fn ingest_files(&self) -> Vec<PathBuf> {
         files_under(&self.root().join("content").join("ingest"))
     }
+}
+
+/// The header of the `hoist … ls` table `what` printed as `stdout`, which
+/// must start with the table's first column `first_column`, and the rows
+/// below it.
+pub(crate) fn split_table<'a>(
+    stdout: &'a str,
+    what: &str,
+    first_column: &str,
+) -> (&'a str, std::str::Lines<'a>) {
+    let mut lines = stdout.lines();
+    let header = lines
+        .next()
+        .unwrap_or_else(|| panic!("{what} prints a header"));
+    assert!(header.starts_with(first_column), "header: {header}");
+    (header, lines)
+}
+
+/// The rows of a `hoist … ls` table whose cells hold no spaces (see
+/// [`split_table`]), each split into its cells.
+pub(crate) fn table_cells<'a>(
+    stdout: &'a str,
+    what: &str,
+    first_column: &str,
+) -> Vec<Vec<&'a str>> {
+    let (_header, lines) = split_table(stdout, what, first_column);
+    lines
+        .map(|line| line.split_whitespace().collect())
+        .collect()
 }
 
 /// One row of `hoist images ls`.

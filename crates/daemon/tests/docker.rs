@@ -142,6 +142,17 @@ fn login(daemon: &Daemon, host: &str, password: &str) -> Output {
     output
 }
 
+/// `docker login` to `host`: refused (401) with a wrong password, then
+/// accepted with the right one; returns the accepted login's output.
+fn login_refusing_a_wrong_password(daemon: &Daemon, host: &str) -> Output {
+    let wrong = login(daemon, host, "wrong-password");
+    assert!(!wrong.status.success(), "{wrong:?}");
+    assert_contains(&String::from_utf8_lossy(&wrong.stderr), "401 Unauthorized");
+    let right = login(daemon, host, PASSWORD);
+    assert!(right.status.success(), "{right:?}\n{}", daemon.log());
+    right
+}
+
 /// One HTTP/1.0 exchange on the daemon's Docker socket, as a client
 /// other than the docker CLI would do it: the status and the body.
 fn http(daemon: &Daemon, request: &str) -> (u16, String) {
@@ -330,13 +341,7 @@ fn login_then_private_pull() {
         ),
     );
 
-    let wrong = login(&daemon, &host, "wrong-password");
-    let stderr = String::from_utf8_lossy(&wrong.stderr);
-    assert!(!wrong.status.success(), "{wrong:?}");
-    assert_contains(&stderr, "401 Unauthorized");
-
-    let right = login(&daemon, &host, PASSWORD);
-    assert!(right.status.success(), "{right:?}\n{}", daemon.log());
+    let right = login_refusing_a_wrong_password(&daemon, &host);
     assert!(
         String::from_utf8_lossy(&right.stdout).contains("Login Succeeded"),
         "{right:?}"
@@ -362,12 +367,7 @@ fn login_to_a_token_registry() {
     let host = registry.host();
     let daemon = Daemon::start();
 
-    let wrong = login(&daemon, &host, "wrong-password");
-    assert!(!wrong.status.success(), "{wrong:?}");
-    let stderr = String::from_utf8_lossy(&wrong.stderr);
-    assert_contains(&stderr, "401 Unauthorized");
-    let right = login(&daemon, &host, PASSWORD);
-    assert!(right.status.success(), "{right:?}\n{}", daemon.log());
+    login_refusing_a_wrong_password(&daemon, &host);
     let out = ok(&daemon, &["pull", &pushed.reference]);
     assert_contains(&out, &format!("Digest: {}", pushed.digest));
 }

@@ -22,7 +22,8 @@
 //!   [`scrub_env`] run helper processes.
 //! - [`umoci`]: unpacks an image with the real `umoci`, the reference for
 //!   hoist's unpacking; [`tree`] snapshots and compares directory trees;
-//!   [`rich`] builds layers with every kind of tar entry.
+//!   [`rich`] builds layers with every kind of tar entry; [`outside`] proves
+//!   that applying a layer changed nothing outside its root.
 //!
 //! Every server stops when its value is dropped. Servers are usable from sync
 //! tests and from inside a tokio runtime alike (blocking HTTP runs on a helper
@@ -42,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod fixture;
+pub mod outside;
 mod pki;
 pub mod process;
 pub mod proxy;
@@ -59,7 +61,9 @@ pub use fixture::{
     Compression, Format, Image, Layer, LayerBuilder, chain_ids, layer, noise, sha256_digest,
     simple_image, simple_index,
 };
-pub use process::{StoreDir, assert_success, run_ok, run_with_stdin, scrub_env};
+pub use process::{
+    StoreDir, assert_success, assert_success_with, run_ok, run_ok_with, run_with_stdin, scrub_env,
+};
 pub use proxy::{Fault, FaultProxy, Seen};
 pub use registry::{Auth, Pushed, Registry, RegistryConfig};
 pub use rich::{rich_image, rich_layers};

@@ -32,23 +32,43 @@ pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
 /// status, stdout and stderr; returns stdout as text.
 #[track_caller]
 pub fn assert_success(output: &Output, what: &str) -> String {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    assert_success_with(output, what, String::new)
+}
+
+/// [`assert_success`] whose failure message ends with `context()`: whatever
+/// else explains the failure, such as the log of the server the process
+/// talked to (only read when the process failed).
+#[track_caller]
+pub fn assert_success_with(
+    output: &Output,
+    what: &str,
+    context: impl FnOnce() -> String,
+) -> String {
+    if !output.status.success() {
+        panic!(
+            "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            context(),
+        );
+    }
     String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
 }
 
 /// Runs `command` to completion and [`assert_success`]es it.
 #[track_caller]
 pub fn run_ok(command: &mut Command, what: &str) -> String {
+    run_ok_with(command, what, String::new)
+}
+
+/// Runs `command` to completion and [`assert_success_with`]es it.
+#[track_caller]
+pub fn run_ok_with(command: &mut Command, what: &str, context: impl FnOnce() -> String) -> String {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("run {what}: {e}"));
-    assert_success(&output, what)
+    assert_success_with(&output, what, context)
 }
 
 /// Removes from `command`'s environment every variable through which the

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
 use crate::registry::Registry;
-use crate::util::Background;
+use crate::util::{Background, Recorded};
 
 /// What the proxy does to requests.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -122,10 +122,10 @@ struct Shared {
     client: reqwest::Client,
     fault: Mutex<Fault>,
     requests: AtomicUsize,
-    log: Mutex<Vec<String>>,
-    seen: Mutex<Vec<Seen>>,
+    log: Recorded<String>,
+    seen: Recorded<Seen>,
     base_url: Mutex<String>,
-    stalls: Mutex<Vec<std::time::SystemTime>>,
+    stalls: Recorded<std::time::SystemTime>,
     /// Blob paths already cut once by [`Fault::TruncateOnceIgnoringRange`].
     cut_once: Mutex<std::collections::HashSet<String>>,
 }
@@ -162,10 +162,10 @@ impl FaultProxy {
             client: builder.build().expect("build proxy client"),
             fault: Mutex::new(Fault::None),
             requests: AtomicUsize::new(0),
-            log: Mutex::new(Vec::new()),
-            seen: Mutex::new(Vec::new()),
+            log: Recorded::default(),
+            seen: Recorded::default(),
             base_url: Mutex::new(String::new()),
-            stalls: Mutex::new(Vec::new()),
+            stalls: Recorded::default(),
             cut_once: Mutex::default(),
         });
         let router = Router::new().fallback(forward).with_state(shared.clone());
@@ -222,19 +222,19 @@ impl FaultProxy {
     /// Every request so far as `"METHOD /path?query"`, plus `" range=…"`
     /// when it had a `Range` header.
     pub fn request_log(&self) -> Vec<String> {
-        self.shared.log.lock().expect("log lock").clone()
+        self.shared.log.all()
     }
 
     /// Every request so far with its headers.
     pub fn seen(&self) -> Vec<Seen> {
-        self.shared.seen.lock().expect("seen lock").clone()
+        self.shared.seen.all()
     }
 
     /// When each blob body stalled under [`Fault::StallBlobs`] (the moment
     /// its last byte before the stall was handed to the connection), in
     /// wall-clock time so another process's timestamps compare with it.
     pub fn stalls(&self) -> Vec<std::time::SystemTime> {
-        self.shared.stalls.lock().expect("stalls lock").clone()
+        self.shared.stalls.all()
     }
 }
 
@@ -271,8 +271,8 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         if let Some(range) = parts.headers.get("range").and_then(|v| v.to_str().ok()) {
             line.push_str(&format!(" range={range}"));
         }
-        shared.log.lock().expect("log lock").push(line);
-        shared.seen.lock().expect("seen lock").push(Seen {
+        shared.log.push(line);
+        shared.seen.push(Seen {
             method: parts.method.to_string(),
             target: path_and_query.clone(),
             headers: parts
@@ -400,14 +400,28 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     response.body(body).expect("response")
 }
 
-/// The first `after` bytes of `stream`, then a broken connection.
-fn cut_after<S>(
-    stream: S,
-    after: usize,
-) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
-where
-    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
+/// A response body as the proxy reads it from the upstream.
+trait UpstreamBody:
+    futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin
 {
+}
+
+impl<S> UpstreamBody for S where
+    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin
+{
+}
+
+/// A response body as a fault hands it to the client: chunks, or the error
+/// that breaks the connection.
+trait ClientBody: futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send {}
+
+impl<S> ClientBody for S where
+    S: futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
+{
+}
+
+/// The first `after` bytes of `stream`, then a broken connection.
+fn cut_after(stream: impl UpstreamBody, after: usize) -> impl ClientBody {
     // State: (upstream stream, bytes still to send, finished).
     futures_util::stream::unfold(
         (stream, after, false),
@@ -436,13 +450,7 @@ where
 
 /// `stream` at about `rate` bytes per second: slices of at most a tenth of
 /// a second's worth, each sent when the running total is due.
-fn throttle<S>(
-    stream: S,
-    rate: u64,
-) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
-where
-    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
-{
+fn throttle(stream: impl UpstreamBody, rate: u64) -> impl ClientBody {
     let slice = usize::try_from((rate / 10).max(1)).unwrap_or(usize::MAX);
     let start = tokio::time::Instant::now();
     futures_util::stream::unfold(
@@ -470,14 +478,7 @@ where
 /// `stream` cut after `after` bytes, then silent forever (the connection
 /// stays open until the client drops it); records when the silence began.
 /// A body no longer than `after` passes whole.
-fn stall_after<S>(
-    stream: S,
-    after: usize,
-    shared: Arc<Shared>,
-) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send
-where
-    S: futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + Unpin,
-{
+fn stall_after(stream: impl UpstreamBody, after: usize, shared: Arc<Shared>) -> impl ClientBody {
     // State: (upstream stream, bytes still to send, bytes were held back).
     futures_util::stream::unfold(
         (stream, after, false),
@@ -495,11 +496,7 @@ where
                             None => false,
                         });
                 if stall {
-                    shared
-                        .stalls
-                        .lock()
-                        .expect("stalls lock")
-                        .push(std::time::SystemTime::now());
+                    shared.stalls.push(std::time::SystemTime::now());
                     std::future::pending::<()>().await;
                 }
                 if left == 0 {

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::process::run_ok_with;
 use crate::registry::Registry;
 
 /// Copies the image tagged `tag` in the OCI layout `layout_dir` to
@@ -60,17 +61,9 @@ pub fn skopeo_copy_layout_to_registry(
     command
         .arg(&source)
         .arg(format!("docker://{}/{repository}:{tag}", registry.host()));
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("run skopeo: {e}"));
-    assert!(
-        output.status.success(),
-        "skopeo copy {source} failed ({}):\n{}\n{}\n--- registry.log ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        registry.log()
-    );
+    run_ok_with(&mut command, &format!("skopeo copy {source}"), || {
+        format!("\n--- registry.log ---\n{}", registry.log())
+    });
 }
 
 /// Lays out the image `entry` of the OCI layout in skopeo's `dir:` format:

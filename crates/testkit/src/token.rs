@@ -29,7 +29,7 @@ use p256::ecdsa::signature::Signer;
 use serde_json::{Value, json};
 
 use crate::pki::{TokenSigner, token_signer};
-use crate::util::Background;
+use crate::util::{Background, Recorded};
 
 /// How a [`TokenServer`] authenticates and what it puts in tokens.
 #[derive(Debug, Clone)]
@@ -100,8 +100,8 @@ struct Shared {
     post_requests: AtomicUsize,
     counter: AtomicU64,
     refresh_tokens: Mutex<HashSet<String>>,
-    scopes: Mutex<Vec<String>>,
-    log: Mutex<Vec<TokenRequest>>,
+    scopes: Recorded<String>,
+    log: Recorded<TokenRequest>,
 }
 
 /// A running token server on 127.0.0.1. Stops on drop.
@@ -129,8 +129,8 @@ impl TokenServer {
             post_requests: AtomicUsize::new(0),
             counter: AtomicU64::new(0),
             refresh_tokens: Mutex::new(HashSet::new()),
-            scopes: Mutex::new(Vec::new()),
-            log: Mutex::new(Vec::new()),
+            scopes: Recorded::default(),
+            log: Recorded::default(),
         });
         let router = Router::new()
             .route("/token", get(get_token).post(post_token))
@@ -178,12 +178,12 @@ impl TokenServer {
 
     /// Every `scope` asked for so far, in order.
     pub fn scopes(&self) -> Vec<String> {
-        self.shared.scopes.lock().expect("scopes lock").clone()
+        self.shared.scopes.all()
     }
 
     /// Every request so far, in order, whatever its outcome.
     pub fn log(&self) -> Vec<TokenRequest> {
-        self.shared.log.lock().expect("log lock").clone()
+        self.shared.log.all()
     }
 
     /// Mints a token directly (no request counted) for `subject` granting
@@ -239,10 +239,7 @@ impl Shared {
 
     /// Access entries for `scopes`, restricted to pull when anonymous.
     fn grant(&self, scopes: &[String], anonymous: bool) -> Vec<Value> {
-        self.scopes
-            .lock()
-            .expect("scopes lock")
-            .extend(scopes.iter().cloned());
+        self.scopes.extend(scopes.iter().cloned());
         scopes
             .iter()
             .filter_map(|s| parse_scope(s))
@@ -357,7 +354,7 @@ async fn get_token(
     RawQuery(query): RawQuery,
 ) -> Response {
     shared.get_requests.fetch_add(1, Ordering::SeqCst);
-    shared.log.lock().expect("log lock").push(TokenRequest {
+    shared.log.push(TokenRequest {
         method: "GET".to_string(),
         query: query.clone().unwrap_or_default(),
         form: Vec::new(),
@@ -401,7 +398,7 @@ async fn post_token(
 ) -> Response {
     shared.post_requests.fetch_add(1, Ordering::SeqCst);
     let params = pairs(&body);
-    shared.log.lock().expect("log lock").push(TokenRequest {
+    shared.log.push(TokenRequest {
         method: "POST".to_string(),
         query: String::new(),
         form: params.clone(),

@@ -11,6 +11,8 @@
 //! inode, so two trees with the same linking compare equal whatever their
 //! inode numbers. [`diff_trees`] lists the differences for a person, and
 //! [`assert_trees_equal!`](crate::assert_trees_equal) panics with them.
+//! [`walk`] lists every path under a root, for tests that look at a tree
+//! their own way.
 //!
 //! ```
 //! use hoist_testkit::tree::{Compare, diff_trees, diff_trees_with, snapshot_tree};
@@ -113,6 +115,57 @@ impl Default for Compare {
     }
 }
 
+/// One path under a root, as [`walk`] finds it.
+#[derive(Debug)]
+pub struct Walked {
+    /// The path relative to the root.
+    pub relative: PathBuf,
+    /// The path itself: the root joined with `relative`.
+    pub path: PathBuf,
+    /// Its metadata, not following a symlink.
+    pub meta: std::fs::Metadata,
+}
+
+/// Every path under `root`, the root itself left out, each directory before
+/// what it holds; symlinks are not followed, mount points are entered like
+/// any directory. Lists one directory at a time. Panics on an I/O error.
+pub fn walk(root: &Path) -> impl Iterator<Item = Walked> {
+    let root = root.to_path_buf();
+    // Directories (relative) still to list, and the entries of the last
+    // one listed that are still to hand out.
+    let mut to_list = vec![PathBuf::new()];
+    let mut listed: Vec<Walked> = Vec::new();
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(walked) = listed.pop() {
+                if walked.meta.is_dir() {
+                    to_list.push(walked.relative.clone());
+                }
+                return Some(walked);
+            }
+            let dir = to_list.pop()?;
+            let full = root.join(&dir);
+            let entries = std::fs::read_dir(&full)
+                .unwrap_or_else(|e| panic!("read_dir {}: {e}", full.display()));
+            listed = entries
+                .map(|entry| {
+                    let name = entry
+                        .unwrap_or_else(|e| panic!("read_dir {}: {e}", full.display()))
+                        .file_name();
+                    let path = full.join(&name);
+                    let meta = std::fs::symlink_metadata(&path)
+                        .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+                    Walked {
+                        relative: dir.join(&name),
+                        path,
+                        meta,
+                    }
+                })
+                .collect();
+        }
+    })
+}
+
 /// Records every entry under `root` (see the module docs). Symlinks are not
 /// followed; mount points are entered like any directory. Panics on an I/O
 /// error.
@@ -120,15 +173,19 @@ pub fn snapshot_tree(root: &Path) -> Tree {
     let mut tree = Tree::new();
     // (dev, ino) → paths, for hardlink groups.
     let mut inodes: HashMap<(u64, u64), Vec<PathBuf>> = HashMap::new();
-    let mut stack = vec![PathBuf::from(".")];
-    while let Some(relative) = stack.pop() {
-        let path = if relative == Path::new(".") {
-            root.to_path_buf()
-        } else {
-            root.join(&relative)
-        };
-        let meta = std::fs::symlink_metadata(&path)
-            .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+    let root_meta =
+        std::fs::symlink_metadata(root).unwrap_or_else(|e| panic!("lstat {}: {e}", root.display()));
+    let the_root = Walked {
+        relative: PathBuf::from("."),
+        path: root.to_path_buf(),
+        meta: root_meta,
+    };
+    for Walked {
+        relative,
+        path,
+        meta,
+    } in std::iter::once(the_root).chain(walk(root))
+    {
         let ft = meta.file_type();
         let kind = if ft.is_file() {
             FileKind::File
@@ -170,7 +227,7 @@ pub fn snapshot_tree(root: &Path) -> Tree {
                 .push(relative.clone());
         }
         tree.insert(
-            relative.clone(),
+            relative,
             Entry {
                 kind,
                 mode: meta.mode() & 0o7777,
@@ -186,19 +243,6 @@ pub fn snapshot_tree(root: &Path) -> Tree {
                 hardlinks: None,
             },
         );
-        if kind == FileKind::Dir {
-            let entries = std::fs::read_dir(&path)
-                .unwrap_or_else(|e| panic!("read_dir {}: {e}", path.display()));
-            for entry in entries {
-                let entry = entry.unwrap_or_else(|e| panic!("read_dir {}: {e}", path.display()));
-                let child = if relative == Path::new(".") {
-                    PathBuf::from(entry.file_name())
-                } else {
-                    relative.join(entry.file_name())
-                };
-                stack.push(child);
-            }
-        }
     }
     for mut group in inodes.into_values() {
         if group.len() < 2 {

@@ -1,7 +1,9 @@
 //! Small helpers shared by the servers: free ports, running blocking code off
-//! any async runtime, and a tokio runtime that serves an axum router.
+//! any async runtime, a tokio runtime that serves an axum router, and the
+//! lists in which servers record what they saw.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Picks a free TCP port on 127.0.0.1 by binding port 0 and dropping the
@@ -89,5 +91,33 @@ impl Drop for Background {
             // Does not block, so dropping inside an async test is fine.
             runtime.shutdown_background();
         }
+    }
+}
+
+/// An append-only list that a server's handlers add to while the test reads
+/// copies of it: the requests a server saw, the scopes asked for, the
+/// moments bodies stalled.
+pub(crate) struct Recorded<T>(Mutex<Vec<T>>);
+
+impl<T> Default for Recorded<T> {
+    fn default() -> Self {
+        Recorded(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T: Clone> Recorded<T> {
+    /// Records `item` after everything recorded so far.
+    pub(crate) fn push(&self, item: T) {
+        self.0.lock().expect("recorded list lock").push(item);
+    }
+
+    /// Records `items`, in order, after everything recorded so far.
+    pub(crate) fn extend(&self, items: impl IntoIterator<Item = T>) {
+        self.0.lock().expect("recorded list lock").extend(items);
+    }
+
+    /// Everything recorded so far, in order.
+    pub(crate) fn all(&self) -> Vec<T> {
+        self.0.lock().expect("recorded list lock").clone()
     }
 }

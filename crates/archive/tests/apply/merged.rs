@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hoist_archive::{ApplyOptions, Error, LateLowers, WhiteoutMode};
+use hoist_testkit::tree::{Walked, walk};
 
 use crate::support::{Layer, apply, apply_with, mount, require_root, temp_dir_with, xattr};
 
@@ -30,48 +31,41 @@ struct Node {
 }
 
 fn tree(root: &Path) -> BTreeMap<String, Node> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let md = std::fs::symlink_metadata(&path).unwrap();
-            let ft = md.file_type();
-            let (kind, content) = if ft.is_symlink() {
-                let target = std::fs::read_link(&path).unwrap();
-                ("symlink", target.into_os_string().into_encoded_bytes())
-            } else if ft.is_dir() {
-                stack.push(path.clone());
-                ("dir", Vec::new())
-            } else if ft.is_file() {
-                ("file", std::fs::read(&path).unwrap())
-            } else if ft.is_char_device() && md.rdev() == 0 {
-                ("whiteout", Vec::new())
-            } else {
-                ("other", Vec::new())
-            };
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            out.insert(
-                rel,
-                Node {
+    walk(root)
+        .map(
+            |Walked {
+                 relative,
+                 path,
+                 meta: md,
+             }| {
+                let ft = md.file_type();
+                let (kind, content) = if ft.is_symlink() {
+                    let target = std::fs::read_link(&path).unwrap();
+                    ("symlink", target.into_os_string().into_encoded_bytes())
+                } else if ft.is_dir() {
+                    ("dir", Vec::new())
+                } else if ft.is_file() {
+                    ("file", std::fs::read(&path).unwrap())
+                } else if ft.is_char_device() && md.rdev() == 0 {
+                    ("whiteout", Vec::new())
+                } else {
+                    ("other", Vec::new())
+                };
+                let node = Node {
                     kind,
                     mode: md.mode(),
                     uid: md.uid(),
                     gid: md.gid(),
-                    // A directory's mtime moves as entries land in it, and
-                    // an overlay whiteout (a device node) is stamped with
-                    // the time it was made: neither is the tar's to set.
+                    // A directory's mtime moves as entries land in it, and an
+                    // overlay whiteout (a device node) is stamped with the time
+                    // it was made: neither is the tar's to set.
                     mtime: (kind != "dir" && kind != "whiteout").then(|| md.mtime()),
                     content,
-                },
-            );
-        }
-    }
-    out
+                };
+                (relative.to_string_lossy().into_owned(), node)
+            },
+        )
+        .collect()
 }
 
 fn overlay(lowers: Vec<PathBuf>) -> ApplyOptions {
@@ -188,20 +182,14 @@ fn apply_late(base: &Path, layers: &[Vec<u8>]) -> Vec<PathBuf> {
     uppers
 }
 
-/// The directories below `root` marked opaque.
+/// The directories below `root` marked opaque (the root itself as "").
 fn opaque_dirs(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        if opaque(&dir).is_some() {
-            found.push(dir.strip_prefix(root).unwrap().to_path_buf());
-        }
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            }
-        }
+    let mut found: Vec<PathBuf> = walk(root)
+        .filter(|w| w.meta.is_dir() && opaque(&w.path).is_some())
+        .map(|w| w.relative)
+        .collect();
+    if opaque(root).is_some() {
+        found.push(PathBuf::new());
     }
     found.sort();
     found

@@ -1,14 +1,14 @@
 //! Helpers: a tar builder that can write hostile headers, an applier with
 //! defaults, and the canary sandbox that proves nothing outside the root changed.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hoist_archive::{Applied, ApplyOptions, Compression, Result, WhiteoutMode, apply_layer};
+use hoist_testkit::outside::{Record, changes, plant_canary, record_outside};
 
 /// The mtime every entry gets unless told otherwise.
 pub(crate) use hoist_testkit::raw_tar::MTIME;
@@ -55,51 +55,6 @@ pub(crate) fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
             Some(buf)
         }
         Err(_) => None,
-    }
-}
-
-/// One file's observable state, for before/after comparison.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct State {
-    kind: String,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    ino: u64,
-    nlink: u64,
-    mtime: (i64, i64),
-    content: Vec<u8>,
-}
-
-pub(crate) fn state(path: &Path) -> State {
-    let md = std::fs::symlink_metadata(path).unwrap();
-    let ft = md.file_type();
-    let (kind, content) = if ft.is_symlink() {
-        (
-            "symlink",
-            std::fs::read_link(path)
-                .unwrap()
-                .into_os_string()
-                .into_encoded_bytes(),
-        )
-    } else if ft.is_dir() {
-        ("dir", Vec::new())
-    } else if ft.is_file() {
-        ("file", std::fs::read(path).unwrap())
-    } else if ft.is_fifo() {
-        ("fifo", Vec::new())
-    } else {
-        ("other", Vec::new())
-    };
-    State {
-        kind: kind.into(),
-        mode: md.mode(),
-        uid: md.uid(),
-        gid: md.gid(),
-        ino: md.ino(),
-        nlink: md.nlink(),
-        mtime: (md.mtime(), md.mtime_nsec()),
-        content,
     }
 }
 
@@ -154,14 +109,14 @@ pub(crate) fn read(root: &Path, name: &str) -> Vec<u8> {
 }
 
 /// A temp directory holding `root/` (where layers go) and, beside it,
-/// `canary/` with a file, a subdirectory and a symlink: everything a hostile
-/// layer might try to reach.
+/// `canary/` ([`plant_canary`]): everything a hostile layer might try to
+/// reach.
 pub(crate) struct Sandbox {
     pub(crate) tmp: tempfile::TempDir,
     pub(crate) root: PathBuf,
     #[allow(dead_code)]
     pub(crate) canary: PathBuf,
-    before: BTreeMap<PathBuf, State>,
+    before: Record,
     host_passwd: Option<u64>,
 }
 
@@ -171,15 +126,12 @@ impl Sandbox {
         let root = tmp.path().join("root");
         let canary = tmp.path().join("canary");
         std::fs::create_dir(&root).unwrap();
-        std::fs::create_dir_all(canary.join("dir")).unwrap();
-        std::fs::write(canary.join("file"), b"precious").unwrap();
-        std::fs::write(canary.join("dir/inner"), b"also precious").unwrap();
-        std::os::unix::fs::symlink("file", canary.join("link")).unwrap();
+        plant_canary(&canary);
         let mut sandbox = Self {
             tmp,
             root,
             canary,
-            before: BTreeMap::new(),
+            before: Record::new(),
             host_passwd: None,
         };
         sandbox.before = sandbox.outside();
@@ -198,52 +150,23 @@ impl Sandbox {
         lower
     }
 
-    /// Everything in the temp dir except below `root/`, plus the temp dir
-    /// and the root directory entries themselves (their contents excluded).
-    fn outside(&self) -> BTreeMap<PathBuf, State> {
-        let mut out = BTreeMap::new();
-        walk(self.tmp.path(), &self.root, &mut out);
-        out
-    }
-}
-
-fn walk(dir: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, State>) {
-    out.insert(dir.to_path_buf(), state(dir));
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    for path in names {
-        if path == skip {
-            continue;
-        }
-        let md = std::fs::symlink_metadata(&path).unwrap();
-        if md.is_dir() {
-            walk(&path, skip, out);
-        } else {
-            out.insert(path.clone(), state(&path));
-        }
+    /// Everything in the temp dir except below `root/`; the temp dir's own
+    /// metadata is not at stake, only what is in it.
+    fn outside(&self) -> Record {
+        record_outside(self.tmp.path(), &self.root)
     }
 }
 
 /// Asserts that nothing outside the sandbox's root changed: every canary
-/// file byte-for-byte, mode, owner, inode, link count and mtime; no new
-/// sibling; the host's `/etc/passwd` link count.
+/// file byte-for-byte, mode, owner, inode, link count, times and xattrs; no
+/// new sibling; the host's `/etc/passwd` link count.
 pub(crate) fn assert_canary_unchanged(sandbox: &Sandbox) {
-    let after = sandbox.outside();
-    for (path, before) in &sandbox.before {
-        // The temp dir's own mtime is not at stake, only what is in it.
-        if path == sandbox.tmp.path() {
-            continue;
-        }
-        assert_eq!(after.get(path), Some(before), "{} changed", path.display());
-    }
-    let new: Vec<_> = after
-        .keys()
-        .filter(|p| !sandbox.before.contains_key(*p))
-        .collect();
-    assert!(new.is_empty(), "created outside the root: {new:?}");
+    let changes = changes(&sandbox.before, &sandbox.outside());
+    assert!(
+        changes.is_empty(),
+        "changed outside the root:\n  {}",
+        changes.join("\n  ")
+    );
     assert_eq!(
         std::fs::metadata("/etc/passwd").ok().map(|m| m.nlink()),
         sandbox.host_passwd,

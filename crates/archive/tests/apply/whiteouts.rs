@@ -79,15 +79,9 @@ fn delete_mode_across_layers() {
     assert_eq!(std::fs::read(root.join("e/inner")).unwrap(), b"inner");
     assert_eq!(std::fs::read(root.join("f")).unwrap(), b"now a file");
     // No whiteout files anywhere.
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            assert!(!e.file_name().to_string_lossy().starts_with(".wh."));
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            }
-        }
+    for walked in hoist_testkit::tree::walk(root) {
+        let name = walked.path.file_name().unwrap().to_string_lossy();
+        assert!(!name.starts_with(".wh."), "{}", walked.path.display());
     }
 }
 

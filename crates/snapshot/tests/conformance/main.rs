@@ -237,15 +237,9 @@ fn overlay_view_of_128_layers_mounts_privileged() {
     let target = cx.mountpoint("by-command");
     let command = mounts[0].to_command(&target);
     assert!(command.starts_with("cd "), "{command}");
-    let output = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{command}: {}",
-        String::from_utf8_lossy(&output.stderr)
+    hoist_testkit::run_ok(
+        std::process::Command::new("sh").arg("-c").arg(&command),
+        &command,
     );
     let _mounted = suite::Mounted(target.clone());
     check(&target, &command);

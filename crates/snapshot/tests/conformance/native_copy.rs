@@ -13,7 +13,7 @@ use std::process::Command;
 
 use hoist_snapshot::Labels;
 use hoist_testkit::assert_trees_equal;
-use hoist_testkit::tree::{FileKind, Tree, snapshot_tree};
+use hoist_testkit::tree::{FileKind, Tree, snapshot_tree, walk};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
 
 use crate::suite::Ctx;
@@ -50,6 +50,28 @@ fn mknod(path: &Path, kind: FileType, mode: u32, dev: (u32, u32)) {
 fn xattr(path: &Path, name: &str, value: &[u8]) {
     rustix::fs::lsetxattr(path, name, value, XattrFlags::empty())
         .unwrap_or_else(|e| panic!("setxattr {} {name}: {e}", path.display()));
+}
+
+/// Sets the times of entries under a root, remembering every atime set: the
+/// copies must keep them, and the tree comparer does not look at atimes.
+struct TimesSet<'a> {
+    root: &'a Path,
+    /// Path relative to the root → the atime set.
+    atimes: BTreeMap<PathBuf, (i64, i64)>,
+}
+
+impl<'a> TimesSet<'a> {
+    fn under(root: &'a Path) -> Self {
+        TimesSet {
+            root,
+            atimes: BTreeMap::new(),
+        }
+    }
+
+    fn set(&mut self, rel: &str, atime: (i64, i64), mtime: (i64, i64)) {
+        set_times(&self.root.join(rel), atime, mtime);
+        self.atimes.insert(PathBuf::from(rel), atime);
+    }
 }
 
 /// Times the tree sets on entries, so a copy that drops nanoseconds,
@@ -126,31 +148,27 @@ fn build_unprivileged(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
     xattr(&p("a/b"), "user.dir", b"1");
     xattr(&p("a/b/linked"), "user.shared", b"by all links");
 
-    let mut atimes = BTreeMap::new();
-    let mut times = |rel: &str, atime, mtime| {
-        set_times(&p(rel), atime, mtime);
-        atimes.insert(PathBuf::from(rel), atime);
-    };
-    times("a/file", EPOCH, PRECISE);
-    times("a/b/big", PRECISE, OLD);
-    times("a/setuid", FUTURE, FUTURE);
-    times("a/sym", OLD, PRECISE);
-    times("a/dangling", PRECISE, EPOCH);
-    times("fifo", PRECISE, OLD);
-    times("a/socket", OLD, FUTURE);
+    let mut times = TimesSet::under(root);
+    times.set("a/file", EPOCH, PRECISE);
+    times.set("a/b/big", PRECISE, OLD);
+    times.set("a/setuid", FUTURE, FUTURE);
+    times.set("a/sym", OLD, PRECISE);
+    times.set("a/dangling", PRECISE, EPOCH);
+    times.set("fifo", PRECISE, OLD);
+    times.set("a/socket", OLD, FUTURE);
     // Directories last, deepest first: creating entries moves their times.
-    times("a/b/c", PRECISE, FUTURE);
-    times("a/b", OLD, PRECISE);
-    times("a", EPOCH, OLD);
-    times("empty", FUTURE, PRECISE);
-    times("many", PRECISE, PRECISE);
+    times.set("a/b/c", PRECISE, FUTURE);
+    times.set("a/b", OLD, PRECISE);
+    times.set("a", EPOCH, OLD);
+    times.set("empty", FUTURE, PRECISE);
+    times.set("many", PRECISE, PRECISE);
     chmod(&p("ro"), 0o555);
-    times("ro", OLD, OLD);
+    times.set("ro", OLD, OLD);
     chmod(&p("sticky"), 0o1777);
     chmod(&p("setgid"), 0o2755);
     chmod(root, 0o751);
-    times(".", PRECISE, PRECISE);
-    atimes
+    times.set(".", PRECISE, PRECISE);
+    times.atimes
 }
 
 /// Adds what only root can make: devices, a whiteout, other owners (of a
@@ -203,34 +221,23 @@ fn build_privileged(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
     chmod(&p("locked/inner"), 0o000);
     chmod(&p("locked"), 0o000);
 
-    let mut atimes = BTreeMap::new();
-    let mut times = |rel: &str, atime, mtime| {
-        set_times(&p(rel), atime, mtime);
-        atimes.insert(PathBuf::from(rel), atime);
-    };
-    times("dev/null", PRECISE, OLD);
-    times("su", OLD, PRECISE);
-    times("su-link", FUTURE, EPOCH);
-    times("dev", OLD, FUTURE);
-    times("home/user", PRECISE, OLD);
-    atimes
+    let mut times = TimesSet::under(root);
+    times.set("dev/null", PRECISE, OLD);
+    times.set("su", OLD, PRECISE);
+    times.set("su-link", FUTURE, EPOCH);
+    times.set("dev", OLD, FUTURE);
+    times.set("home/user", PRECISE, OLD);
+    times.atimes
 }
 
 /// `path → (mtime, mtime_nsec)` of every directory under `root` (the tree
 /// comparer leaves directory times out).
 fn dir_mtimes(root: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&dir).unwrap();
-        let rel = dir.strip_prefix(root).unwrap().to_path_buf();
-        out.insert(rel, (meta.mtime(), meta.mtime_nsec()));
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            }
-        }
+    let meta = std::fs::symlink_metadata(root).unwrap();
+    let mut out = BTreeMap::from([(PathBuf::new(), (meta.mtime(), meta.mtime_nsec()))]);
+    for walked in walk(root).filter(|w| w.meta.is_dir()) {
+        let mtime = (walked.meta.mtime(), walked.meta.mtime_nsec());
+        out.insert(walked.relative, mtime);
     }
     out
 }
@@ -271,16 +278,12 @@ fn copy_matches_cp(privileged: bool) {
 
     let cp_copy = cx.root.join("cp-copy");
     std::fs::create_dir(&cp_copy).unwrap();
-    let output = Command::new("cp")
-        .args(["-a", "--preserve=xattr", "--reflink=auto", "--"])
-        .arg(source.join("."))
-        .arg(&cp_copy)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "cp -a: {}",
-        String::from_utf8_lossy(&output.stderr)
+    hoist_testkit::run_ok(
+        Command::new("cp")
+            .args(["-a", "--preserve=xattr", "--reflink=auto", "--"])
+            .arg(source.join("."))
+            .arg(&cp_copy),
+        "cp -a",
     );
     let source_dir_mtimes = dir_mtimes(&source);
 

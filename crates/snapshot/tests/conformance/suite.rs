@@ -150,33 +150,23 @@ fn apply(s: &dyn Snapshotter, key: &str, layer: &[u8]) {
 /// `path → what`: `dir`, `file:<body>`, `link:<target>`, or `other:<type>`;
 /// the root itself left out.
 fn tree(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let ft = std::fs::symlink_metadata(&path).unwrap().file_type();
+    hoist_testkit::tree::walk(root)
+        .map(|walked| {
+            let (ft, path) = (walked.meta.file_type(), &walked.path);
             let what = if ft.is_dir() {
-                stack.push(path.clone());
                 "dir".to_owned()
             } else if ft.is_file() {
-                format!("file:{}", std::fs::read_to_string(&path).unwrap())
+                format!("file:{}", std::fs::read_to_string(path).unwrap())
             } else if ft.is_symlink() {
-                format!("link:{}", std::fs::read_link(&path).unwrap().display())
+                format!("link:{}", std::fs::read_link(path).unwrap().display())
             } else if ft.is_char_device() {
                 "other:char".to_owned()
             } else {
                 "other:?".to_owned()
             };
-            out.insert(rel, what);
-        }
-    }
-    out
+            (walked.relative.to_string_lossy().into_owned(), what)
+        })
+        .collect()
 }
 
 fn expect(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -285,6 +285,10 @@ fn scaled(n: usize, scale: usize) -> usize {
     (n * scale / 100).max(1)
 }
 
+/// The directories the `distro` base layer makes first, which its changes
+/// layer writes into again (tar order: parents before children).
+const DISTRO_DIRS: [&str; 4] = ["etc", "usr", "usr/share", "usr/share/doc"];
+
 /// The five layers of the `distro` shape (~440 MB of tar), built in
 /// parallel.
 fn distro_tars(scale: usize) -> Vec<Tar> {
@@ -296,11 +300,10 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
         let base = scope.spawn(move || {
             build_tar("base: many small files", 1, text, |l, rng, text| {
                 let mut files = 0;
-                l.add_dir("etc", 0o755)
-                    .add_dir("usr", 0o755)
-                    .add_dir("usr/share", 0o755)
-                    .add_dir("usr/share/doc", 0o755)
-                    .add_dir("usr/lib", 0o755);
+                for dir in DISTRO_DIRS {
+                    l.add_dir(dir, 0o755);
+                }
+                l.add_dir("usr/lib", 0o755);
                 for i in 0..200 {
                     let body = text.text_between(rng, 32, 4096);
                     l.add_file(&format!("etc/conf-{i:03}.conf"), &body, 0o644);
@@ -390,10 +393,9 @@ fn distro_tars(scale: usize) -> Vec<Tar> {
         let changes = scope.spawn(move || {
             build_tar("changes: whiteouts", 5, text, |l, rng, text| {
                 let mut files = 0;
-                l.add_dir("etc", 0o755)
-                    .add_dir("usr", 0o755)
-                    .add_dir("usr/share", 0o755)
-                    .add_dir("usr/share/doc", 0o755);
+                for dir in DISTRO_DIRS {
+                    l.add_dir(dir, 0o755);
+                }
                 for p in (0..scaled(600, scale)).step_by(12) {
                     l.add_dir(&format!("usr/share/doc/pkg-{p:04}"), 0o755)
                         .add_whiteout(&format!("usr/share/doc/pkg-{p:04}/file-01.txt"));
