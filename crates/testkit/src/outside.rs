@@ -57,14 +57,19 @@ pub fn plant_canary(canary: &Path) {
     std::fs::write(canary.join("file"), b"precious").unwrap();
     std::fs::write(canary.join("dir/inner"), b"also precious").unwrap();
     std::os::unix::fs::symlink("file", canary.join("link")).unwrap();
+    mkfifo(&canary.join("fifo"), 0o644);
+}
+
+/// Makes a fifo at `path` with `mode`.
+pub fn mkfifo(path: &Path, mode: u32) {
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        canary.join("fifo"),
+        path,
         rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
+        rustix::fs::Mode::from_raw_mode(mode),
         0,
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
 }
 
 /// The state of every path under `base` but those below `root` (a directory

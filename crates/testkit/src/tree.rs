@@ -510,14 +510,7 @@ mod tests {
         std::fs::write(root.join("d/f"), b"hello").unwrap();
         std::fs::hard_link(root.join("d/f"), root.join("h")).unwrap();
         std::os::unix::fs::symlink("d/f", root.join("s")).unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            root.join("p"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o640),
-            0,
-        )
-        .unwrap();
+        crate::outside::mkfifo(&root.join("p"), 0o640);
         std::fs::set_permissions(
             root.join("d"),
             std::os::unix::fs::PermissionsExt::from_mode(0o1777),
