@@ -306,12 +306,13 @@ impl<'a> Session<'a> {
                 size: pending.descriptor.size(),
             });
         }
-        // What is stored already is reported and recorded at once, in one
-        // metadata transaction rather than one per blob.
+        // What is stored already is reported at once and recorded in one
+        // metadata transaction (rather than one per blob), while the rest
+        // starts.
         let (stored, leaves): (Vec<_>, Vec<_>) = leaves
             .into_iter()
             .partition(|pending| self.engine.content.contains(pending.descriptor.digest()));
-        self.already_stored(&stored).await?;
+        let recorded = self.already_stored(&stored);
         // Every other blob gets a future at once; the engine's semaphore
         // bounds downloads.
         let concurrency = leaves.len().max(1);
@@ -328,14 +329,18 @@ impl<'a> Session<'a> {
             Poll::Ready(bytes) => bytes?,
             Poll::Pending => downloads.await?,
         };
+        if let Some(recorded) = recorded {
+            recorded.await??;
+        }
         Ok(bytes.iter().sum())
     }
 
-    /// Reports blobs found in the store as already there, records them,
-    /// and tells the unpacker to read them from the store.
-    async fn already_stored(&self, stored: &[Pending]) -> Result<()> {
+    /// Reports blobs found in the store as already there, tells the
+    /// unpacker to read them from the store, and records them on a blocking
+    /// thread, whose handle it returns (`None` when there are none).
+    fn already_stored(&self, stored: &[Pending]) -> Option<tokio::task::JoinHandle<Result<()>>> {
         if stored.is_empty() {
-            return Ok(());
+            return None;
         }
         for pending in stored {
             self.progress.send(Event::AlreadyExists {
@@ -353,16 +358,14 @@ impl<'a> Session<'a> {
                 )
             })
             .collect::<Vec<_>>();
-        let db = self.engine.db.clone();
-        let labels = self.source_labels.clone();
-        self.blocking(move || db.put_contents(&blobs, &labels))
-            .await??;
         if let Some(feeds) = &self.feeds {
             for pending in stored {
                 feeds.source(pending.descriptor.digest()).end(End::Stored);
             }
         }
-        Ok(())
+        let db = self.engine.db.clone();
+        let labels = self.source_labels.clone();
+        Some(self.blocking(move || Ok(db.put_contents(&blobs, &labels)?)))
     }
 
     /// How many bottom layers of a stored manifest need no blob because
